@@ -1,0 +1,30 @@
+# Entry points; each target is a thin wrapper over a script in scripts/.
+.PHONY: services services-stop services-status demo test build bench fmt lint
+
+services:        ## install (if missing) and start Pulsar + MariaDB, wait until ready
+	scripts/services.sh up
+
+services-stop:   ## stop Pulsar + MariaDB
+	scripts/services.sh down
+
+services-status: ## show whether each service runs and where it listens
+	scripts/services.sh status
+
+demo:            ## the seed scenario end to end on local services
+	scripts/demo.sh
+
+test:            ## every test: unit + integration against the real services
+	scripts/test.sh
+
+build:
+	cargo build --release
+
+bench:           ## end-to-end benchmarks, report in BENCHMARKS.md
+	scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
