@@ -1,0 +1,390 @@
+//! The command line: raw arguments (flags, `PULSAR2MYSQL_*` environment variables, an optional
+//! TOML file) turned into one validated [`Config`]. Flags win over the environment, which wins
+//! over the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::config::{
+    parse_ascii_char, BadRecordPolicy, Config, Delimiter, EndBound, RecordsConfig, SinkConfig,
+    SourceConfig, StartBound, TopicName, WriteMode,
+};
+use crate::error::{Error, Result};
+
+/// Moves a bounded range of a Pulsar topic into a MySQL table, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "pulsar2mysql", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PULSAR2MYSQL_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log level filter (RUST_LOG syntax, e.g. `info` or `pulsar2mysql=debug`); RUST_LOG wins.
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "PULSAR2MYSQL_LOG_LEVEL"
+    )]
+    pub log_level: String,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read the range and write it to the table (or only read and parse, with --dry-run).
+    Run(RunArgs),
+    /// Check configuration, connectivity, the table against the mapping, and privileges.
+    Check(RunArgs),
+    /// Create the project's own tables (checkpoints, dead letters); `run` does it too.
+    Migrate(RunArgs),
+}
+
+/// Options of `run`, `check` and `migrate`. Every one can also come from the TOML file given
+/// with `--config` (same names, `-` or `_`) or from `PULSAR2MYSQL_<NAME>`.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RunArgs {
+    /// TOML file with any of these options.
+    #[arg(long, env = "PULSAR2MYSQL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Stable name of the job (keys checkpoints and the job lock). Default: "<topic>-><table>".
+    #[arg(long, env = "PULSAR2MYSQL_JOB_ID")]
+    pub job_id: Option<String>,
+
+    /// Pulsar service URL (pulsar:// or pulsar+ssl://). Default: pulsar://127.0.0.1:6650.
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_URL")]
+    pub pulsar_url: Option<String>,
+
+    /// Topic: name, tenant/namespace/name or persistent://tenant/namespace/name.
+    #[arg(long, env = "PULSAR2MYSQL_TOPIC")]
+    pub topic: Option<String>,
+
+    /// Only these partitions of a partitioned topic, e.g. 0,2.
+    #[arg(long, env = "PULSAR2MYSQL_PARTITIONS", value_delimiter = ',')]
+    pub partitions: Option<Vec<u32>>,
+
+    /// Start: earliest (default), epoch milliseconds or RFC 3339 (publish time, inclusive),
+    /// or id:LEDGER:ENTRY[:BATCH] (strictly after; id:P=L:E,... per partition).
+    #[arg(long, env = "PULSAR2MYSQL_FROM", allow_hyphen_values = true)]
+    pub from: Option<String>,
+
+    /// End: latest (default: what exists when the run starts), epoch milliseconds or RFC 3339
+    /// (publish time, exclusive), or id:LEDGER:ENTRY[:BATCH] (inclusive).
+    #[arg(long, env = "PULSAR2MYSQL_TO", allow_hyphen_values = true)]
+    pub to: Option<String>,
+
+    /// JWT for Pulsar token authentication (prefer the environment or --pulsar-token-file).
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_TOKEN", hide_env_values = true)]
+    pub pulsar_token: Option<String>,
+
+    /// File holding the Pulsar JWT.
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_TOKEN_FILE")]
+    pub pulsar_token_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) to trust for pulsar+ssl://.
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_TLS_CA_FILE")]
+    pub pulsar_tls_ca_file: Option<String>,
+
+    /// MySQL URL. Default: mysql://root@127.0.0.1:3306/pulsar2mysql. Give the password through
+    /// PULSAR2MYSQL_MYSQL_PASSWORD or --mysql-password-file rather than in the URL.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_URL", hide_env_values = true)]
+    pub mysql_url: Option<String>,
+
+    /// MySQL password (prefer the environment variable or a file).
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD", hide_env_values = true)]
+    pub mysql_password: Option<String>,
+
+    /// File holding the MySQL password.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD_FILE")]
+    pub mysql_password_file: Option<PathBuf>,
+
+    /// Target table: table or database.table.
+    #[arg(long, env = "PULSAR2MYSQL_TABLE")]
+    pub table: Option<String>,
+
+    /// Field -> column mapping in field order, e.g. id,name; '-' skips a field.
+    /// Default: the table's columns in order, without trailing columns that have defaults.
+    #[arg(long, env = "PULSAR2MYSQL_COLUMNS")]
+    pub columns: Option<String>,
+
+    /// Field delimiter: a character ('|'), '\t', or an ASCII code as InLong stores it ('124').
+    #[arg(long, env = "PULSAR2MYSQL_DELIMITER")]
+    pub delimiter: Option<String>,
+
+    /// Escape character: makes the next character literal (e.g. '\' so that \| is data).
+    #[arg(long, env = "PULSAR2MYSQL_ESCAPE")]
+    pub escape: Option<String>,
+
+    /// A field equal to this string becomes NULL (e.g. '\N'). Default: none.
+    #[arg(long, env = "PULSAR2MYSQL_NULL_LITERAL")]
+    pub null_literal: Option<String>,
+
+    /// Write mode.
+    #[arg(long, value_enum, env = "PULSAR2MYSQL_MODE")]
+    pub mode: Option<WriteMode>,
+
+    /// What to do with a record that cannot become a row.
+    #[arg(long, value_enum, env = "PULSAR2MYSQL_ON_BAD_RECORD")]
+    pub on_bad_record: Option<BadRecordPolicy>,
+
+    /// Most bad records tolerated by skip and dead-letter before the run fails. Default: 1000.
+    #[arg(long, env = "PULSAR2MYSQL_MAX_BAD_RECORDS")]
+    pub max_bad_records: Option<u64>,
+
+    /// Most rows per transaction. Default: 10000.
+    #[arg(long, env = "PULSAR2MYSQL_BATCH_ROWS")]
+    pub batch_rows: Option<usize>,
+
+    /// Most bytes per INSERT statement (capped by max_allowed_packet). Default: 4194304.
+    #[arg(long, env = "PULSAR2MYSQL_BATCH_BYTES")]
+    pub batch_bytes: Option<usize>,
+
+    /// Partitions written concurrently (one connection each). Default: 4.
+    #[arg(long, env = "PULSAR2MYSQL_WRITERS")]
+    pub writers: Option<usize>,
+
+    /// Seconds without a message after which a partition whose end the broker could not name
+    /// counts as read to its end. Default: 3.
+    #[arg(long, env = "PULSAR2MYSQL_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// Seconds of retrying (reconnects, transient write errors) before giving up. Default: 120.
+    #[arg(long, env = "PULSAR2MYSQL_RETRY_BUDGET_SECS")]
+    pub retry_budget_secs: Option<u64>,
+
+    /// Read and convert the range but write nothing.
+    #[arg(long, env = "PULSAR2MYSQL_DRY_RUN")]
+    #[serde(default)]
+    pub dry_run: bool,
+
+    /// Forget this range's checkpoints and process it again from its start.
+    #[arg(long, env = "PULSAR2MYSQL_REPROCESS")]
+    #[serde(default)]
+    pub reprocess: bool,
+}
+
+fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))
+}
+
+impl RunArgs {
+    /// Fills options not given as flags or environment from the `--config` file.
+    pub fn merge_file(self) -> Result<RunArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Config(format!("cannot read --config {}: {e}", path.display())))?;
+        let file = parse_file(&text)
+            .map_err(|e| Error::Config(format!("--config {}: {e}", path.display())))?;
+        macro_rules! pick {
+            ($($f:ident),*) => { RunArgs { $($f: self.$f.or(file.$f),)* config: self.config, dry_run: self.dry_run || file.dry_run, reprocess: self.reprocess || file.reprocess } };
+        }
+        Ok(pick!(
+            job_id,
+            pulsar_url,
+            topic,
+            partitions,
+            from,
+            to,
+            pulsar_token,
+            pulsar_token_file,
+            pulsar_tls_ca_file,
+            mysql_url,
+            mysql_password,
+            mysql_password_file,
+            table,
+            columns,
+            delimiter,
+            escape,
+            null_literal,
+            mode,
+            on_bad_record,
+            max_bad_records,
+            batch_rows,
+            batch_bytes,
+            writers,
+            idle_timeout_secs,
+            retry_budget_secs
+        ))
+    }
+
+    /// Validates everything into a [`Config`].
+    pub fn into_config(self) -> Result<Config> {
+        let args = self.merge_file()?;
+        let cfg_err = Error::Config;
+        let topic: TopicName = args
+            .topic
+            .as_deref()
+            .ok_or_else(|| cfg_err("--topic is required".into()))?
+            .parse()
+            .map_err(cfg_err)?;
+        let table = args
+            .table
+            .clone()
+            .ok_or_else(|| Error::Config("--table is required".into()))?;
+        let from: StartBound = args
+            .from
+            .as_deref()
+            .unwrap_or("earliest")
+            .parse()
+            .map_err(Error::Config)?;
+        let to: EndBound = args
+            .to
+            .as_deref()
+            .unwrap_or("latest")
+            .parse()
+            .map_err(Error::Config)?;
+        let auth_token = match (&args.pulsar_token, &args.pulsar_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => Some(read_secret_file(f, "--pulsar-token-file")?),
+            _ => None,
+        };
+        let password = match (&args.mysql_password, &args.mysql_password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(read_secret_file(f, "--mysql-password-file")?),
+            _ => None,
+        };
+        let delimiter = match &args.delimiter {
+            Some(d) => {
+                d.parse::<Delimiter>()
+                    .map_err(|e| Error::Config(format!("--delimiter: {e}")))?
+                    .0
+            }
+            None => b'|',
+        };
+        let escape = args
+            .escape
+            .as_deref()
+            .map(|e| parse_ascii_char(e, "--escape"))
+            .transpose()
+            .map_err(Error::Config)?;
+        let columns = args.columns.as_deref().map(|list| {
+            list.split(',')
+                .map(|c| match c.trim() {
+                    "" | "-" => None,
+                    c => Some(c.to_string()),
+                })
+                .collect::<Vec<_>>()
+        });
+        let retry_budget = Duration::from_secs(args.retry_budget_secs.unwrap_or(120));
+        let job_id = args
+            .job_id
+            .clone()
+            .unwrap_or_else(|| Config::default_job_id(&topic, &table));
+        let cfg = Config {
+            job_id,
+            source: SourceConfig {
+                service_url: args
+                    .pulsar_url
+                    .clone()
+                    .unwrap_or_else(|| "pulsar://127.0.0.1:6650".into()),
+                topic,
+                partitions: args.partitions.clone(),
+                from,
+                to,
+                auth_token,
+                tls_ca_file: args.pulsar_tls_ca_file.clone(),
+                idle_timeout: Duration::from_secs(args.idle_timeout_secs.unwrap_or(3).max(1)),
+                retry_budget,
+            },
+            records: RecordsConfig {
+                delimiter,
+                escape,
+                null_literal: args.null_literal.clone(),
+                columns,
+                on_bad_record: args.on_bad_record.unwrap_or(BadRecordPolicy::Fail),
+                max_bad_records: args.max_bad_records.unwrap_or(1000),
+            },
+            sink: SinkConfig {
+                url: args
+                    .mysql_url
+                    .clone()
+                    .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/pulsar2mysql".into()),
+                password,
+                table,
+                mode: args.mode.unwrap_or(WriteMode::Insert),
+                batch_rows: args.batch_rows.unwrap_or(10_000),
+                batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
+                writers: args.writers.unwrap_or(4),
+                retry_budget,
+            },
+            dry_run: args.dry_run,
+            reprocess: args.reprocess,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Parses the TOML file; keys may be written snake_case or kebab-case.
+fn parse_file(text: &str) -> std::result::Result<RunArgs, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    let table: toml::Table = table
+        .into_iter()
+        .map(|(k, v)| (k.replace('_', "-"), v))
+        .collect();
+    RunArgs::deserialize(table).map_err(|e| e.message().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_in_either_case_and_values_untouched() {
+        let args =
+            parse_file("topic = \"my_topic\"\nbatch_rows = 5\nmysql-url = \"mysql://a@b/c_d\"\n")
+                .unwrap();
+        assert_eq!(args.topic.as_deref(), Some("my_topic"));
+        assert_eq!(args.batch_rows, Some(5));
+        assert_eq!(args.mysql_url.as_deref(), Some("mysql://a@b/c_d"));
+        assert!(parse_file("nope = 1").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = std::env::temp_dir().join(format!("p2m-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "topic = \"from_file\"\ntable = \"t\"\nwriters = 2\n").unwrap();
+        let args = RunArgs {
+            config: Some(path),
+            topic: Some("from_flag".into()),
+            ..Default::default()
+        };
+        let cfg = args.into_config().unwrap();
+        assert_eq!(cfg.source.topic.0, "persistent://public/default/from_flag");
+        assert_eq!(cfg.sink.writers, 2);
+        assert_eq!(cfg.sink.table, "t");
+    }
+
+    #[test]
+    fn missing_topic_is_a_clear_error() {
+        let err = RunArgs {
+            table: Some("t".into()),
+            ..Default::default()
+        }
+        .into_config()
+        .unwrap_err();
+        assert!(err.to_string().contains("--topic is required"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! pulsar2mysql moves a bounded range of an Apache Pulsar topic into a MySQL table, fast and
+//! exactly once.
+//!
+//! # Layout: the data flow, one module per stage
+//! - [`config`]: one validated configuration; value types checked while arguments are parsed.
+//! - [`source`]: bounded readers, one per partition; every message carries its position.
+//! - [`records`]: bytes -> fields -> values converted to the target columns' types.
+//! - [`sink`]: MySQL: schema introspection, batched statements, checkpoints in the same
+//!   transaction as the rows they cover, and the job lock.
+//! - [`pipeline`]: wires source -> records -> sink with bounded channels and cancellation.
+//! - [`report`]: the JSON summary of a run.
+//! - [`error`]: typed errors, the retry rule and exit codes.
+//! - [`cli`]: the command line; the binary (`src/main.rs`) only calls into it.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod records;
+pub mod report;
+pub mod sink;
+pub mod source;
+
+pub use config::Config;
+pub use error::{Error, ExitCode, Result};

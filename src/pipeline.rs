@@ -1,0 +1,280 @@
+//! Wires source -> records -> sink for one run.
+//!
+//! All partitions' readers open first, so every end bound is taken when the run starts. Then
+//! up to `--writers` partitions are processed at once; within a partition, reading+converting
+//! and writing overlap through a bounded channel (two batches in flight at most), which keeps
+//! memory flat whatever the size of the range. Batches of one partition commit in order, so
+//! its checkpoint only ever moves forward over committed rows.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BadRecordPolicy, Config};
+use crate::error::{Error, ExitCode, Result};
+use crate::records::RowConverter;
+use crate::report::{RangeReport, Stats, Summary};
+use crate::sink::checkpoint::{self, JobLock};
+use crate::sink::{Batch, BatchBuilder, MysqlSink};
+use crate::source::pulsar::ResolvedRange;
+use crate::source::{PartitionReader, PulsarSource};
+
+/// Batches queued between a partition's reader and its writer: one being written, one being
+/// filled. More would only add memory.
+const BATCHES_IN_FLIGHT: usize = 1;
+
+/// Runs one job over its range and always returns a summary; `summary.exit_code` says how it
+/// ended. `shutdown` stops reading; the batch in flight is committed before returning.
+pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Summary {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let stats = Arc::new(Stats::default());
+    let mut resolved = Vec::new();
+    let result = run_inner(cfg, &shutdown, &stats, &mut resolved).await;
+    let result = match result {
+        Ok(()) if shutdown.is_cancelled() => Err(Error::Interrupted),
+        other => other,
+    };
+    let elapsed = clock.elapsed();
+    let rows_written = stats.rows_written.load(Relaxed);
+    let records_read = stats.records_read.load(Relaxed);
+    let (outcome, exit_code, error) = match &result {
+        Ok(()) if records_read == 0 && rows_written == 0 => {
+            ("nothing_to_do".to_string(), ExitCode::Success, None)
+        }
+        Ok(()) => ("success".to_string(), ExitCode::Success, None),
+        Err(e) => (e.outcome().to_string(), e.exit_code(), Some(e.to_string())),
+    };
+    Summary {
+        job_id: cfg.job_id.clone(),
+        topic: cfg.source.topic.0.clone(),
+        table: cfg.sink.table.clone(),
+        range: RangeReport {
+            from: cfg.source.from.to_string(),
+            to: cfg.source.to.to_string(),
+            partitions: resolved,
+        },
+        dry_run: cfg.dry_run,
+        records_read,
+        bytes_read: stats.bytes_read.load(Relaxed),
+        rows_converted: stats.rows_converted.load(Relaxed),
+        rows_written,
+        duplicates_skipped: stats.duplicates.load(Relaxed),
+        bad_records: stats.bad_total.load(Relaxed),
+        bad_records_by_reason: stats.bad_by_reason(),
+        dead_lettered: stats.dead_lettered.load(Relaxed),
+        batches: stats.batches.load(Relaxed),
+        retries: stats.retries.load(Relaxed),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ended_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        duration_ms: elapsed.as_millis() as u64,
+        rows_per_sec: if elapsed.as_secs_f64() > 0.0 {
+            ((if cfg.dry_run {
+                stats.rows_converted.load(Relaxed)
+            } else {
+                rows_written
+            }) as f64
+                / elapsed.as_secs_f64())
+            .round()
+        } else {
+            0.0
+        },
+        outcome,
+        exit_code: exit_code as i32,
+        error,
+    }
+}
+
+async fn run_inner(
+    cfg: &Config,
+    shutdown: &CancellationToken,
+    stats: &Arc<Stats>,
+    resolved: &mut Vec<ResolvedRange>,
+) -> Result<()> {
+    cfg.validate()?;
+    let sink = MysqlSink::connect(&cfg.sink, cfg.dry_run).await?;
+    let converter = RowConverter::new(
+        sink.table_columns(),
+        cfg.records.columns.as_deref(),
+        cfg.records.delimiter,
+        cfg.records.escape,
+        cfg.records.null_literal.as_deref(),
+    )
+    .map_err(|e| Error::Schema(format!("table {}: {e}", sink.table())))?;
+
+    let lock = if cfg.dry_run {
+        None
+    } else {
+        Some(JobLock::acquire(sink.acquire().await?, &cfg.job_id).await?)
+    };
+    let range_key = cfg.range_key();
+    let checkpoints = {
+        let mut conn = sink.acquire().await?;
+        if cfg.reprocess && !cfg.dry_run {
+            let n = checkpoint::clear(&mut conn, &cfg.job_id, &range_key).await?;
+            tracing::info!(cleared = n, "--reprocess: forgot this range's checkpoints");
+        }
+        if cfg.reprocess {
+            Default::default()
+        } else {
+            checkpoint::load(&mut conn, &cfg.job_id, &range_key).await?
+        }
+    };
+
+    let source = PulsarSource::connect(&cfg.source).await?;
+    let partitions = source.partitions().await?;
+    tracing::info!(
+        job_id = %cfg.job_id, topic = %cfg.source.topic, table = %sink.table(),
+        from = %cfg.source.from, to = %cfg.source.to, partitions = partitions.len(),
+        resumed = checkpoints.len(), "run starts"
+    );
+    let readers: Vec<PartitionReader> =
+        futures::future::try_join_all(partitions.into_iter().map(|p| {
+            let cp = checkpoints.get(&p.checkpoint_index()).map(|c| c.position);
+            source.open(p, cp)
+        }))
+        .await?;
+
+    let sink = &sink;
+    let range_key = &range_key;
+    let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::stream::iter(readers)
+        .map(|reader| {
+            let builder = sink.batch_builder(
+                converter.columns(),
+                &reader.partition().topic,
+                reader.partition().checkpoint_index(),
+            );
+            run_partition(
+                cfg,
+                reader,
+                converter.clone(),
+                builder,
+                sink,
+                range_key,
+                stats,
+                shutdown,
+            )
+        })
+        .buffer_unordered(cfg.sink.writers)
+        .collect()
+        .await;
+    let mut first_error = None;
+    for (range, result) in outcomes {
+        resolved.push(range);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    resolved.sort_by_key(|r| r.partition);
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_partition(
+    cfg: &Config,
+    mut reader: PartitionReader,
+    mut converter: RowConverter,
+    mut builder: BatchBuilder,
+    sink: &MysqlSink,
+    range_key: &str,
+    stats: &Stats,
+    shutdown: &CancellationToken,
+) -> (ResolvedRange, Result<()>) {
+    let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
+    let partition = reader.partition().clone();
+    let span = tracing::info_span!("partition", topic = %partition.topic);
+    let read = async {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                next = reader.next() => next?,
+            };
+            let Some(msg) = next else { break };
+            stats.records_read.fetch_add(1, Relaxed);
+            stats
+                .bytes_read
+                .fetch_add(msg.payload.len() as u64, Relaxed);
+            match converter.convert(&msg.payload, |values| builder.push_row(values)) {
+                Ok(()) => {
+                    stats.rows_converted.fetch_add(1, Relaxed);
+                }
+                Err(bad) => {
+                    let total = stats.bad_record(bad.reason);
+                    let place = format!(
+                        "{} message {} (published {})",
+                        partition.topic, msg.position, msg.publish_time
+                    );
+                    match cfg.records.on_bad_record {
+                        BadRecordPolicy::Fail => {
+                            return Err(Error::BadRecords(format!(
+                                "bad record at {place}: {bad}; nothing of its batch was written \
+                                 (use --on-bad-record skip or dead-letter to go on past bad records)"
+                            )))
+                        }
+                        BadRecordPolicy::Skip => {
+                            tracing::warn!(message = %msg.position, reason = %bad, "skipping bad record");
+                        }
+                        BadRecordPolicy::DeadLetter => builder.push_dead_letter(&msg, bad),
+                    }
+                    if total > cfg.records.max_bad_records {
+                        return Err(Error::BadRecords(format!(
+                            "{total} bad records exceed --max-bad-records {} (last one at {place}); \
+                             batches before it were committed and checkpointed",
+                            cfg.records.max_bad_records
+                        )));
+                    }
+                }
+            }
+            builder.consumed(msg.position, msg.publish_time);
+            if builder.is_full() && tx.send(builder.take()).await.is_err() {
+                return Ok(()); // the writer failed; its error is the one to report
+            }
+        }
+        if !builder.is_empty() {
+            let _ = tx.send(builder.take()).await;
+        }
+        Ok(())
+    };
+    let write = write_batches(cfg, rx, sink, range_key, stats);
+    let (read_result, write_result) = tokio::join!(read, write);
+    let result = write_result.and(read_result);
+    let resolved = reader.resolved();
+    match &result {
+        Ok(()) => {
+            tracing::info!(parent: &span, stopped = ?resolved.stopped_because, reconnects = reader.reconnects(), "partition done")
+        }
+        Err(e) => tracing::error!(parent: &span, error = %e, "partition failed"),
+    }
+    stats.retries.fetch_add(reader.reconnects(), Relaxed);
+    (resolved, result)
+}
+
+async fn write_batches(
+    cfg: &Config,
+    mut rx: mpsc::Receiver<Batch>,
+    sink: &MysqlSink,
+    range_key: &str,
+    stats: &Stats,
+) -> Result<()> {
+    while let Some(batch) = rx.recv().await {
+        stats.batches.fetch_add(1, Relaxed);
+        if cfg.dry_run {
+            continue;
+        }
+        let done = sink.commit(&batch, &cfg.job_id, range_key).await?;
+        stats.rows_written.fetch_add(done.rows_written, Relaxed);
+        stats.duplicates.fetch_add(done.duplicates, Relaxed);
+        stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);
+        stats.retries.fetch_add(done.retries, Relaxed);
+        tracing::debug!(partition = batch.partition, rows = batch.rows, last = ?batch.last, "batch committed");
+    }
+    Ok(())
+}

@@ -1,0 +1,887 @@
+//! Records: the bytes of one message -> fields -> typed values for the target columns.
+//!
+//! Splitting reuses one buffer across records (no allocation per record on the hot path);
+//! conversion borrows from the payload and checks every value against its column's type, so
+//! nothing reaches MySQL that the server would truncate, round or reject.
+
+use std::fmt;
+use std::ops::Range;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Serialize;
+
+/// Splits a record on a one-byte delimiter, honouring an optional escape byte
+/// (`\|` is a literal `|`, `\\` a literal `\`). No quoting.
+#[derive(Debug, Clone)]
+pub struct FieldSplitter {
+    delimiter: u8,
+    escape: Option<u8>,
+    spans: Vec<Range<usize>>,
+    unescaped: Vec<u8>,
+}
+
+/// The fields of one record, borrowed from the payload or from the splitter's buffer.
+#[derive(Debug)]
+pub struct Fields<'a> {
+    bytes: &'a [u8],
+    spans: &'a [Range<usize>],
+}
+
+impl<'a> Fields<'a> {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no fields (never true: an empty record has one empty field).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The bytes of field `i`.
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        &self.bytes[self.spans[i].clone()]
+    }
+}
+
+impl FieldSplitter {
+    /// A splitter for one delimiter and optional escape byte.
+    pub fn new(delimiter: u8, escape: Option<u8>) -> Self {
+        FieldSplitter {
+            delimiter,
+            escape,
+            spans: Vec::with_capacity(16),
+            unescaped: Vec::new(),
+        }
+    }
+
+    /// Splits `record`; the result lives until the next call.
+    pub fn split<'a>(&'a mut self, record: &'a [u8]) -> Result<Fields<'a>, BadRecord> {
+        self.spans.clear();
+        let escape = match self.escape {
+            Some(e) if memchr::memchr(e, record).is_some() => e,
+            _ => {
+                let mut start = 0;
+                for i in memchr::memchr_iter(self.delimiter, record) {
+                    self.spans.push(start..i);
+                    start = i + 1;
+                }
+                self.spans.push(start..record.len());
+                return Ok(Fields {
+                    bytes: record,
+                    spans: &self.spans,
+                });
+            }
+        };
+        self.unescaped.clear();
+        let mut start = 0;
+        let mut bytes = record.iter().enumerate();
+        while let Some((i, &b)) = bytes.next() {
+            if b == escape {
+                match bytes.next() {
+                    Some((_, &next)) => self.unescaped.push(next),
+                    None => {
+                        return Err(BadRecord::new(
+                            BadReason::Malformed,
+                            None,
+                            format!("record ends with a lone escape character at byte {i}"),
+                        ))
+                    }
+                }
+            } else if b == self.delimiter {
+                self.spans.push(start..self.unescaped.len());
+                start = self.unescaped.len();
+            } else {
+                self.unescaped.push(b);
+            }
+        }
+        self.spans.push(start..self.unescaped.len());
+        Ok(Fields {
+            bytes: &self.unescaped,
+            spans: &self.spans,
+        })
+    }
+}
+
+/// What a column accepts, read from `information_schema.COLUMNS`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnType {
+    /// TINYINT..BIGINT, signed, with the type's range.
+    Int { min: i64, max: i64 },
+    /// Unsigned integers with the type's maximum.
+    UInt { max: u64 },
+    /// TINYINT(1) / BOOLEAN: accepts 0/1 and true/false.
+    Bool,
+    /// DECIMAL(precision, scale): checked, never rounded.
+    Decimal { precision: u32, scale: u32 },
+    /// FLOAT / DOUBLE.
+    Float,
+    /// CHAR/VARCHAR/TEXT: valid UTF-8, at most `max_chars` characters and `max_bytes` bytes.
+    Text { max_chars: u64, max_bytes: u64 },
+    /// BINARY/VARBINARY/BLOB: raw bytes.
+    Binary { max_bytes: u64 },
+    /// ENUM: one of the listed values.
+    Enum(Vec<String>),
+    /// DATE.
+    Date,
+    /// DATETIME (any fractional precision).
+    DateTime,
+    /// TIMESTAMP: also range-checked (1970-2038, UTC).
+    Timestamp,
+    /// JSON (checked to parse) .
+    Json,
+    /// TIME, YEAR, SET and anything else: passed as text, the server checks it strictly.
+    Other,
+}
+
+/// One target column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    pub nullable: bool,
+    /// Has a DEFAULT, is AUTO_INCREMENT or generated: may be left out of the mapping.
+    pub has_default: bool,
+}
+
+/// A converted value, borrowing text and bytes from the record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Int(i64),
+    UInt(u64),
+    /// A decimal number already checked against precision and scale.
+    Decimal(&'a str),
+    Float(f64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    Date(NaiveDate),
+    DateTime(NaiveDateTime),
+}
+
+/// Why a record could not become a row; the label used in metrics and the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadReason {
+    /// Too few or too many fields.
+    FieldCount,
+    /// Bytes that are not UTF-8 for a text column.
+    InvalidUtf8,
+    /// A value that does not parse as the column's type.
+    InvalidValue,
+    /// A number outside the column's range or precision.
+    OutOfRange,
+    /// Text or bytes longer than the column.
+    TooLong,
+    /// NULL for a NOT NULL column.
+    NullNotAllowed,
+    /// Structurally broken (e.g. a trailing escape).
+    Malformed,
+}
+
+impl BadReason {
+    /// Stable label for metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadReason::FieldCount => "field_count",
+            BadReason::InvalidUtf8 => "invalid_utf8",
+            BadReason::InvalidValue => "invalid_value",
+            BadReason::OutOfRange => "out_of_range",
+            BadReason::TooLong => "too_long",
+            BadReason::NullNotAllowed => "null_not_allowed",
+            BadReason::Malformed => "malformed",
+        }
+    }
+}
+
+/// A record that cannot become a row: the reason, the column if one is to blame, and a
+/// sentence for the person reading the dead-letter table or the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadRecord {
+    pub reason: BadReason,
+    pub column: Option<String>,
+    pub detail: String,
+}
+
+impl BadRecord {
+    fn new(reason: BadReason, column: Option<&str>, detail: String) -> Self {
+        BadRecord {
+            reason,
+            column: column.map(str::to_string),
+            detail,
+        }
+    }
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some(c) => write!(
+                f,
+                "{} (column `{c}`): {}",
+                self.reason.as_str(),
+                self.detail
+            ),
+            None => write!(f, "{}: {}", self.reason.as_str(), self.detail),
+        }
+    }
+}
+
+/// Turns records into rows for one table: split, map fields to columns, convert.
+#[derive(Debug, Clone)]
+pub struct RowConverter {
+    splitter: FieldSplitter,
+    /// For each field: the index into `columns` it feeds, or `None` if the field is skipped.
+    field_targets: Vec<Option<usize>>,
+    /// The mapped columns, in the order values are produced.
+    columns: Vec<Column>,
+    null_literal: Option<Vec<u8>>,
+    /// Reused value buffer (see [`recycle`]).
+    scratch: Vec<Value<'static>>,
+}
+
+impl RowConverter {
+    /// Builds the converter from the table's columns and the mapping. `mapping` lists, per
+    /// field, the column it feeds (`None` = skip the field); without it, fields map to the
+    /// table's columns in order, leaving out the trailing columns that have defaults.
+    pub fn new(
+        table_columns: &[Column],
+        mapping: Option<&[Option<String>]>,
+        delimiter: u8,
+        escape: Option<u8>,
+        null_literal: Option<&str>,
+    ) -> Result<Self, String> {
+        let mut columns = Vec::new();
+        let mut field_targets = Vec::new();
+        match mapping {
+            Some(names) => {
+                for name in names {
+                    match name {
+                        None => field_targets.push(None),
+                        Some(name) => {
+                            let col = table_columns
+                                .iter()
+                                .find(|c| c.name.eq_ignore_ascii_case(name))
+                                .ok_or_else(|| {
+                                    format!(
+                                        "the mapping names column `{name}`, which the table does not have (it has: {})",
+                                        table_columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                                    )
+                                })?;
+                            if columns.iter().any(|c: &Column| c.name == col.name) {
+                                return Err(format!("the mapping names column `{name}` twice"));
+                            }
+                            field_targets.push(Some(columns.len()));
+                            columns.push(col.clone());
+                        }
+                    }
+                }
+            }
+            None => {
+                let keep = table_columns
+                    .iter()
+                    .rposition(|c| !c.has_default && !c.nullable)
+                    .map_or(0, |i| i + 1);
+                for col in &table_columns[..keep] {
+                    field_targets.push(Some(columns.len()));
+                    columns.push(col.clone());
+                }
+                if columns.is_empty() {
+                    return Err(
+                        "every column of the table has a default; give --columns to say which fields go where"
+                            .into(),
+                    );
+                }
+            }
+        }
+        for col in table_columns {
+            if !col.has_default && !col.nullable && !columns.iter().any(|c| c.name == col.name) {
+                return Err(format!(
+                    "column `{}` is NOT NULL without a default but no field maps to it",
+                    col.name
+                ));
+            }
+        }
+        Ok(RowConverter {
+            splitter: FieldSplitter::new(delimiter, escape),
+            field_targets,
+            columns,
+            null_literal: null_literal.map(|s| s.as_bytes().to_vec()),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The mapped columns, in the order [`RowConverter::convert`] yields values.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Number of fields a record must have.
+    pub fn field_count(&self) -> usize {
+        self.field_targets.len()
+    }
+
+    /// Converts one record and hands its values, in column order, to `emit`.
+    /// The value buffer is reused from record to record: no allocation per record.
+    pub fn convert<R>(
+        &mut self,
+        record: &[u8],
+        emit: impl FnOnce(&[Value<'_>]) -> R,
+    ) -> Result<R, BadRecord> {
+        let RowConverter {
+            splitter,
+            field_targets,
+            columns,
+            null_literal,
+            scratch,
+        } = self;
+        let fields = splitter.split(record)?;
+        if fields.len() != field_targets.len() {
+            return Err(BadRecord::new(
+                BadReason::FieldCount,
+                None,
+                format!(
+                    "expected {} fields, found {}",
+                    field_targets.len(),
+                    fields.len()
+                ),
+            ));
+        }
+        let mut values = recycle(std::mem::take(scratch));
+        values.resize(columns.len(), Value::Null);
+        for (i, target) in field_targets.iter().enumerate() {
+            let Some(ci) = *target else { continue };
+            let col = &columns[ci];
+            let raw = fields.get(i);
+            values[ci] = if null_literal.as_deref() == Some(raw) {
+                if !col.nullable && !col.has_default {
+                    return Err(BadRecord::new(
+                        BadReason::NullNotAllowed,
+                        Some(&col.name),
+                        format!("field {i} is the null literal but the column is NOT NULL"),
+                    ));
+                }
+                Value::Null
+            } else {
+                convert_value(raw, col).map_err(|(reason, detail)| {
+                    BadRecord::new(reason, Some(&col.name), format!("field {i}: {detail}"))
+                })?
+            };
+        }
+        let result = emit(&values);
+        *scratch = recycle(values);
+        Ok(result)
+    }
+}
+
+/// Empties a value buffer and gives it back with a new lifetime, keeping its allocation
+/// (collecting an emptied `Vec` into one of the same layout reuses the memory in place).
+fn recycle<'b>(mut values: Vec<Value<'_>>) -> Vec<Value<'b>> {
+    values.clear();
+    values.into_iter().map(|_| Value::Null).collect()
+}
+
+type Conv<T> = Result<T, (BadReason, String)>;
+
+fn text(raw: &[u8]) -> Conv<&str> {
+    std::str::from_utf8(raw).map_err(|e| {
+        (
+            BadReason::InvalidUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })
+}
+
+fn show(raw: &str) -> String {
+    let mut s: String = raw.chars().take(40).collect();
+    if s.len() < raw.len() {
+        s.push('…');
+    }
+    format!("{s:?}")
+}
+
+/// Converts one field to one column's type.
+pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
+    match &col.ty {
+        ColumnType::Int { min, max } => {
+            let s = text(raw)?;
+            let v: i64 = s.parse().map_err(|_| {
+                if !s.is_empty()
+                    && s.trim_start_matches('-')
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                {
+                    (
+                        BadReason::OutOfRange,
+                        format!("{} is outside {min}..={max}", show(s)),
+                    )
+                } else {
+                    (
+                        BadReason::InvalidValue,
+                        format!("{} is not an integer", show(s)),
+                    )
+                }
+            })?;
+            if v < *min || v > *max {
+                return Err((
+                    BadReason::OutOfRange,
+                    format!("{v} is outside {min}..={max}"),
+                ));
+            }
+            Ok(Value::Int(v))
+        }
+        ColumnType::UInt { max } => {
+            let s = text(raw)?;
+            let v: u64 = s.parse().map_err(|_| {
+                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                    (BadReason::OutOfRange, format!("{} is above {max}", show(s)))
+                } else if s.starts_with('-') && s[1..].bytes().all(|b| b.is_ascii_digit()) {
+                    (
+                        BadReason::OutOfRange,
+                        format!("{} is negative for an unsigned column", show(s)),
+                    )
+                } else {
+                    (
+                        BadReason::InvalidValue,
+                        format!("{} is not an unsigned integer", show(s)),
+                    )
+                }
+            })?;
+            if v > *max {
+                return Err((BadReason::OutOfRange, format!("{v} is above {max}")));
+            }
+            Ok(Value::UInt(v))
+        }
+        ColumnType::Bool => {
+            let s = text(raw)?;
+            match s.to_ascii_lowercase().as_str() {
+                "1" | "true" | "t" | "yes" | "y" => Ok(Value::Int(1)),
+                "0" | "false" | "f" | "no" | "n" => Ok(Value::Int(0)),
+                _ => Err((
+                    BadReason::InvalidValue,
+                    format!("{} is not a boolean", show(s)),
+                )),
+            }
+        }
+        ColumnType::Decimal { precision, scale } => {
+            let s = text(raw)?;
+            check_decimal(s, *precision, *scale)?;
+            Ok(Value::Decimal(s))
+        }
+        ColumnType::Float => {
+            let s = text(raw)?;
+            match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(Value::Float(v)),
+                _ => Err((
+                    BadReason::InvalidValue,
+                    format!("{} is not a finite number", show(s)),
+                )),
+            }
+        }
+        ColumnType::Text {
+            max_chars,
+            max_bytes,
+        } => {
+            let s = text(raw)?;
+            if s.len() as u64 > *max_bytes {
+                return Err((
+                    BadReason::TooLong,
+                    format!("{} bytes exceed the column's {max_bytes}", s.len()),
+                ));
+            }
+            if s.len() as u64 > *max_chars {
+                let n = s.chars().count() as u64;
+                if n > *max_chars {
+                    return Err((
+                        BadReason::TooLong,
+                        format!("{n} characters exceed the column's {max_chars}"),
+                    ));
+                }
+            }
+            Ok(Value::Text(s))
+        }
+        ColumnType::Binary { max_bytes } => {
+            if raw.len() as u64 > *max_bytes {
+                return Err((
+                    BadReason::TooLong,
+                    format!("{} bytes exceed the column's {max_bytes}", raw.len()),
+                ));
+            }
+            Ok(Value::Bytes(raw))
+        }
+        ColumnType::Enum(values) => {
+            let s = text(raw)?;
+            if values.iter().any(|v| v.eq_ignore_ascii_case(s)) {
+                Ok(Value::Text(s))
+            } else {
+                Err((
+                    BadReason::InvalidValue,
+                    format!("{} is not one of the ENUM values", show(s)),
+                ))
+            }
+        }
+        ColumnType::Date => {
+            let s = text(raw)?;
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Value::Date)
+                .map_err(|_| {
+                    (
+                        BadReason::InvalidValue,
+                        format!("{} is not a date (YYYY-MM-DD)", show(s)),
+                    )
+                })
+        }
+        ColumnType::DateTime | ColumnType::Timestamp => {
+            let s = text(raw)?;
+            let dt = parse_datetime(s).ok_or_else(|| {
+                (
+                    BadReason::InvalidValue,
+                    format!(
+                        "{} is not a date-time (YYYY-MM-DD HH:MM:SS[.ffffff] or RFC 3339)",
+                        show(s)
+                    ),
+                )
+            })?;
+            if col.ty == ColumnType::Timestamp {
+                let secs = dt.and_utc().timestamp();
+                if !(1..=2_147_483_647).contains(&secs) {
+                    return Err((
+                        BadReason::OutOfRange,
+                        format!(
+                            "{} is outside the TIMESTAMP range (1970-01-01 .. 2038-01-19 UTC)",
+                            show(s)
+                        ),
+                    ));
+                }
+            }
+            Ok(Value::DateTime(dt))
+        }
+        ColumnType::Json => {
+            let s = text(raw)?;
+            serde_json::from_str::<serde::de::IgnoredAny>(s)
+                .map_err(|e| (BadReason::InvalidValue, format!("not valid JSON: {e}")))?;
+            Ok(Value::Text(s))
+        }
+        ColumnType::Other => Ok(Value::Text(text(raw)?)),
+    }
+}
+
+/// Date-times without an offset are taken as UTC (the session time zone pulsar2mysql sets);
+/// RFC 3339 values with an offset are converted to UTC.
+fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(dt);
+        }
+    }
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).naive_utc())
+}
+
+fn check_decimal(s: &str, precision: u32, scale: u32) -> Conv<()> {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let well_formed = !(int.is_empty() && frac.is_empty())
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
+        return Err((
+            BadReason::InvalidValue,
+            format!("{} is not a decimal number", show(s)),
+        ));
+    }
+    let int_digits = int.trim_start_matches('0').len() as u32;
+    if int_digits > precision - scale {
+        return Err((
+            BadReason::OutOfRange,
+            format!(
+                "{s} has more than {} integer digits for DECIMAL({precision},{scale})",
+                precision - scale
+            ),
+        ));
+    }
+    if frac.trim_end_matches('0').len() as u32 > scale {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{s} has more than {scale} decimal places for DECIMAL({precision},{scale}); it would be rounded"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(delim: u8, esc: Option<u8>, rec: &[u8]) -> Vec<Vec<u8>> {
+        let mut s = FieldSplitter::new(delim, esc);
+        let f = s.split(rec).unwrap();
+        (0..f.len()).map(|i| f.get(i).to_vec()).collect()
+    }
+
+    #[test]
+    fn splits_seed_record() {
+        assert_eq!(
+            fields(b'|', None, b"0|msg-0"),
+            vec![b"0".to_vec(), b"msg-0".to_vec()]
+        );
+    }
+
+    #[test]
+    fn empty_and_trailing_fields_are_kept() {
+        assert_eq!(fields(b'|', None, b""), vec![b"".to_vec()]);
+        assert_eq!(
+            fields(b'|', None, b"a||b|"),
+            vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec(), b"".to_vec()]
+        );
+    }
+
+    #[test]
+    fn escape_makes_delimiter_literal() {
+        assert_eq!(
+            fields(b'|', Some(b'\\'), br"1|a\|b|c\\d"),
+            vec![b"1".to_vec(), b"a|b".to_vec(), br"c\d".to_vec()]
+        );
+        // Without an escape byte configured, a backslash is data.
+        assert_eq!(
+            fields(b'|', None, br"a\|b"),
+            vec![br"a\".to_vec(), b"b".to_vec()]
+        );
+    }
+
+    #[test]
+    fn lone_trailing_escape_is_bad() {
+        let mut s = FieldSplitter::new(b'|', Some(b'\\'));
+        assert_eq!(s.split(br"a|b\").unwrap_err().reason, BadReason::Malformed);
+    }
+
+    #[test]
+    fn splitter_reuses_buffers_across_records() {
+        let mut s = FieldSplitter::new(b',', None);
+        assert_eq!(s.split(b"a,b,c").unwrap().len(), 3);
+        assert_eq!(s.split(b"x").unwrap().len(), 1);
+    }
+
+    fn seed_columns() -> Vec<Column> {
+        vec![
+            Column {
+                name: "id".into(),
+                ty: ColumnType::Int {
+                    min: i32::MIN as i64,
+                    max: i32::MAX as i64,
+                },
+                nullable: false,
+                has_default: true,
+            },
+            Column {
+                name: "name".into(),
+                ty: ColumnType::Text {
+                    max_chars: 255,
+                    max_bytes: 1020,
+                },
+                nullable: false,
+                has_default: false,
+            },
+            Column {
+                name: "create_time".into(),
+                ty: ColumnType::Timestamp,
+                nullable: true,
+                has_default: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn default_mapping_leaves_out_trailing_defaults() {
+        let c = RowConverter::new(&seed_columns(), None, b'|', None, None).unwrap();
+        assert_eq!(c.field_count(), 2);
+        assert_eq!(
+            c.columns()
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["id", "name"]
+        );
+    }
+
+    #[test]
+    fn converts_seed_record_and_keeps_explicit_zero() {
+        let mut c = RowConverter::new(&seed_columns(), None, b'|', None, None).unwrap();
+        let record = b"0|msg-0".to_vec();
+        let n = c
+            .convert(&record, |v| {
+                assert_eq!(v, [Value::Int(0), Value::Text("msg-0")]);
+                v.len()
+            })
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn wrong_field_count_both_ways() {
+        let mut c = RowConverter::new(&seed_columns(), None, b'|', None, None).unwrap();
+        assert_eq!(
+            c.convert(b"1", |_| ()).unwrap_err().reason,
+            BadReason::FieldCount
+        );
+        assert_eq!(
+            c.convert(b"1|a|b", |_| ()).unwrap_err().reason,
+            BadReason::FieldCount
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_column() {
+        let mut c = RowConverter::new(&seed_columns(), None, b'|', None, None).unwrap();
+        let e = c.convert(b"x1|a", |_| ()).unwrap_err();
+        assert_eq!(
+            (e.reason, e.column.as_deref()),
+            (BadReason::InvalidValue, Some("id"))
+        );
+        let e = c.convert(b"99999999999|a", |_| ()).unwrap_err();
+        assert_eq!(e.reason, BadReason::OutOfRange);
+        let e = c.convert(b"1|\xff\xfe", |_| ()).unwrap_err();
+        assert_eq!(
+            (e.reason, e.column.as_deref()),
+            (BadReason::InvalidUtf8, Some("name"))
+        );
+        let long = format!("1|{}", "é".repeat(256));
+        assert_eq!(
+            c.convert(long.as_bytes(), |_| ()).unwrap_err().reason,
+            BadReason::TooLong
+        );
+        let fits = format!("1|{}", "é".repeat(255));
+        c.convert(fits.as_bytes(), |_| ()).unwrap();
+    }
+
+    #[test]
+    fn explicit_mapping_with_skipped_field() {
+        let map = vec![Some("name".to_string()), None, Some("id".to_string())];
+        let mut c = RowConverter::new(&seed_columns(), Some(&map), b'|', None, None).unwrap();
+        c.convert(b"bob|ignored|7", |v| {
+            assert_eq!(v, [Value::Text("bob"), Value::Int(7)])
+        })
+        .unwrap();
+        assert!(RowConverter::new(
+            &seed_columns(),
+            Some(&[Some("nope".into())]),
+            b'|',
+            None,
+            None
+        )
+        .is_err());
+        // `name` is NOT NULL without default: leaving it unmapped is refused up front.
+        assert!(RowConverter::new(
+            &seed_columns(),
+            Some(&[Some("id".into())]),
+            b'|',
+            None,
+            None
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn null_literal() {
+        let mut cols = seed_columns();
+        cols[1].nullable = true;
+        let mut c = RowConverter::new(
+            &cols,
+            Some(&[Some("id".into()), Some("name".into())]),
+            b'|',
+            None,
+            Some("\\N"),
+        )
+        .unwrap();
+        c.convert(b"1|\\N", |v| assert_eq!(v[1], Value::Null))
+            .unwrap();
+    }
+
+    #[test]
+    fn decimals_are_checked_not_rounded() {
+        let col = Column {
+            name: "d".into(),
+            ty: ColumnType::Decimal {
+                precision: 5,
+                scale: 2,
+            },
+            nullable: false,
+            has_default: false,
+        };
+        assert!(convert_value(b"123.45", &col).is_ok());
+        assert!(convert_value(b"-0.5", &col).is_ok());
+        assert!(convert_value(b"123.450", &col).is_ok());
+        assert_eq!(
+            convert_value(b"1.234", &col).unwrap_err().0,
+            BadReason::OutOfRange
+        );
+        assert_eq!(
+            convert_value(b"1234", &col).unwrap_err().0,
+            BadReason::OutOfRange
+        );
+        assert_eq!(
+            convert_value(b"1e3", &col).unwrap_err().0,
+            BadReason::InvalidValue
+        );
+        assert_eq!(
+            convert_value(b".", &col).unwrap_err().0,
+            BadReason::InvalidValue
+        );
+    }
+
+    #[test]
+    fn datetimes_and_timestamps() {
+        let ts = Column {
+            name: "t".into(),
+            ty: ColumnType::Timestamp,
+            nullable: false,
+            has_default: false,
+        };
+        assert!(convert_value(b"2024-05-01 10:00:00", &ts).is_ok());
+        assert!(convert_value(b"2024-05-01T10:00:00.123+02:00", &ts).is_ok());
+        assert_eq!(
+            convert_value(b"2040-01-01 00:00:00", &ts).unwrap_err().0,
+            BadReason::OutOfRange
+        );
+        assert_eq!(
+            convert_value(b"yesterday", &ts).unwrap_err().0,
+            BadReason::InvalidValue
+        );
+        let d = Column {
+            name: "d".into(),
+            ty: ColumnType::Date,
+            nullable: false,
+            has_default: false,
+        };
+        assert!(convert_value(b"2024-02-29", &d).is_ok());
+        assert!(convert_value(b"2023-02-29", &d).is_err());
+    }
+
+    #[test]
+    fn unsigned_and_bool() {
+        let u = Column {
+            name: "u".into(),
+            ty: ColumnType::UInt { max: 255 },
+            nullable: false,
+            has_default: false,
+        };
+        assert_eq!(convert_value(b"255", &u).unwrap(), Value::UInt(255));
+        assert_eq!(
+            convert_value(b"256", &u).unwrap_err().0,
+            BadReason::OutOfRange
+        );
+        assert_eq!(
+            convert_value(b"-1", &u).unwrap_err().0,
+            BadReason::OutOfRange
+        );
+        let b = Column {
+            name: "b".into(),
+            ty: ColumnType::Bool,
+            nullable: false,
+            has_default: false,
+        };
+        assert_eq!(convert_value(b"TRUE", &b).unwrap(), Value::Int(1));
+        assert!(convert_value(b"2", &b).is_err());
+    }
+}

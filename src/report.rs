@@ -1,0 +1,96 @@
+//! What a run tells the world: live counters shared by the pipeline's tasks, and the JSON
+//! summary printed as the last line of stdout (Airflow's BashOperator pushes it to XCom).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::records::BadReason;
+use crate::source::pulsar::ResolvedRange;
+
+/// Counters updated by every partition task; cheap to bump from the hot loop.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub records_read: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub rows_converted: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub batches: AtomicU64,
+    pub retries: AtomicU64,
+    pub bad_total: AtomicU64,
+    bad_by_reason: Mutex<BTreeMap<BadReason, u64>>,
+}
+
+impl Stats {
+    /// Counts one bad record; returns the total so far.
+    pub fn bad_record(&self, reason: BadReason) -> u64 {
+        *self
+            .bad_by_reason
+            .lock()
+            .expect("stats lock")
+            .entry(reason)
+            .or_default() += 1;
+        self.bad_total.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Bad records so far, by reason label.
+    pub fn bad_by_reason(&self) -> BTreeMap<String, u64> {
+        self.bad_by_reason
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|(r, n)| (r.as_str().to_string(), *n))
+            .collect()
+    }
+}
+
+/// The range as given on the command line and as resolved per partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeReport {
+    pub from: String,
+    pub to: String,
+    pub partitions: Vec<ResolvedRange>,
+}
+
+/// The one JSON object a run prints last on stdout. Field meanings are in the README.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub job_id: String,
+    pub topic: String,
+    pub table: String,
+    pub range: RangeReport,
+    pub dry_run: bool,
+    pub records_read: u64,
+    pub bytes_read: u64,
+    pub rows_converted: u64,
+    pub rows_written: u64,
+    pub duplicates_skipped: u64,
+    pub bad_records: u64,
+    pub bad_records_by_reason: BTreeMap<String, u64>,
+    pub dead_lettered: u64,
+    pub batches: u64,
+    pub retries: u64,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_ms: u64,
+    pub rows_per_sec: f64,
+    /// success | nothing_to_do | interrupted | bad_record_limit | locked | config_error |
+    /// schema_error | source_unavailable | sink_unavailable
+    pub outcome: String,
+    pub exit_code: i32,
+    /// The error, as a sentence, when the run failed.
+    pub error: Option<String>,
+}
+
+impl Summary {
+    /// The summary as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"outcome":"internal_error","error":"cannot serialize summary: {e}"}}"#)
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! Checkpoints and the job lock.
+//!
+//! A checkpoint row says, per job, range and partition, which message was the last one
+//! committed; it is written in the same transaction as the rows it covers, so after a crash
+//! the table and the checkpoint agree and a re-run resumes right after it.
+
+use std::collections::HashMap;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, MySqlConnection, Row};
+
+use crate::error::{Error, Result};
+use crate::source::Position;
+
+/// The migrations the binary applies at start-up (idempotent `CREATE TABLE IF NOT EXISTS`).
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "001_checkpoint",
+        include_str!("../../sql/migrations/001_checkpoint.sql"),
+    ),
+    (
+        "002_dead_letter",
+        include_str!("../../sql/migrations/002_dead_letter.sql"),
+    ),
+];
+
+/// Creates the project's own tables if they are missing.
+pub async fn migrate(conn: &mut MySqlConnection) -> Result<()> {
+    for (name, sql) in MIGRATIONS {
+        // Our own DDL, compiled into the binary.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                Error::Sink(format!(
+                "cannot create the project's table (migration {name}): {e}; the user needs the \
+                 CREATE privilege on this database"
+            ))
+            })?;
+    }
+    Ok(())
+}
+
+/// A checkpoint read back from the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub position: Position,
+    pub publish_time: i64,
+    pub records: i64,
+}
+
+/// The checkpoints of one job and range, keyed by partition index (-1 = not partitioned).
+pub async fn load(
+    conn: &mut MySqlConnection,
+    job_id: &str,
+    range_key: &str,
+) -> Result<HashMap<i32, Checkpoint>> {
+    let rows = sqlx::query(
+        "SELECT partition_index, ledger_id, entry_id, batch_index, publish_time, records
+           FROM p2m_checkpoint WHERE job_id = ? AND range_key = ?",
+    )
+    .bind(job_id)
+    .bind(range_key)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::Sink(format!("cannot read checkpoints: {e}")))?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let get = |i: usize| row.try_get::<i64, _>(i).unwrap_or(0);
+        out.insert(
+            row.try_get::<i32, _>(0).unwrap_or(-1),
+            Checkpoint {
+                position: Position::new(get(1), get(2), row.try_get::<i32, _>(3).unwrap_or(-1)),
+                publish_time: get(4),
+                records: get(5),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Forgets the checkpoints of one job and range (`--reprocess`).
+pub async fn clear(conn: &mut MySqlConnection, job_id: &str, range_key: &str) -> Result<u64> {
+    sqlx::query("DELETE FROM p2m_checkpoint WHERE job_id = ? AND range_key = ?")
+        .bind(job_id)
+        .bind(range_key)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| Error::Sink(format!("cannot clear checkpoints: {e}")))
+}
+
+/// Moves one partition's checkpoint forward; called inside the batch's transaction.
+pub async fn advance(
+    conn: &mut MySqlConnection,
+    job_id: &str,
+    range_key: &str,
+    partition: i32,
+    position: Position,
+    publish_time: i64,
+    records: u64,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO p2m_checkpoint
+             (job_id, range_key, partition_index, ledger_id, entry_id, batch_index, publish_time, records)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE ledger_id = VALUES(ledger_id), entry_id = VALUES(entry_id),
+             batch_index = VALUES(batch_index), publish_time = VALUES(publish_time),
+             records = records + VALUES(records)",
+    )
+    .bind(job_id)
+    .bind(range_key)
+    .bind(partition)
+    .bind(position.ledger_id)
+    .bind(position.entry_id)
+    .bind(position.batch_index)
+    .bind(publish_time)
+    .bind(records as i64)
+    .execute(&mut *conn)
+    .await
+    .map(drop)
+}
+
+/// The last committed position of one partition, read on its own (after a lost commit reply).
+pub async fn position_of(
+    conn: &mut MySqlConnection,
+    job_id: &str,
+    range_key: &str,
+    partition: i32,
+) -> std::result::Result<Option<Position>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT ledger_id, entry_id, batch_index FROM p2m_checkpoint
+          WHERE job_id = ? AND range_key = ? AND partition_index = ?",
+    )
+    .bind(job_id)
+    .bind(range_key)
+    .bind(partition)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| {
+        Position::new(
+            r.try_get(0).unwrap_or(0),
+            r.try_get(1).unwrap_or(0),
+            r.try_get(2).unwrap_or(-1),
+        )
+    }))
+}
+
+/// Holds `GET_LOCK` for a job on a dedicated connection for as long as it lives; a second run
+/// of the same job fails at once instead of interleaving with this one. The server releases
+/// the lock when the connection closes, so a killed run never leaves it behind.
+pub struct JobLock {
+    conn: Option<PoolConnection<MySql>>,
+    name: String,
+}
+
+/// `GET_LOCK` names are limited to 64 characters: a readable prefix plus a hash of the job id.
+fn lock_name(job_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(job_id.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("pulsar2mysql:{hex}")
+}
+
+impl JobLock {
+    /// Takes the lock or fails with [`Error::Locked`].
+    pub async fn acquire(mut conn: PoolConnection<MySql>, job_id: &str) -> Result<JobLock> {
+        let name = lock_name(job_id);
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
+            .bind(&name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| Error::Sink(format!("cannot take the job lock: {e}")))?;
+        match got {
+            Some(1) => Ok(JobLock {
+                conn: Some(conn),
+                name,
+            }),
+            _ => Err(Error::Locked(job_id.to_string())),
+        }
+    }
+
+    /// Releases the lock explicitly (dropping the lock does it too, by closing the connection).
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(&self.name)
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
+impl Drop for JobLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Never return a connection holding the lock to the pool.
+            drop(conn.detach());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_fit_mysql_limit() {
+        let n = lock_name(&"x".repeat(500));
+        assert!(n.len() <= 64, "{n}");
+        assert_ne!(lock_name("a"), lock_name("b"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Reads the target table's columns from `information_schema` and turns each into the
+//! [`ColumnType`] that record conversion checks values against.
+
+use sqlx::{MySqlConnection, Row};
+
+use crate::error::{Error, Result};
+use crate::records::{Column, ColumnType};
+
+/// A table name split into optional schema and name (`db.table` or `table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl TableName {
+    /// Parses `table` or `schema.table` (backquotes allowed around each part).
+    pub fn parse(s: &str) -> Result<Self> {
+        let unquote = |p: &str| p.trim().trim_matches('`').to_string();
+        let parts: Vec<&str> = s.split('.').collect();
+        let t = match parts.as_slice() {
+            [name] => TableName {
+                schema: None,
+                name: unquote(name),
+            },
+            [schema, name] => TableName {
+                schema: Some(unquote(schema)),
+                name: unquote(name),
+            },
+            _ => {
+                return Err(Error::Config(format!(
+                    "--table '{s}' must be 'table' or 'database.table'"
+                )))
+            }
+        };
+        if t.name.is_empty() || t.schema.as_deref() == Some("") {
+            return Err(Error::Config(format!("--table '{s}' has an empty part")));
+        }
+        Ok(t)
+    }
+
+    /// The name quoted for SQL.
+    pub fn quoted(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.name)),
+            None => quote_ident(&self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(s) => write!(f, "{s}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Quotes an identifier with backquotes, doubling any backquote inside.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The table's columns in table order. Fails with a clear message when the table is missing.
+pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Result<Vec<Column>> {
+    let rows = sqlx::query(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR),
+                CAST(IS_NULLABLE AS CHAR), COLUMN_DEFAULT IS NOT NULL, CAST(EXTRA AS CHAR),
+                CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), CAST(CHARACTER_OCTET_LENGTH AS CHAR),
+                CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR)
+           FROM information_schema.COLUMNS
+          WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
+          ORDER BY ORDINAL_POSITION",
+    )
+    .bind(table.schema.as_deref())
+    .bind(&table.name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::Sink(format!("cannot read the columns of {table}: {e}")))?;
+    if rows.is_empty() {
+        return Err(Error::Schema(format!(
+            "table {table} does not exist (or this user cannot see it); create it first, e.g. \
+             with sql/sink_table.sql for the seed scenario"
+        )));
+    }
+    let mut columns = Vec::with_capacity(rows.len());
+    for row in rows {
+        let get =
+            |i: usize| -> Option<String> { row.try_get::<Option<String>, _>(i).ok().flatten() };
+        let num = |i: usize| get(i).and_then(|s| s.parse::<u64>().ok());
+        let name = get(0).unwrap_or_default();
+        let data_type = get(1).unwrap_or_default().to_ascii_lowercase();
+        let column_type = get(2).unwrap_or_default().to_ascii_lowercase();
+        let nullable = get(3).as_deref() == Some("YES");
+        let has_explicit_default = row.try_get::<i64, _>(4).unwrap_or(0) != 0;
+        let extra = get(5).unwrap_or_default().to_ascii_lowercase();
+        let ty = column_type_of(&data_type, &column_type, num(6), num(7), num(8), num(9));
+        let generated = extra.contains("generated")
+            || extra.contains("virtual")
+            || extra.contains("persistent")
+            || extra.contains("stored");
+        columns.push(Column {
+            name,
+            ty,
+            nullable,
+            has_default: has_explicit_default || extra.contains("auto_increment") || generated,
+        });
+    }
+    Ok(columns)
+}
+
+/// Maps information_schema's description of a column to what conversion checks.
+pub fn column_type_of(
+    data_type: &str,
+    column_type: &str,
+    char_max: Option<u64>,
+    octet_max: Option<u64>,
+    precision: Option<u64>,
+    scale: Option<u64>,
+) -> ColumnType {
+    let unsigned = column_type.contains("unsigned");
+    let int = |bits: u32| {
+        if unsigned {
+            ColumnType::UInt {
+                max: if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                },
+            }
+        } else {
+            ColumnType::Int {
+                min: if bits == 64 {
+                    i64::MIN
+                } else {
+                    -(1i64 << (bits - 1))
+                },
+                max: if bits == 64 {
+                    i64::MAX
+                } else {
+                    (1i64 << (bits - 1)) - 1
+                },
+            }
+        }
+    };
+    match data_type {
+        "tinyint" if column_type.starts_with("tinyint(1)") && !unsigned => ColumnType::Bool,
+        "tinyint" => int(8),
+        "smallint" => int(16),
+        "mediumint" => int(24),
+        "int" | "integer" => int(32),
+        "bigint" => int(64),
+        "decimal" | "numeric" => ColumnType::Decimal {
+            precision: precision.unwrap_or(10) as u32,
+            scale: scale.unwrap_or(0) as u32,
+        },
+        "float" | "double" | "real" => ColumnType::Float,
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColumnType::Text {
+            max_chars: char_max.unwrap_or(u64::MAX),
+            max_bytes: octet_max.unwrap_or(u64::MAX),
+        },
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            ColumnType::Binary {
+                max_bytes: octet_max.or(char_max).unwrap_or(u64::MAX),
+            }
+        }
+        "enum" => ColumnType::Enum(enum_values(column_type)),
+        "date" => ColumnType::Date,
+        "datetime" => ColumnType::DateTime,
+        "timestamp" => ColumnType::Timestamp,
+        "json" => ColumnType::Json,
+        _ => ColumnType::Other,
+    }
+}
+
+/// `enum('a','b''c')` -> `["a", "b'c"]`.
+fn enum_values(column_type: &str) -> Vec<String> {
+    let inner = column_type
+        .trim_start_matches("enum(")
+        .trim_end_matches(')');
+    let mut values = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, in_quote) {
+            ('\'', false) => in_quote = true,
+            ('\'', true) if chars.peek() == Some(&'\'') => {
+                chars.next();
+                cur.push('\'');
+            }
+            ('\'', true) => {
+                in_quote = false;
+                values.push(std::mem::take(&mut cur));
+            }
+            (c, true) => cur.push(c),
+            _ => {}
+        }
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_seed_table_types() {
+        assert_eq!(
+            column_type_of("int", "int(11)", None, None, Some(10), Some(0)),
+            ColumnType::Int {
+                min: i32::MIN as i64,
+                max: i32::MAX as i64
+            }
+        );
+        assert_eq!(
+            column_type_of("varchar", "varchar(255)", Some(255), Some(1020), None, None),
+            ColumnType::Text {
+                max_chars: 255,
+                max_bytes: 1020
+            }
+        );
+        assert_eq!(
+            column_type_of("tinyint", "tinyint(1)", None, None, None, None),
+            ColumnType::Bool
+        );
+        assert_eq!(
+            column_type_of("tinyint", "tinyint(3) unsigned", None, None, None, None),
+            ColumnType::UInt { max: 255 }
+        );
+        assert_eq!(
+            column_type_of("bigint", "bigint(20) unsigned", None, None, None, None),
+            ColumnType::UInt { max: u64::MAX }
+        );
+    }
+
+    #[test]
+    fn parses_enum_values() {
+        assert_eq!(enum_values("enum('a','b''c')"), vec!["a", "b'c"]);
+    }
+
+    #[test]
+    fn table_names() {
+        assert_eq!(
+            TableName::parse("sink_table").unwrap().quoted(),
+            "`sink_table`"
+        );
+        assert_eq!(TableName::parse("db.t").unwrap().quoted(), "`db`.`t`");
+        assert!(TableName::parse("a.b.c").is_err());
+    }
+}

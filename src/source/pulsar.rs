@@ -1,0 +1,474 @@
+//! Bounded partition readers over the `pulsar` crate.
+//!
+//! Each partition gets its own non-durable, exclusive consumer: nothing is acknowledged and no
+//! subscription outlives the run. The end of each partition is fixed once, when its reader
+//! opens (`get_last_message_id`), so a run always ends, even on an empty partition or a window
+//! whose end lies in the future. On any consumer error the reader reconnects after the last
+//! position it returned and drops replays, so nothing is read twice or skipped.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use pulsar::consumer::{ConsumerOptions, InitialPosition};
+use pulsar::message::proto::MessageIdData;
+use pulsar::{
+    Authentication, ConnectionRetryOptions, Consumer, OperationRetryOptions, Pulsar, SubType,
+    TokioExecutor,
+};
+use serde::Serialize;
+
+use super::{Partition, Position, SourceMessage};
+use crate::config::{id_for_partition, EndBound, SourceConfig, StartBound};
+use crate::error::{Backoff, Error, Result};
+
+/// A connected Pulsar client plus the validated source settings.
+pub struct PulsarSource {
+    client: Pulsar<TokioExecutor>,
+    cfg: SourceConfig,
+}
+
+/// How one partition's range was resolved when its reader opened (reported in the summary).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedRange {
+    pub partition: i32,
+    /// Reading starts strictly after this position (checkpoint or `--from id:`), if any.
+    pub start_after: Option<String>,
+    /// Publish-time lower bound (inclusive, epoch ms), if any.
+    pub from_publish_time: Option<i64>,
+    /// Last message of the partition when the run started; `None` when it was empty.
+    pub end_snapshot: Option<String>,
+    /// Message-id upper bound (inclusive), if any.
+    pub stop_at: Option<String>,
+    /// Publish-time upper bound (exclusive, epoch ms), if any.
+    pub to_publish_time: Option<i64>,
+    /// Why the partition's reader stopped.
+    pub stopped_because: Option<&'static str>,
+}
+
+/// Upper end of a position range where a missing batch index means "the whole entry".
+fn entry_end(p: Position) -> Position {
+    if p.batch_index < 0 {
+        Position::new(p.ledger_id, p.entry_id, i32::MAX)
+    } else {
+        p
+    }
+}
+
+fn from_proto(id: &MessageIdData) -> Position {
+    Position::new(
+        id.ledger_id as i64,
+        id.entry_id as i64,
+        id.batch_index.unwrap_or(-1),
+    )
+}
+
+/// The id to subscribe from so that the broker redelivers the entry holding `after` (it
+/// steps one entry back when a batch index is given); anything at or before `after` is
+/// then dropped by the reader.
+fn resume_id(after: Position) -> MessageIdData {
+    MessageIdData {
+        ledger_id: after.ledger_id as u64,
+        entry_id: after.entry_id as u64,
+        batch_index: Some(after.batch_index.max(0)),
+        ..Default::default()
+    }
+}
+
+fn source_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Source(format!("{what}: {e}"))
+}
+
+impl PulsarSource {
+    /// Connects to the broker (retrying within the source retry budget).
+    pub async fn connect(cfg: &SourceConfig) -> Result<Self> {
+        let url = &cfg.service_url;
+        if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
+            return Err(Error::Config(format!(
+                "--pulsar-url '{}' must start with pulsar:// or pulsar+ssl://",
+                crate::error::redact_url(url)
+            )));
+        }
+        let pem = match &cfg.tls_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read --pulsar-tls-ca-file {path}: {e}"))
+            })?),
+            None => None,
+        };
+        let make_builder = || {
+            let mut builder = Pulsar::builder(url.clone(), TokioExecutor)
+                .with_connection_retry_options(ConnectionRetryOptions {
+                    min_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(3),
+                    max_retries: 5,
+                    connection_timeout: Duration::from_secs(5),
+                    ..Default::default()
+                })
+                .with_operation_retry_options(OperationRetryOptions {
+                    operation_timeout: Duration::from_secs(20),
+                    retry_delay: Duration::from_millis(500),
+                    max_retries: Some(10),
+                });
+            if let Some(token) = &cfg.auth_token {
+                builder = builder.with_auth(Authentication {
+                    name: "token".into(),
+                    data: token.trim().as_bytes().to_vec(),
+                });
+            }
+            if let Some(pem) = &pem {
+                builder = builder.with_certificate_chain(pem.clone());
+            }
+            builder
+        };
+        let mut backoff = Backoff::new(cfg.retry_budget);
+        loop {
+            match make_builder().build().await {
+                Ok(client) => {
+                    return Ok(PulsarSource {
+                        client,
+                        cfg: cfg.clone(),
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect to Pulsar yet; retrying");
+                    if !backoff.wait().await {
+                        return Err(source_err(
+                            &format!(
+                                "cannot connect to {}",
+                                crate::error::redact_url(&cfg.service_url)
+                            ),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The partitions to read: all of a partitioned topic (or the `--partitions` subset),
+    /// or the topic itself when it is not partitioned.
+    pub async fn partitions(&self) -> Result<Vec<Partition>> {
+        let topic = &self.cfg.topic.0;
+        let n = self
+            .client
+            .lookup_partitioned_topic_number(topic.clone())
+            .await
+            .map_err(|e| source_err(&format!("cannot look up topic {topic}"), e))?;
+        if n == 0 {
+            if let Some(p) = &self.cfg.partitions {
+                return Err(Error::Config(format!(
+                    "--partitions {p:?} given but {topic} is not a partitioned topic"
+                )));
+            }
+            return Ok(vec![Partition {
+                index: None,
+                topic: topic.clone(),
+            }]);
+        }
+        let wanted: Vec<u32> = match &self.cfg.partitions {
+            Some(list) => {
+                if let Some(bad) = list.iter().find(|&&p| p >= n) {
+                    return Err(Error::Config(format!(
+                        "--partitions names partition {bad}, but {topic} has partitions 0..{}",
+                        n - 1
+                    )));
+                }
+                list.clone()
+            }
+            None => (0..n).collect(),
+        };
+        Ok(wanted
+            .into_iter()
+            .map(|i| Partition {
+                index: Some(i),
+                topic: format!("{topic}-partition-{i}"),
+            })
+            .collect())
+    }
+
+    /// Opens a reader on one partition. `checkpoint` is the last position committed by an
+    /// earlier run of the same job and range; reading resumes strictly after it.
+    pub async fn open(
+        &self,
+        partition: Partition,
+        checkpoint: Option<Position>,
+    ) -> Result<PartitionReader> {
+        let start_after = match (&checkpoint, &self.cfg.from) {
+            (Some(p), _) => Some(*p),
+            (None, StartBound::AfterId(ids)) => {
+                let id = id_for_partition(ids, partition.index).ok_or_else(|| {
+                    Error::Config(format!(
+                        "--from gives no message id for partition {}",
+                        partition.checkpoint_index()
+                    ))
+                })?;
+                Some(entry_end(id))
+            }
+            _ => None,
+        };
+        let from_publish_time = match self.cfg.from {
+            StartBound::PublishTime(ms) => Some(ms),
+            _ => None,
+        };
+        let (stop_at, to_publish_time) = match &self.cfg.to {
+            EndBound::Latest => (None, None),
+            EndBound::PublishTime(ms) => (None, Some(*ms)),
+            EndBound::AtId(ids) => {
+                let id = id_for_partition(ids, partition.index).ok_or_else(|| {
+                    Error::Config(format!(
+                        "--to gives no message id for partition {}",
+                        partition.checkpoint_index()
+                    ))
+                })?;
+                (Some(entry_end(id)), None)
+            }
+        };
+        let mut reader = PartitionReader {
+            client: self.client.clone(),
+            partition,
+            consumer: None,
+            start_after,
+            last_seen: start_after,
+            from_publish_time,
+            to_publish_time,
+            stop_at,
+            end: None,
+            done: None,
+            idle_timeout: self.cfg.idle_timeout,
+            retry_budget: self.cfg.retry_budget,
+            reconnects: 0,
+        };
+        reader.connect_with_retry().await?;
+        Ok(reader)
+    }
+}
+
+/// Reads one partition from its start bound to its end bound, then returns `None`.
+pub struct PartitionReader {
+    client: Pulsar<TokioExecutor>,
+    partition: Partition,
+    consumer: Option<Consumer<Vec<u8>, TokioExecutor>>,
+    start_after: Option<Position>,
+    /// Last position handed out (or skipped); replays at or before it are dropped.
+    last_seen: Option<Position>,
+    from_publish_time: Option<i64>,
+    to_publish_time: Option<i64>,
+    stop_at: Option<Position>,
+    /// The partition's last message when the reader opened: `None` until known,
+    /// `Some(None)` when the broker could not name one.
+    end: Option<Option<Position>>,
+    done: Option<&'static str>,
+    idle_timeout: Duration,
+    retry_budget: Duration,
+    reconnects: u64,
+}
+
+impl PartitionReader {
+    /// The partition this reader reads.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// How many times the reader had to reconnect.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// The range as resolved for this partition.
+    pub fn resolved(&self) -> ResolvedRange {
+        ResolvedRange {
+            partition: self.partition.checkpoint_index(),
+            start_after: self.start_after.map(|p| p.to_string()),
+            from_publish_time: self.from_publish_time,
+            end_snapshot: self.end.flatten().map(|p| p.to_string()),
+            stop_at: self.stop_at.map(|p| p.to_string()),
+            to_publish_time: self.to_publish_time,
+            stopped_because: self.done,
+        }
+    }
+
+    async fn connect(&mut self) -> std::result::Result<(), pulsar::Error> {
+        if let Some(mut old) = self.consumer.take() {
+            let _ = old.close().await;
+        }
+        let mut options = ConsumerOptions::default()
+            .durable(false)
+            .with_initial_position(InitialPosition::Earliest)
+            .with_receiver_queue_size(2000);
+        if let Some(after) = self.last_seen {
+            options = options.starting_on_message(resume_id(after));
+        }
+        let mut consumer: Consumer<Vec<u8>, TokioExecutor> = self
+            .client
+            .consumer()
+            .with_topic(self.partition.topic.clone())
+            .with_subscription(format!(
+                "pulsar2mysql-reader-{:016x}",
+                rand_suffix(&self.partition.topic)
+            ))
+            .with_subscription_type(SubType::Exclusive)
+            .with_batch_size(2000)
+            .with_options(options)
+            .build()
+            .await?;
+        if self.end.is_none() {
+            let last = consumer.get_last_message_id().await?;
+            let end = last.first().and_then(|id| {
+                let p = from_proto(id);
+                // entry -1 (u64::MAX on the wire): the current ledger holds nothing yet.
+                (p.ledger_id >= 0 && p.entry_id >= 0).then_some(entry_end(p))
+            });
+            self.end = Some(end);
+        }
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    async fn connect_with_retry(&mut self) -> Result<()> {
+        let mut backoff = Backoff::new(self.retry_budget);
+        loop {
+            match self.connect().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(partition = %self.partition.topic, error = %e, "cannot subscribe yet; retrying");
+                    if !backoff.wait().await {
+                        return Err(source_err(
+                            &format!("cannot read {}", self.partition.topic),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+        if let (Some(Some(end)), Some(after)) = (self.end, self.start_after) {
+            if end <= after {
+                self.done = Some("already_at_end");
+            }
+        }
+        if matches!(self.end, Some(None)) && self.last_seen.is_none() {
+            tracing::debug!(partition = %self.partition.topic, "broker reports no last message; the partition may be empty");
+        }
+        Ok(())
+    }
+
+    async fn reconnect(&mut self, cause: String) -> Result<()> {
+        self.reconnects += 1;
+        tracing::warn!(partition = %self.partition.topic, after = ?self.last_seen, %cause, "reconnecting to Pulsar");
+        self.connect_with_retry().await
+    }
+
+    /// The next message of the range, or `None` once the partition reached its bound.
+    pub async fn next(&mut self) -> Result<Option<SourceMessage>> {
+        loop {
+            if self.done.is_some() {
+                if let Some(mut c) = self.consumer.take() {
+                    let _ = c.close().await;
+                }
+                return Ok(None);
+            }
+            let consumer = self.consumer.as_mut().expect("connected");
+            let end = self.end.flatten();
+            let msg = match tokio::time::timeout(self.idle_timeout, consumer.try_next()).await {
+                Ok(Ok(Some(msg))) => msg,
+                Ok(Ok(None)) => {
+                    self.reconnect("the consumer stream ended".into()).await?;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    self.reconnect(e.to_string()).await?;
+                    continue;
+                }
+                Err(_elapsed) => {
+                    let caught_up = match (end, self.last_seen) {
+                        // The broker named no last message: nothing arrived for a whole idle
+                        // period, so everything that existed at the start has been read.
+                        (None, _) => true,
+                        (Some(end), Some(seen)) => seen >= end,
+                        (Some(_), None) => false,
+                    };
+                    if caught_up {
+                        self.done = Some("end_of_partition");
+                    } else {
+                        self.reconnect(format!(
+                            "no message for {:?} before the end bound {}",
+                            self.idle_timeout,
+                            end.map(|p| p.to_string()).unwrap_or_default()
+                        ))
+                        .await?;
+                    }
+                    continue;
+                }
+            };
+            let position = from_proto(&msg.message_id.id);
+            if self.last_seen.is_some_and(|seen| position <= seen) {
+                continue; // replay after a reconnect or a resume inside a batched entry
+            }
+            let publish_time = msg.payload.metadata.publish_time as i64;
+            match end {
+                Some(end) if position > end => {
+                    self.done = Some("end_of_partition");
+                    continue;
+                }
+                _ => {}
+            }
+            if self.stop_at.is_some_and(|stop| position > stop) {
+                self.done = Some("stop_id_reached");
+                continue;
+            }
+            if self.to_publish_time.is_some_and(|to| publish_time >= to) {
+                self.done = Some("end_of_window");
+                continue;
+            }
+            self.last_seen = Some(position);
+            if end == Some(entry_end(position)) || end.is_some_and(|e| position >= e) {
+                self.done = Some("end_of_partition");
+            }
+            if self.stop_at.is_some_and(|stop| position >= stop) {
+                self.done = Some("stop_id_reached");
+            }
+            if self
+                .from_publish_time
+                .is_some_and(|from| publish_time < from)
+            {
+                continue; // before the window
+            }
+            return Ok(Some(SourceMessage {
+                position,
+                publish_time,
+                payload: msg.payload.data,
+            }));
+        }
+    }
+}
+
+/// A per-process, per-topic suffix so concurrent runs never share a subscription name.
+fn rand_suffix(topic: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(topic.as_bytes());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_without_batch_index_covers_the_whole_entry() {
+        let end = entry_end(Position::new(5, 9, -1));
+        assert!(Position::new(5, 9, 99) <= end);
+        assert!(Position::new(5, 10, -1) > end);
+        assert_eq!(entry_end(Position::new(5, 9, 2)), Position::new(5, 9, 2));
+    }
+
+    #[test]
+    fn resume_asks_for_the_entry_again() {
+        let id = resume_id(Position::new(7, 3, -1));
+        assert_eq!((id.ledger_id, id.entry_id, id.batch_index), (7, 3, Some(0)));
+    }
+}
