@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# Local services for pulsar2mysql, without Docker or systemd:
+#   - Apache Pulsar in standalone mode (tarball from Maven Central),
+#   - MariaDB (Debian package) as our own instance with its own datadir,
+#   - Prometheus Pushgateway (Debian package).
+#
+# usage: scripts/services.sh up|down|status|env
+#   up      install what is missing, start what is not running, wait until
+#           every service is ready, print where they listen. Idempotent.
+#   down    stop the services cleanly (data is kept for the next `up`).
+#   status  print each service's state; exit status 1 if any is not ready.
+#   env     print `export VAR=value` lines: eval "$(scripts/services.sh env)"
+#
+# Environment (defaults in brackets):
+#   PULSAR_URL        [pulsar://127.0.0.1:6650]   broker host/port
+#   PULSAR_ADMIN_URL  [http://127.0.0.1:8080]     admin/web port
+#   MYSQL_URL         [mysql://root@127.0.0.1:3306/pulsar2mysql]
+#   PUSHGATEWAY_URL   [http://127.0.0.1:9091]
+#   P2M_CACHE_DIR     [<repo>/.cache]  downloads, data dirs, logs, pid files
+#   PULSAR_VERSION    [4.0.8]
+#   PULSAR_MEM        [-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g]
+#   P2M_PULSAR_WIPE=1 start Pulsar with an empty data dir (topics are lost)
+#   P2M_PULSAR_TIMEOUT [240] / P2M_MARIADB_TIMEOUT [120] /
+#   P2M_PUSHGATEWAY_TIMEOUT [30]   readiness timeouts, seconds
+#
+# Service configuration lives in docker/ (see docker/README.md).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PULSAR_VERSION=${PULSAR_VERSION:-4.0.8}
+# The machine (2 cores, 24 GiB) is shared with MariaDB, cargo builds and the
+# tests; Pulsar's own default (2g heap, 4g direct) is sized for a real broker.
+PULSAR_MEM=${PULSAR_MEM:--Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g}
+P2M_PULSAR_TIMEOUT=${P2M_PULSAR_TIMEOUT:-240}
+P2M_MARIADB_TIMEOUT=${P2M_MARIADB_TIMEOUT:-120}
+P2M_PUSHGATEWAY_TIMEOUT=${P2M_PUSHGATEWAY_TIMEOUT:-30}
+
+CACHE=$P2M_CACHE_DIR
+LOGS=$CACHE/logs
+RUN=$CACHE/run
+DOCKER_DIR=$P2M_REPO_DIR/docker
+
+PULSAR_HOME=$CACHE/apache-pulsar-$PULSAR_VERSION
+PULSAR_DATA=$CACHE/pulsar-data     # outside PULSAR_HOME: survives version bumps
+PULSAR_PID=$RUN/pulsar.pid
+PULSAR_LOG=$LOGS/pulsar.log
+
+MARIADB_DIR=$CACHE/mariadb
+MARIADB_DATA=$MARIADB_DIR/data
+MARIADB_CNF=$MARIADB_DIR/my.cnf    # generated; includes docker/mariadb.cnf
+MARIADB_SOCK=$RUN/mariadb.sock
+MARIADB_PID=$RUN/mariadb.pid
+MARIADB_LOG=$LOGS/mariadb.log
+
+PUSHGW_PID=$RUN/pushgateway.pid
+PUSHGW_LOG=$LOGS/pushgateway.log
+PUSHGW_DATA=$CACHE/pushgateway/metrics.data
+
+APT_PACKAGES=(mariadb-server mariadb-client protobuf-compiler prometheus-pushgateway curl)
+
+# --- where things listen, derived from the URLs ------------------------------
+
+parse_urls() {
+    PULSAR_ADMIN_URL=${PULSAR_ADMIN_URL%/}
+    PUSHGATEWAY_URL=${PUSHGATEWAY_URL%/}
+    url_parse "$PULSAR_URL"
+    PULSAR_HOST=$URL_HOST PULSAR_PORT=$URL_PORT
+    url_parse "$PULSAR_ADMIN_URL"
+    PULSAR_WEB_HOST=$URL_HOST PULSAR_WEB_PORT=$URL_PORT
+    url_parse "$MYSQL_URL"
+    MYSQL_HOST=$URL_HOST MYSQL_PORT=$URL_PORT MYSQL_USER=${URL_USER:-root}
+    MYSQL_DB=${URL_PATH:-pulsar2mysql}
+    url_parse "$PUSHGATEWAY_URL"
+    PUSHGW_HOST=$URL_HOST PUSHGW_PORT=$URL_PORT
+    # Standalone has a single bindAddress for both ports.
+    [[ $PULSAR_HOST == "$PULSAR_WEB_HOST" ]] ||
+        die "PULSAR_URL and PULSAR_ADMIN_URL must use the same host ($PULSAR_HOST vs $PULSAR_WEB_HOST)"
+    # We create a root account without password; other users are not managed.
+    [[ $MYSQL_USER == root && -z $URL_PASS ]] ||
+        warn "MYSQL_URL user is not password-less root; only root@127.0.0.1 is set up"
+}
+
+print_env() {
+    printf 'export PULSAR_URL=%q\n' "$PULSAR_URL"
+    printf 'export PULSAR_ADMIN_URL=%q\n' "$PULSAR_ADMIN_URL"
+    printf 'export MYSQL_URL=%q\n' "$MYSQL_URL"
+    printf 'export PUSHGATEWAY_URL=%q\n' "$PUSHGATEWAY_URL"
+}
+
+# --- installation -------------------------------------------------------------
+
+# Installs the Debian packages that are missing. The check is one dpkg-query
+# call, so a no-op `up` stays fast; apt only runs when something is missing.
+ensure_packages() {
+    local pkgs=("${APT_PACKAGES[@]}") missing=() p installed
+    command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null || pkgs+=(maven)
+    installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${pkgs[@]}" 2>/dev/null || true)
+    for p in "${pkgs[@]}"; do
+        grep -qx "$p installed" <<<"$installed" || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return 0
+
+    log "installing Debian packages: ${missing[*]}"
+    # Without systemd, package postinst scripts would start the system MariaDB
+    # (on 3306) and Pushgateway (on 9091) via invoke-rc.d, and those would then
+    # hold the ports our own instances need. A policy-rc.d that answers 101
+    # ("action forbidden") stops that; Docker images ship the same file.
+    local guard=/usr/sbin/policy-rc.d added_guard=0 rc=0
+    if [[ ! -e $guard ]]; then
+        as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$guard && chmod 755 $guard"
+        added_guard=1
+    fi
+    as_root apt-get update -q || rc=$?
+    ((rc != 0)) || as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+    ((added_guard == 0)) || as_root rm -f "$guard"
+    ((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
+}
+
+# Maven downloads the distribution (and keeps it in ~/.m2 as a cache); we
+# unpack it into the cache folder. The unpack goes through a temporary dir so
+# an interrupted `up` never leaves a half-unpacked PULSAR_HOME behind.
+ensure_pulsar_installed() {
+    [[ -x $PULSAR_HOME/bin/pulsar && -f $PULSAR_HOME/conf/standalone.conf.orig ]] && return 0
+    local dl=$CACHE/downloads
+    local tarball=$dl/pulsar-server-distribution-$PULSAR_VERSION-bin.tar.gz
+    mkdir -p "$dl"
+    if [[ ! -s $tarball ]]; then
+        log "fetching Pulsar $PULSAR_VERSION with Maven"
+        # Run from $dl: no pom.xml there, so Maven runs the goal stand-alone.
+        # Its chatter (colour codes even with -B -q) goes to a log file.
+        mkdir -p "$LOGS"
+        (cd "$dl" && mvn -B -q dependency:copy \
+            -Dartifact="org.apache.pulsar:pulsar-server-distribution:$PULSAR_VERSION:tar.gz:bin" \
+            -DoutputDirectory="$dl") >>"$LOGS/maven.log" 2>&1 || {
+            tail -n 20 "$LOGS/maven.log" >&2
+            die "Maven could not fetch Pulsar $PULSAR_VERSION; see $LOGS/maven.log"
+        }
+    fi
+    log "unpacking Pulsar into $PULSAR_HOME"
+    local tmp
+    tmp=$(mktemp -d "$CACHE/.unpack.XXXXXX")
+    tar -xzf "$tarball" -C "$tmp"
+    local unpacked=$tmp/apache-pulsar-$PULSAR_VERSION
+    [[ -x $unpacked/bin/pulsar ]] || die "unexpected tarball layout in $tarball"
+    # Keep pristine copies: our configs are re-rendered from them on each start.
+    cp "$unpacked/conf/standalone.conf" "$unpacked/conf/standalone.conf.orig"
+    cp "$unpacked/conf/client.conf" "$unpacked/conf/client.conf.orig"
+    rm -rf "$PULSAR_HOME"
+    mv "$unpacked" "$PULSAR_HOME"
+    rm -rf "$tmp"
+    # ~/.m2 still has it; no need for a second 245 MB copy.
+    rm -f "$tarball"
+}
+
+# render_properties SRC DEST KEY=VALUE...: copy a Java properties file,
+# replacing the value of each given key in place and appending keys that SRC
+# does not have. Later KEY=VALUE arguments win over earlier ones.
+render_properties() {
+    local src=$1 dest=$2
+    shift 2
+    printf '%s\n' "$@" | awk '
+        NR == FNR {
+            i = index($0, "="); k = substr($0, 1, i - 1); v = substr($0, i + 1)
+            if (!(k in val)) order[++n] = k
+            val[k] = v; next
+        }
+        {
+            i = index($0, "="); k = substr($0, 1, i - 1)
+            if (i > 1 && k !~ /^[ \t]*#/ && (k in val)) { print k "=" val[k]; seen[k] = 1; next }
+            print
+        }
+        END {
+            hdr = 0
+            for (j = 1; j <= n; j++) if (!(order[j] in seen)) {
+                if (!hdr++) print "\n# --- added by scripts/services.sh ---"
+                print order[j] "=" val[order[j]]
+            }
+        }' - "$src" >"$dest.tmp"
+    mv "$dest.tmp" "$dest"
+}
+
+# Non-comment, non-blank lines of an overrides file.
+read_overrides() {
+    grep -Ev '^[[:space:]]*(#|$)' "$1" | sed -e 's/[[:space:]]*=[[:space:]]*/=/' || true
+}
+
+# --- Pulsar -------------------------------------------------------------------
+
+pulsar_running() { pid_alive "$PULSAR_PID" standalone; }
+
+pulsar_ready() {
+    [[ $(curl -fsS --max-time 3 "$PULSAR_ADMIN_URL/admin/v2/clusters" 2>/dev/null) == '["standalone"]' ]] &&
+        curl -fsS --max-time 3 "$PULSAR_ADMIN_URL/admin/v2/namespaces/public" 2>/dev/null |
+        grep -q '"public/default"' &&
+        port_open "$PULSAR_HOST" "$PULSAR_PORT"
+}
+
+pulsar_configure() {
+    local conf=$PULSAR_HOME/conf overrides=()
+    mapfile -t overrides < <(read_overrides "$DOCKER_DIR/pulsar-standalone.overrides")
+    render_properties "$conf/standalone.conf.orig" "$conf/standalone.conf" \
+        "${overrides[@]}" \
+        "bindAddress=$PULSAR_HOST" \
+        "advertisedAddress=$PULSAR_HOST" \
+        "brokerServicePort=$PULSAR_PORT" \
+        "webServicePort=$PULSAR_WEB_PORT"
+    # So that bin/pulsar-client and bin/pulsar-admin talk to this instance.
+    render_properties "$conf/client.conf.orig" "$conf/client.conf" \
+        "webServiceUrl=$PULSAR_ADMIN_URL/" \
+        "brokerServiceUrl=$PULSAR_URL/"
+}
+
+# Restarting on an existing data dir is reliable (tested: repeated down/up and
+# kill -9 + up keep all messages). What does change how standalone starts:
+#  - a ZooKeeper data dir (data/standalone/zookeeper relative to the working
+#    directory, i.e. PULSAR_HOME) or PULSAR_STANDALONE_USE_ZOOKEEPER=1 makes
+#    it use ZooKeeper instead of the RocksDB metadata store we rely on. We
+#    never create one, and unset the variable.
+#  - bookie data without its metadata (someone deleted only one of the two)
+#    fails on a cookie/instance-id mismatch; the two only make sense together,
+#    so a half-deleted data dir is wiped whole.
+# P2M_PULSAR_WIPE=1 starts from an empty data dir on purpose.
+pulsar_check_data_dir() {
+    if [[ ${P2M_PULSAR_WIPE:-0} == 1 ]]; then
+        log "P2M_PULSAR_WIPE=1: deleting $PULSAR_DATA"
+        rm -rf "$PULSAR_DATA"
+    elif [[ -d $PULSAR_DATA/bookkeeper && ! -d $PULSAR_DATA/metadata ]] ||
+        [[ ! -d $PULSAR_DATA/bookkeeper && -d $PULSAR_DATA/metadata ]]; then
+        warn "$PULSAR_DATA has only one of bookkeeper/ and metadata/; wiping it"
+        rm -rf "$PULSAR_DATA"
+    fi
+    if [[ -d $PULSAR_HOME/data/standalone/zookeeper ]]; then
+        warn "moving away $PULSAR_HOME/data/standalone/zookeeper (would switch standalone to ZooKeeper)"
+        mv "$PULSAR_HOME/data/standalone/zookeeper" "$PULSAR_HOME/data/standalone/zookeeper.disabled.$(date +%s)"
+    fi
+}
+
+pulsar_start() {
+    if pulsar_running; then return 0; fi
+    pulsar_configure
+    pulsar_check_data_dir
+    mkdir -p "$PULSAR_DATA" "$LOGS/pulsar"
+    log "starting Pulsar $PULSAR_VERSION standalone (log: $PULSAR_LOG)"
+    # -nfw/-nss: no functions worker and no stream storage; we need neither,
+    # and both cost memory and startup time. Data dirs are passed explicitly
+    # because the defaults are relative to the working directory.
+    # Pulsar logs to stdout by default (log4j Console appender), so the
+    # daemon's output file is the Pulsar log; GC logs go to logs/pulsar/.
+    # PULSAR_STANDALONE_USE_ZOOKEEPER would switch to ZooKeeper metadata.
+    (cd "$PULSAR_HOME" && start_daemon "$PULSAR_PID" "$PULSAR_LOG" \
+        env -u PULSAR_STANDALONE_USE_ZOOKEEPER \
+        PULSAR_MEM="$PULSAR_MEM" PULSAR_LOG_DIR="$LOGS/pulsar" \
+        "$PULSAR_HOME/bin/pulsar" standalone -nfw -nss \
+        --metadata-dir "$PULSAR_DATA/metadata" \
+        --bookkeeper-dir "$PULSAR_DATA/bookkeeper")
+}
+
+pulsar_wait() {
+    wait_until pulsar "$P2M_PULSAR_TIMEOUT" "$PULSAR_LOG" "$PULSAR_PID" standalone pulsar_ready ||
+        die "Pulsar did not come up; see $PULSAR_LOG. If its data is damaged (e.g. InvalidCookieException), P2M_PULSAR_WIPE=1 $0 up starts it with an empty data dir."
+}
+
+pulsar_stop() {
+    # The broker shuts down within brokerShutdownTimeoutMs (see overrides),
+    # then the bookie and metadata store close; 90 s is plenty.
+    stop_daemon pulsar "$PULSAR_PID" standalone 90
+}
+
+# --- MariaDB ------------------------------------------------------------------
+
+mariadb_running() { pid_alive "$MARIADB_PID" mariadbd; }
+
+# --no-defaults: do not pick up the system client config (/etc/mysql), whose
+# socket points at the system server, not ours.
+mariadb_ready() {
+    mariadb-admin --no-defaults --protocol=tcp -h"$MYSQL_HOST" -P"$MYSQL_PORT" \
+        -uroot --connect-timeout=2 ping >/dev/null 2>&1
+}
+
+mariadb_configure() {
+    mkdir -p "$MARIADB_DIR" "$RUN" "$LOGS"
+    cat >"$MARIADB_CNF" <<EOF
+# Generated by scripts/services.sh on each start; edit docker/mariadb.cnf.
+!include $DOCKER_DIR/mariadb.cnf
+
+[mysqld]
+datadir      = $MARIADB_DATA
+socket       = $MARIADB_SOCK
+pid-file     = $MARIADB_PID
+log-error    = $MARIADB_LOG
+port         = $MYSQL_PORT
+bind-address = $MYSQL_HOST
+
+[client]
+socket       = $MARIADB_SOCK
+port         = $MYSQL_PORT
+EOF
+}
+
+mariadbd_bin() { command -v mariadbd || echo /usr/sbin/mariadbd; }
+
+# The datadir counts as initialized only once mariadb_bootstrap has run on it;
+# a datadir without the marker is a leftover of an interrupted first `up` and
+# holds no data of ours, so it is recreated.
+mariadb_init() {
+    [[ -f $MARIADB_DIR/.initialized ]] && return 0
+    log "initializing MariaDB datadir $MARIADB_DATA"
+    rm -rf "$MARIADB_DATA"
+    mkdir -p "$MARIADB_DATA"
+    mariadb-install-db --defaults-file="$MARIADB_CNF" --user="$(id -un)" \
+        --datadir="$MARIADB_DATA" --auth-root-authentication-method=normal \
+        --skip-test-db >>"$MARIADB_LOG" 2>&1 ||
+        die "mariadb-install-db failed; see $MARIADB_LOG"
+}
+
+mariadb_start() {
+    if mariadb_running; then return 0; fi
+    mariadb_configure
+    mariadb_init
+    log "starting MariaDB (log: $MARIADB_LOG)"
+    # mariadbd itself rather than mariadbd-safe: one process to track and stop.
+    # --user is required when running as root (and harmless otherwise).
+    start_daemon "$MARIADB_PID" "$MARIADB_LOG" \
+        "$(mariadbd_bin)" --defaults-file="$MARIADB_CNF" --user="$(id -un)"
+}
+
+mariadb_wait() {
+    wait_until mariadb "$P2M_MARIADB_TIMEOUT" "$MARIADB_LOG" "$MARIADB_PID" mariadbd mariadb_ready ||
+        die "MariaDB did not come up; see $MARIADB_LOG"
+}
+
+# Idempotent, run on every `up` (cheap): password-less root over TCP, then
+# the project's databases (docker/mariadb-init.sql, plus the one named in
+# MYSQL_URL if it is another). Goes through the unix socket, where
+# 'root'@'localhost' always applies, so it works before the TCP account exists.
+mariadb_bootstrap() {
+    {
+        cat <<'EOF'
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('');
+ALTER USER 'root'@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('');
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+GRANT PROXY ON ''@'%' TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+EOF
+        cat "$DOCKER_DIR/mariadb-init.sql"
+        printf 'CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n' "$MYSQL_DB"
+    } | mariadb --no-defaults --socket="$MARIADB_SOCK" -uroot --batch >>"$MARIADB_LOG" 2>&1 ||
+        die "MariaDB bootstrap SQL failed; see $MARIADB_LOG"
+    touch "$MARIADB_DIR/.initialized"
+}
+
+mariadb_stop() {
+    # SIGTERM is mariadbd's normal shutdown (flushes InnoDB).
+    stop_daemon mariadb "$MARIADB_PID" mariadbd 120
+}
+
+# --- Pushgateway --------------------------------------------------------------
+
+pushgw_running() { pid_alive "$PUSHGW_PID" pushgateway; }
+
+pushgw_ready() { curl -fsS -o /dev/null --max-time 2 "$PUSHGATEWAY_URL/-/ready" 2>/dev/null; }
+
+pushgw_start() {
+    if pushgw_running; then return 0; fi
+    mkdir -p "$(dirname "$PUSHGW_DATA")"
+    log "starting Pushgateway (log: $PUSHGW_LOG)"
+    # Persistence in the cache (Debian's default is /var/lib/prometheus), and
+    # the admin API so tests can wipe metrics: PUT /api/v1/admin/wipe.
+    start_daemon "$PUSHGW_PID" "$PUSHGW_LOG" prometheus-pushgateway \
+        --web.listen-address="$PUSHGW_HOST:$PUSHGW_PORT" \
+        --persistence.file="$PUSHGW_DATA" \
+        --web.enable-admin-api
+}
+
+pushgw_wait() {
+    wait_until pushgateway "$P2M_PUSHGATEWAY_TIMEOUT" "$PUSHGW_LOG" "$PUSHGW_PID" pushgateway pushgw_ready ||
+        die "Pushgateway did not come up; see $PUSHGW_LOG"
+}
+
+pushgw_stop() { stop_daemon pushgateway "$PUSHGW_PID" pushgateway 30; }
+
+# --- shared -------------------------------------------------------------------
+
+# foreign_listener NAME: when NAME's own instance is not running but something
+# listens on one of its ports, print that host:port. Such a listener is
+# somebody else's: typically a system MariaDB started by apt or an init script,
+# or the services of another checkout (another P2M_CACHE_DIR).
+foreign_listener() {
+    local args
+    case $1 in
+        pulsar) pulsar_running && return 1
+            args=("$PULSAR_HOST" "$PULSAR_PORT" "$PULSAR_WEB_HOST" "$PULSAR_WEB_PORT") ;;
+        mariadb) mariadb_running && return 1
+            args=("$MYSQL_HOST" "$MYSQL_PORT") ;;
+        pushgateway) pushgw_running && return 1
+            args=("$PUSHGW_HOST" "$PUSHGW_PORT") ;;
+    esac
+    set -- "${args[@]}"
+    while (($# >= 2)); do
+        if port_open "$1" "$2"; then echo "$1:$2"; return 0; fi
+        shift 2
+    done
+    return 1
+}
+
+# Refuse to start anything while a port we need is held by another process:
+# say so, rather than fight over the port (or, worse, run the tests against
+# somebody else's server).
+refuse_foreign_listeners() {
+    local name addr errors=0
+    for name in pulsar mariadb pushgateway; do
+        addr=$(foreign_listener "$name") || continue
+        log "ERROR: $addr is in use by another process ($(port_owner "${addr##*:}")), not by the $name instance that scripts/services.sh manages in $CACHE."
+        case $name in
+            pulsar) log "  Stop it, or set PULSAR_URL/PULSAR_ADMIN_URL to other ports." ;;
+            mariadb) log "  If that is the system MariaDB, stop it (e.g. 'mariadb-admin shutdown' as root," \
+                "or 'service mariadb stop'); or set MYSQL_URL to another port." ;;
+            pushgateway) log "  Stop it (Debian's prometheus-pushgateway service?), or set PUSHGATEWAY_URL to another port." ;;
+        esac
+        errors=1
+    done
+    ((errors == 0)) || exit 1
+}
+
+# service_state NAME: one status line; returns 1 unless the service is ready.
+service_state() {
+    local name=$1 running ready pidfile where log addr
+    case $name in
+        pulsar) running=pulsar_running ready=pulsar_ready pidfile=$PULSAR_PID log=$PULSAR_LOG
+            where="$PULSAR_URL  admin $PULSAR_ADMIN_URL" ;;
+        mariadb) running=mariadb_running ready=mariadb_ready pidfile=$MARIADB_PID log=$MARIADB_LOG
+            where="$MYSQL_URL  socket $MARIADB_SOCK" ;;
+        pushgateway) running=pushgw_running ready=pushgw_ready pidfile=$PUSHGW_PID log=$PUSHGW_LOG
+            where=$PUSHGATEWAY_URL ;;
+    esac
+    if $running; then
+        if $ready; then
+            printf '%-12s ready      pid %-7s %s\n' "$name" "$(<"$pidfile")" "$where"
+            return 0
+        fi
+        printf '%-12s NOT READY  pid %-7s %s  (log: %s)\n' "$name" "$(<"$pidfile")" "$where" "$log"
+    elif addr=$(foreign_listener "$name"); then
+        printf '%-12s FOREIGN    %-11s %s  (%s is held by another process: %s)\n' \
+            "$name" "" "$where" "$addr" "$(port_owner "${addr##*:}")"
+    else
+        printf '%-12s STOPPED    %-11s %s  (log: %s)\n' "$name" "" "$where" "$log"
+    fi
+    return 1
+}
+
+print_status() {
+    local rc=0 s
+    for s in pulsar mariadb pushgateway; do service_state "$s" || rc=1; done
+    return $rc
+}
+
+# --- commands -----------------------------------------------------------------
+
+cmd_up() {
+    local t0=$SECONDS
+    take_lock "$CACHE/.services.lock"
+    ensure_packages
+    refuse_foreign_listeners
+    ensure_pulsar_installed
+    # Start everything first, then wait: Pulsar's 30-90 s startup overlaps
+    # with MariaDB's and the Pushgateway's.
+    pulsar_start
+    mariadb_start
+    pushgw_start
+    mariadb_wait
+    mariadb_bootstrap
+    pushgw_wait
+    pulsar_wait
+    print_status
+    log "services up in $((SECONDS - t0))s; logs in $LOGS"
+    print_env
+}
+
+cmd_down() {
+    local t0=$SECONDS pids=() p
+    take_lock "$CACHE/.services.lock"
+    # In parallel: Pulsar's clean shutdown dominates and the others need not
+    # wait for it.
+    pushgw_stop & pids+=($!)
+    mariadb_stop & pids+=($!)
+    pulsar_stop & pids+=($!)
+    for p in "${pids[@]}"; do wait "$p"; done
+    log "services stopped in $((SECONDS - t0))s (data kept in $CACHE)"
+}
+
+cmd_status() {
+    local rc=0
+    print_status || rc=$?
+    print_env
+    return $rc
+}
+
+main() {
+    parse_urls
+    case ${1:-} in
+        up) cmd_up ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        env) print_env ;;
+        *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+}
+
+main "$@"
