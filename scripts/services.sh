@@ -113,9 +113,10 @@ ensure_packages() {
         as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$guard && chmod 755 $guard"
         added_guard=1
     fi
-    as_root apt-get update -q || rc=$?
+    # apt's output goes to stderr: stdout of `up` is the status summary.
+    as_root apt-get update -q >&2 || rc=$?
     ((rc != 0)) || as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
     ((added_guard == 0)) || as_root rm -f "$guard"
     ((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
 }
@@ -249,11 +250,13 @@ pulsar_start() {
     # and both cost memory and startup time. Data dirs are passed explicitly
     # because the defaults are relative to the working directory.
     # Pulsar logs to stdout by default (log4j Console appender), so the
-    # daemon's output file is the Pulsar log; GC logs go to logs/pulsar/.
+    # daemon's output file is the Pulsar log. The default GC log is one file
+    # set per pid, which piles up over restarts; use one rotated file instead.
     # PULSAR_STANDALONE_USE_ZOOKEEPER would switch to ZooKeeper metadata.
     (cd "$PULSAR_HOME" && start_daemon "$PULSAR_PID" "$PULSAR_LOG" \
         env -u PULSAR_STANDALONE_USE_ZOOKEEPER \
         PULSAR_MEM="$PULSAR_MEM" PULSAR_LOG_DIR="$LOGS/pulsar" \
+        PULSAR_GC_LOG="-Xlog:gc*:file=$LOGS/pulsar/gc.log:time,uptime,tags:filecount=3,filesize=20M" \
         "$PULSAR_HOME/bin/pulsar" standalone -nfw -nss \
         --metadata-dir "$PULSAR_DATA/metadata" \
         --bookkeeper-dir "$PULSAR_DATA/bookkeeper")
@@ -261,7 +264,8 @@ pulsar_start() {
 
 pulsar_wait() {
     wait_until pulsar "$P2M_PULSAR_TIMEOUT" "$PULSAR_LOG" "$PULSAR_PID" standalone pulsar_ready ||
-        die "Pulsar did not come up; see $PULSAR_LOG. If its data is damaged (e.g. InvalidCookieException), P2M_PULSAR_WIPE=1 $0 up starts it with an empty data dir."
+        die "Pulsar did not come up; see $PULSAR_LOG. Slow machine: raise P2M_PULSAR_TIMEOUT." \
+            "Damaged data (e.g. InvalidCookieException): P2M_PULSAR_WIPE=1 $0 up starts with an empty data dir."
 }
 
 pulsar_stop() {
@@ -346,6 +350,11 @@ ALTER USER 'root'@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWOR
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 GRANT PROXY ON ''@'%' TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+-- mariadb-install-db also creates root@<hostname> and root@::1; unusable
+-- here (skip-name-resolve, IPv4 bind) and each start warns about them.
+DELETE FROM mysql.global_priv WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1');
+DELETE FROM mysql.proxies_priv WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1');
+FLUSH PRIVILEGES;
 EOF
         cat "$DOCKER_DIR/mariadb-init.sql"
         printf 'CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n' "$MYSQL_DB"
