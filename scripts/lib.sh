@@ -4,6 +4,8 @@
 
 P2M_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 P2M_CACHE_DIR=${P2M_CACHE_DIR:-$P2M_REPO_DIR/.cache}
+# Absolute, since services are started from other working directories.
+P2M_CACHE_DIR=$(realpath -m "$P2M_CACHE_DIR")
 
 # Where the local services listen. Every script uses the same defaults so that
 # `eval "$(scripts/services.sh env)"` is optional for the common case.

@@ -476,8 +476,8 @@ cmd_up() {
     ensure_packages
     refuse_foreign_listeners
     ensure_pulsar_installed
-    # Start everything first, then wait: Pulsar's 30-90 s startup overlaps
-    # with MariaDB's and the Pushgateway's.
+    # Start everything first, then wait: Pulsar's startup (5 s on the dev
+    # machine, up to 90 s on slow ones) overlaps with MariaDB's.
     pulsar_start
     mariadb_start
     pushgw_start
