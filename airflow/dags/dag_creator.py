@@ -1,0 +1,42 @@
+"""Airflow DAG ``dag_creator``: InLong Manager triggers it with a group's schedule as ``conf``;
+it writes ``inlong_offline_task_<groupId>.py`` (a task DAG that runs pulsar2mysql) into the
+dags folder. A drop-in for InLong's own dag_creator: same DAG id, same conf.
+
+conf (InLong's DAGRunConf; null keys are present): ``inlong_group_id``, ``start_time`` and
+``end_time`` (epoch ms), ``boundary_type`` ("time"), ``connection_id``, ``timezone``, and
+``cron_expr`` (Quartz or Airflow cron) or ``seconds_interval`` ("0" = once).
+
+An invalid conf fails the run with the reason (no retries: it would fail the same way).
+Registering a group again rewrites its file. See pulsar2mysql_inlong.py for the details.
+"""
+
+import pendulum
+
+from pulsar2mysql_airflow import DAG
+
+try:
+    from airflow.sdk import task
+except ImportError:  # Airflow 2.10
+    from airflow.decorators import task
+
+
+with DAG(
+    dag_id="dag_creator",
+    description="InLong Manager: create or update an inlong_offline_task_<groupId> DAG",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    is_paused_upon_creation=False,
+    tags=["inlong", "pulsar2mysql"],
+) as dag:
+
+    @task(task_id="create_task_dag", retries=0)
+    def create_task_dag(**context):
+        from pulsar2mysql_inlong import spec_from_conf, write_task_file
+
+        spec = spec_from_conf(context["dag_run"].conf)
+        path = write_task_file(spec)
+        print(f"wrote {path} for InLong group {spec['group_id']}: {spec['schedule']}")
+        return str(path)
+
+    create_task_dag()

@@ -1,0 +1,220 @@
+"""Shared helpers for every pulsar2mysql DAG: the example DAG, InLong's generated task DAGs.
+
+One place builds the runner's command and environment so that a fix here reaches every DAG
+already deployed (generated DAG files import this module instead of copying code).
+
+Rules this module enforces, and why:
+
+* Secrets never reach the command line. The rendered ``bash_command`` is shown in the UI and
+  written to the task log, so the MySQL password (and a Pulsar token) travel only through
+  ``env`` as ``PULSAR2MYSQL_MYSQL_PASSWORD`` / ``PULSAR2MYSQL_PULSAR_TOKEN``, templated from
+  an Airflow Connection; Airflow masks connection passwords in logs and redacts ``*PASSWORD*``
+  and ``*TOKEN*`` keys of rendered fields.
+* Nothing rendered at run time is pasted into the shell. The window (which may come from
+  ``dag_run.conf``, i.e. from whoever triggers the DAG) and the connection values are passed as
+  environment variables, which the shell never re-parses; the command itself is built once,
+  at parse time, from constants quoted with :func:`shlex.quote`.
+* The window is ``[data_interval_start, data_interval_end)`` in epoch **milliseconds**, the
+  unit the runner reads (InLong's own task sent seconds: don't).
+* The task fails when the runner fails: the runner's exit code is the task's, so Airflow's
+  retries and alerts work. Re-running a window is safe (the runner checkpoints exactly once).
+* The runner's last stdout line is its JSON summary; BashOperator pushes it to XCom.
+
+Works with Airflow 3 (``airflow.sdk`` and the standard provider) and Airflow 2.10+.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import timedelta
+
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.10
+    from airflow import DAG
+
+try:  # Airflow 3, or Airflow 2.10 with apache-airflow-providers-standard
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:  # Airflow 2.10 without the standard provider
+    from airflow.operators.bash import BashOperator
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
+except ImportError:
+    from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
+
+__all__ = [
+    "DAG",
+    "BashOperator",
+    "CronDataIntervalTimetable",
+    "DeltaDataIntervalTimetable",
+    "DEFAULT_MYSQL_CONN_ID",
+    "DEFAULT_TASK_ARGS",
+    "SECRET_OPTIONS",
+    "runner_command",
+    "mysql_env",
+    "pulsar_token_env",
+    "window_env",
+    "sync_task",
+]
+
+DEFAULT_MYSQL_CONN_ID = "pulsar2mysql_mysql"
+
+# Retries are safe (the runner is idempotent per window) and cover the usual transient causes:
+# broker or database restarts (exit 3/4) and an overlapping run holding the job lock (exit 6).
+DEFAULT_TASK_ARGS = {
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+    # On timeout Airflow sends SIGTERM; the runner finishes its batch in flight and exits 130.
+    "execution_timeout": timedelta(hours=1),
+}
+
+# Options that must never be given on the command line (see the module docstring).
+SECRET_OPTIONS = frozenset({"mysql_password", "pulsar_token", "mysql_url"})
+
+# The binary: PULSAR2MYSQL_BIN from the worker's environment, else `pulsar2mysql` on PATH.
+# Resolved by bash at run time so one DAG file works on workers with different layouts.
+RUNNER = '"${PULSAR2MYSQL_BIN:-pulsar2mysql}"'
+
+# A Connection without a password renders an empty variable, which would be sent as an empty
+# password (MySQL then refuses a password-less account): unset such variables instead.
+_DROP_EMPTY_SECRETS = " ".join(
+    f'[ -n "${{{name}:-}}" ] || unset {name};'
+    for name in ("PULSAR2MYSQL_MYSQL_PASSWORD", "PULSAR2MYSQL_PULSAR_TOKEN")
+)
+
+
+def _flag(name: str, value) -> list[str]:
+    """`--name value` for the runner; True is a bare switch, None/False/[] are left out."""
+    option = "--" + name.replace("_", "-")
+    if value is None or value is False or value == []:
+        return []
+    if value is True:
+        return [option]
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return [option, shlex.quote(str(value))]
+
+
+def runner_command(**options) -> str:
+    """The shell command running ``pulsar2mysql run`` with the given options.
+
+    Option names are the runner's (``topic``, ``table``, ``config``, ``job_id``, ``mode``,
+    ``columns``, ``delimiter``, ``partitions``...). The command ``exec``s the runner so that
+    Airflow's SIGTERM (timeout, mark-failed) reaches it directly and its exit code is the
+    task's. Secret options are refused: pass them through :func:`mysql_env` /
+    :func:`pulsar_token_env`.
+    """
+    secret = SECRET_OPTIONS.intersection(options)
+    if secret:
+        raise ValueError(
+            f"{sorted(secret)} must not be on the command line; "
+            "use a Connection (mysql_conn_id / pulsar_token_conn_id) or the worker environment"
+        )
+    parts = [_DROP_EMPTY_SECRETS, "exec", RUNNER, "run"]
+    for name, value in options.items():
+        parts += _flag(name, value)
+    return " ".join(parts)
+
+
+def _conn(conn_id: str) -> str:
+    """Jinja expression for a Connection, on Airflow 2 and 3.
+
+    ``attr`` goes through the context's ConnectionAccessor, which fails the task with
+    Airflow's own "The conn_id `...` isn't defined" when the Connection is missing, and works
+    for ids that are not Python identifiers.
+    """
+    return f"(conn | attr({conn_id!r}))"
+
+
+def mysql_env(conn_id: str) -> dict[str, str]:
+    """Environment for the runner's MySQL settings, templated from a MySQL Connection.
+
+    Host, port, schema (database) and login go into ``PULSAR2MYSQL_MYSQL_URL``; the password
+    only into ``PULSAR2MYSQL_MYSQL_PASSWORD``.
+    """
+    c = _conn(conn_id)
+    url = (
+        f"{{% set c = {c} %}}"
+        "mysql://{% if c.login %}{{ c.login | urlencode }}@{% endif %}"
+        "{{ c.host or '127.0.0.1' }}:{{ c.port or 3306 }}/{{ c.schema or '' }}"
+    )
+    return {
+        "PULSAR2MYSQL_MYSQL_URL": url,
+        "PULSAR2MYSQL_MYSQL_PASSWORD": f"{{{{ {c}.password or '' }}}}",
+    }
+
+
+def pulsar_token_env(conn_id: str) -> dict[str, str]:
+    """``PULSAR2MYSQL_PULSAR_TOKEN`` from the password of a Connection (any type)."""
+    return {"PULSAR2MYSQL_PULSAR_TOKEN": f"{{{{ {_conn(conn_id)}.password or '' }}}}"}
+
+
+# The scheduled window in epoch milliseconds; `round` before `int` so that float seconds like
+# 1700000000.123 * 1000 do not become ...122.
+_INTERVAL_MS = "(data_interval_{edge}.timestamp() * 1000) | round | int"
+
+
+def window_env(start=None, end=None, allow_conf: bool = True) -> dict[str, str]:
+    """``PULSAR2MYSQL_FROM`` / ``_TO`` for the window the run covers.
+
+    Default: the run's data interval, ``[data_interval_start, data_interval_end)`` in ms.
+    Fixed ``start``/``end`` (anything the runner accepts: ms, RFC 3339, ``id:L:E``,
+    ``earliest``/``latest``) replace it. With ``allow_conf``, a manual run or backfill may pass
+    ``{"from": ..., "to": ...}`` in ``dag_run.conf``; the runner validates the values (a
+    10-digit seconds value is refused) and, passed through the environment, they cannot
+    inject shell syntax.
+    """
+    env = {}
+    for key, edge, fixed in (("from", "start", start), ("to", "end", end)):
+        default = repr(str(fixed)) if fixed is not None else _INTERVAL_MS.format(edge=edge)
+        expr = f"(dag_run.conf or {{}}).get({key!r}) or {default}" if allow_conf else default
+        env[f"PULSAR2MYSQL_{key.upper()}"] = f"{{{{ {expr} }}}}"
+    return env
+
+
+def sync_task(
+    task_id: str,
+    *,
+    mysql_conn_id: str | None = DEFAULT_MYSQL_CONN_ID,
+    pulsar_token_conn_id: str | None = None,
+    start=None,
+    end=None,
+    allow_conf_window: bool = True,
+    partitions: list[int] | None = None,
+    preamble: str = "",
+    task_args: dict | None = None,
+    **runner_options,
+):
+    """A BashOperator running ``pulsar2mysql run`` over the run's window (see module doc).
+
+    ``mysql_conn_id=None`` leaves MySQL settings to the worker's environment
+    (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``partitions`` fans the
+    window out into one mapped task per partition (dynamic task mapping); each needs its own
+    job id (``<job_id>.p<N>``) because a job id is also the runner's lock. ``preamble`` is
+    shell run before the runner (constant text only). ``task_args`` override
+    :data:`DEFAULT_TASK_ARGS` and the DAG's ``default_args``.
+    """
+    env = window_env(start, end, allow_conf_window)
+    if mysql_conn_id:
+        env.update(mysql_env(mysql_conn_id))
+    if pulsar_token_conn_id:
+        env.update(pulsar_token_env(pulsar_token_conn_id))
+    args = {**DEFAULT_TASK_ARGS, **(task_args or {})}
+
+    def command(**extra) -> str:
+        return preamble + runner_command(**runner_options, **extra)
+
+    if not partitions:
+        return BashOperator(
+            task_id=task_id, bash_command=command(), env=env, append_env=True, **args
+        )
+    job_id = runner_options.pop("job_id", None)
+    if not job_id:
+        raise ValueError("partitions fan-out needs job_id (each partition gets <job_id>.p<N>)")
+    commands = [command(partitions=[p], job_id=f"{job_id}.p{p}") for p in partitions]
+    return BashOperator.partial(task_id=task_id, env=env, append_env=True, **args).expand(
+        bash_command=commands
+    )
