@@ -1,0 +1,211 @@
+"""Fixtures for the DAG tests: a private AIRFLOW_HOME per test (its own sqlite DB and dags
+folder), a private MySQL database and Pulsar topic per test, and the real runner binary.
+
+Needs the services of scripts/services.sh (PULSAR_URL, MYSQL_URL) and PULSAR2MYSQL_BIN /
+P2M_SEED_PRODUCER (airflow/run-tests.sh sets both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+DAGS_SRC = HERE.parent / "dags"
+REPO = HERE.parent.parent
+VENV_BIN = Path(sys.executable).parent
+HELPERS = ("pulsar2mysql_airflow.py", "pulsar2mysql_inlong.py")
+
+sys.path.insert(0, str(DAGS_SRC))  # as the DAG processor does for the dags folder
+
+# In-process Airflow (DagBag in test_dagbag.py) gets a throw-away home too, never ~/airflow.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="p2m-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+
+MYSQL = urlparse(os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/pulsar2mysql"))
+PULSAR_URL = os.environ.get("PULSAR_URL", "pulsar://127.0.0.1:6650")
+RUNNER = os.environ.get("PULSAR2MYSQL_BIN", str(REPO / "target/release/pulsar2mysql"))
+PRODUCER = os.environ.get("P2M_SEED_PRODUCER", str(REPO / "target/release/examples/seed_producer"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --- MySQL -----------------------------------------------------------------------------------
+
+
+def mysql(sql: str, database: str | None = None) -> list[list[str]]:
+    """Runs SQL as the admin account of MYSQL_URL with the mysql client; rows as strings."""
+    cmd = ["mysql", "-h", MYSQL.hostname or "127.0.0.1", "-P", str(MYSQL.port or 3306),
+           "-u", MYSQL.username or "root", "--batch", "--skip-column-names"]
+    if database:
+        cmd.append(database)
+    env = dict(os.environ, MYSQL_PWD=MYSQL.password or "")
+    out = subprocess.run(cmd, input=sql, capture_output=True, text=True, env=env, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"mysql failed: {out.stderr.strip()}\n{sql}")
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+class Database:
+    """A fresh database with the seed's sink_table and a password-protected user for it."""
+
+    def __init__(self):
+        self.name = unique("p2m_af")
+        self.user = self.name[-30:]
+        self.password = "pw-" + uuid.uuid4().hex
+        mysql(
+            f"CREATE DATABASE `{self.name}`;"
+            f"CREATE TABLE `{self.name}`.sink_table (id INT AUTO_INCREMENT PRIMARY KEY,"
+            " name VARCHAR(255) NOT NULL, create_time TIMESTAMP DEFAULT CURRENT_TIMESTAMP);"
+            f"CREATE USER '{self.user}'@'%' IDENTIFIED BY '{self.password}';"
+            f"CREATE USER '{self.user}'@'localhost' IDENTIFIED BY '{self.password}';"
+            f"GRANT ALL ON `{self.name}`.* TO '{self.user}'@'%';"
+            f"GRANT ALL ON `{self.name}`.* TO '{self.user}'@'localhost';"
+        )
+
+    def conn_uri(self, password: str | None = None) -> str:
+        pw = self.password if password is None else password
+        return f"mysql://{self.user}:{pw}@{MYSQL.hostname}:{MYSQL.port or 3306}/{self.name}"
+
+    def rows(self) -> list[tuple[int, str]]:
+        return [(int(i), n) for i, n in mysql("SELECT id, name FROM sink_table ORDER BY id", self.name)]
+
+    def drop(self):
+        mysql(
+            f"DROP DATABASE IF EXISTS `{self.name}`;"
+            f"DROP USER IF EXISTS '{self.user}'@'%';"
+            f"DROP USER IF EXISTS '{self.user}'@'localhost';"
+        )
+
+
+@pytest.fixture
+def db():
+    database = Database()
+    yield database
+    database.drop()
+
+
+# --- Pulsar ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"persistent://public/default/{unique('p2m_af')}"
+
+
+def produce(topic: str, count: int, start: int = 0) -> tuple[int, int]:
+    """Writes records ``i|msg-i``; returns epoch ms just before and just after publishing."""
+    before = now_ms()
+    subprocess.run(
+        [PRODUCER, "--url", PULSAR_URL, "--topic", topic, "--count", str(count), "--start", str(start)],
+        check=True, timeout=120, capture_output=True,
+    )
+    time.sleep(0.05)
+    return before, now_ms() + 1
+
+
+# --- Airflow ---------------------------------------------------------------------------------
+
+
+class AirflowHome:
+    """A private AIRFLOW_HOME: its own sqlite DB, dags folder, logs and group config folder."""
+
+    def __init__(self, root: Path, dag_files=()):
+        self.root = root
+        self.home = root / "home"
+        self.dags = root / "dags"
+        self.groups = root / "groups"
+        for d in (self.home, self.dags, self.groups):
+            d.mkdir(parents=True)
+        for name in (*HELPERS, *dag_files):
+            shutil.copy(DAGS_SRC / name, self.dags / name)
+        self.env = {
+            **os.environ,
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__PULSAR2MYSQL__GROUP_CONFIG_DIR": str(self.groups),
+            "PULSAR2MYSQL_BIN": RUNNER,
+            "PULSAR2MYSQL_PULSAR_URL": PULSAR_URL,
+        }
+        self.airflow("db", "migrate", timeout=300)
+
+    def airflow(self, *args, timeout=300, check=True) -> subprocess.CompletedProcess:
+        try:
+            out = subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, cwd=self.root,
+                                 capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"`airflow {' '.join(args)}` did not finish in {timeout}s:\n"
+                                 f"{(e.stdout or b'')[-4000:]!r}\n{(e.stderr or b'')[-4000:]!r}") from None
+        if check and out.returncode != 0:
+            raise AssertionError(f"`airflow {' '.join(args)}` exited {out.returncode}:\n"
+                                 f"{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+        return out
+
+    def dags_test(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None,
+                  timeout=300) -> subprocess.CompletedProcess:
+        args = ["dags", "test", dag_id]
+        if logical_date:
+            args.append(logical_date)
+        if conf is not None:
+            args += ["-c", json.dumps(conf)]
+        return self.airflow(*args, timeout=timeout, check=False)
+
+    def query(self, sql: str, *params):
+        with sqlite3.connect(self.home / "airflow.db") as c:
+            return c.execute(sql, params).fetchall()
+
+    def task_states(self, dag_id: str) -> list[str]:
+        return [s for (s,) in self.query("SELECT state FROM task_instance WHERE dag_id = ?", dag_id)]
+
+    def xcom(self, dag_id: str, task_id: str):
+        rows = self.query("SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value'",
+                          dag_id, task_id)
+        assert rows, f"no XCom return_value for {dag_id}.{task_id}"
+        value = rows[-1][0]
+        value = json.loads(value) if isinstance(value, (str, bytes)) else value
+        return value
+
+    def logs_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in (self.home / "logs").rglob("*") if p.is_file())
+
+    def stored_text(self) -> str:
+        """Everything Airflow stored about runs (rendered fields included), as text."""
+        with sqlite3.connect(self.home / "airflow.db") as c:
+            return "\n".join(repr(r) for t in ("rendered_task_instance_fields", "xcom", "task_instance")
+                             for r in c.execute(f"SELECT * FROM {t}"))
+
+
+@pytest.fixture
+def airflow_home(tmp_path):
+    def make(*dag_files) -> AirflowHome:
+        return AirflowHome(tmp_path, dag_files)
+
+    return make
+
+
+def parse_summary(value) -> dict:
+    """The runner's summary from an XCom value (BashOperator pushes the last stdout line)."""
+    summary = json.loads(value) if isinstance(value, str) else value
+    assert isinstance(summary, dict), f"XCom is not the runner's JSON summary: {value!r}"
+    for key in ("job_id", "topic", "table", "range", "records_read", "rows_written", "outcome", "exit_code"):
+        assert key in summary, f"summary lacks {key}: {summary}"
+    return summary

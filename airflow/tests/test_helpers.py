@@ -1,0 +1,130 @@
+"""Unit tests of the shared helpers: command and environment building, InLong conf parsing,
+Quartz cron translation, task DAG files. No services needed."""
+
+import shlex
+
+import pytest
+
+import pulsar2mysql_airflow as p2m
+import pulsar2mysql_inlong as inlong
+
+# The conf InLong Manager sends (DAGRunConf serialized with null keys present).
+MANAGER_CONF = {
+    "inlong_group_id": "test_group",
+    "start_time": 1735660800000,
+    "end_time": 1893427200000,
+    "boundary_type": "time",
+    "cron_expr": None,
+    "seconds_interval": "300",
+    "connection_id": "inlong_connection",
+    "timezone": "Asia/Shanghai",
+}
+
+
+def test_command_quotes_constants_and_refuses_secrets():
+    cmd = p2m.runner_command(topic="a b;rm -rf /", table="db.t", partitions=[0, 2], dry_run=True, mode=None)
+    assert "--topic 'a b;rm -rf /'" in cmd
+    assert "--partitions 0,2" in cmd and "--dry-run" in cmd and "--mode" not in cmd
+    assert shlex.split(cmd)  # valid shell
+    for secret in ("mysql_password", "pulsar_token", "mysql_url"):
+        with pytest.raises(ValueError, match="command line"):
+            p2m.runner_command(topic="t", **{secret: "x"})
+
+
+def test_window_is_milliseconds_and_conf_overridable():
+    env = p2m.window_env()
+    assert "data_interval_start.timestamp() * 1000" in env["PULSAR2MYSQL_FROM"]
+    assert "data_interval_end.timestamp() * 1000" in env["PULSAR2MYSQL_TO"]
+    assert ".get('from')" in env["PULSAR2MYSQL_FROM"]
+    fixed = p2m.window_env(1, "latest", allow_conf=False)
+    assert fixed == {"PULSAR2MYSQL_FROM": "{{ '1' }}", "PULSAR2MYSQL_TO": "{{ 'latest' }}"}
+
+
+def test_password_only_in_env():
+    task = p2m.sync_task("t", topic="x", table="y", mysql_conn_id="my_db")
+    assert "password" not in task.bash_command.lower().replace("pulsar2mysql_mysql_password", "")
+    assert "'my_db'" in task.env["PULSAR2MYSQL_MYSQL_PASSWORD"]
+    assert task.append_env is True
+    assert task.retries == 3 and task.execution_timeout is not None
+
+
+@pytest.mark.parametrize("quartz, cron", [
+    ("0 */5 * * * ?", "*/5 * * * *"),
+    ("0 0/15 8-17 * * ?", "0-59/15 8-17 * * *"),
+    ("0 30 2 ? * MON-FRI", "30 2 * * MON-FRI"),
+    ("0 0 12 ? * 1,7", "0 12 * * 0,6"),
+    ("0 0 0 1 * ? *", "0 0 1 * *"),
+    ("*/5 * * * *", "*/5 * * * *"),
+    ("@daily", "@daily"),
+])
+def test_quartz_translated(quartz, cron):
+    assert inlong.quartz_to_cron(quartz) == cron
+
+
+@pytest.mark.parametrize("quartz, reason", [
+    ("*/10 * * * * ?", "second"),
+    ("30 * * * * ?", "second"),
+    ("0 15 10 L * ?", "L, W or #"),
+    ("0 15 10 ? * 6#3", "L, W or #"),
+    ("0 0 0 1 1 ? 2030", "year"),
+    ("0 0 0 32 * ?", "valid cron"),
+    ("0 0", "6 or 7"),
+])
+def test_quartz_refused_with_reason(quartz, reason):
+    with pytest.raises(inlong.InvalidConf, match=reason):
+        inlong.quartz_to_cron(quartz)
+
+
+def test_manager_conf_becomes_spec():
+    spec = inlong.spec_from_conf(MANAGER_CONF)
+    assert spec["group_id"] == "test_group"
+    assert spec["schedule"] == {"seconds": 300}
+    assert spec["timezone"] == "Asia/Shanghai"
+    assert (spec["start_time"], spec["end_time"]) == (1735660800000, 1893427200000)
+    cron = inlong.spec_from_conf({**MANAGER_CONF, "cron_expr": "0 */5 * * * ?", "seconds_interval": None})
+    assert cron["schedule"] == {"cron": "*/5 * * * *"}
+    once = inlong.spec_from_conf({**MANAGER_CONF, "seconds_interval": "0"})
+    assert once["schedule"] == {"once": True}
+    assert inlong.spec_from_conf({**MANAGER_CONF, "end_time": None})["end_time"] is None
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"inlong_group_id": "../etc/x"}, "not a group id"),
+    ({"inlong_group_id": "a/b"}, "not a group id"),
+    ({"inlong_group_id": None}, "not a group id"),
+    ({"start_time": 1735660800}, "seconds"),
+    ({"start_time": None}, "required"),
+    ({"end_time": 1735660700000}, "not after"),
+    ({"timezone": "Mars/Base"}, "timezone"),
+    ({"boundary_type": "offset"}, "only 'time'"),
+    ({"seconds_interval": None}, "neither"),
+    ({"cron_expr": "*/10 * * * * ?"}, "second"),
+])
+def test_bad_conf_refused(change, reason):
+    with pytest.raises(inlong.InvalidConf, match=reason):
+        inlong.spec_from_conf({**MANAGER_CONF, **change})
+
+
+def test_task_file_written_atomically_and_cleaned(tmp_path):
+    spec = inlong.spec_from_conf(MANAGER_CONF)
+    path = inlong.write_task_file(spec, tmp_path)
+    assert path == tmp_path / "inlong_offline_task_test_group.py"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
+    text = path.read_text()
+    assert "from pulsar2mysql_inlong import task_dag" in text  # code stays in the helper
+    assert inlong.read_spec(path) == spec
+    assert inlong.remove_group("test_group", tmp_path) is True
+    assert inlong.remove_group("test_group", tmp_path) is False  # already gone: no crash
+
+
+def test_expired_task_files_removed(tmp_path):
+    old = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "old", "end_time": 1735664400000})
+    live = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "live"})
+    endless = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "endless", "end_time": None})
+    for spec in (old, live, endless):
+        inlong.write_task_file(spec, tmp_path)
+    (tmp_path / "inlong_offline_task_broken.py").write_text("not python (")
+    removed = inlong.remove_expired(now_ms=1800000000000, folder=tmp_path, grace_ms=0)
+    assert removed == ["inlong_offline_task_old.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "inlong_offline_task_broken.py", "inlong_offline_task_endless.py", "inlong_offline_task_live.py"]
