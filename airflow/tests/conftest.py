@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -121,6 +122,14 @@ def produce(topic: str, count: int, start: int = 0) -> tuple[int, int]:
     return before, now_ms() + 1
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILLs the process group a test started (start_new_session=True), if still there."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 # --- Airflow ---------------------------------------------------------------------------------
 
 
@@ -146,15 +155,24 @@ class AirflowHome:
             "PULSAR2MYSQL_BIN": RUNNER,
             "PULSAR2MYSQL_PULSAR_URL": PULSAR_URL,
         }
+        self.outputs: list[str] = []  # of `dags test` runs, which log tasks to stdout
         self.airflow("db", "migrate", timeout=300)
 
     def airflow(self, *args, timeout=300, check=True) -> subprocess.CompletedProcess:
+        """Runs the airflow CLI; on timeout kills its whole process group (the runner too)."""
+        proc = subprocess.Popen([str(VENV_BIN / "airflow"), *args], env=self.env, cwd=self.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
-            out = subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, cwd=self.root,
-                                 capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            stdout, stderr = proc.communicate()
             raise AssertionError(f"`airflow {' '.join(args)}` did not finish in {timeout}s:\n"
-                                 f"{(e.stdout or b'')[-4000:]!r}\n{(e.stderr or b'')[-4000:]!r}") from None
+                                 f"{stdout[-4000:]}\n{stderr[-4000:]}") from None
+        finally:
+            kill_group(proc)  # nothing of it may outlive the test
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         if check and out.returncode != 0:
             raise AssertionError(f"`airflow {' '.join(args)}` exited {out.returncode}:\n"
                                  f"{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
@@ -167,7 +185,9 @@ class AirflowHome:
             args.append(logical_date)
         if conf is not None:
             args += ["-c", json.dumps(conf)]
-        return self.airflow(*args, timeout=timeout, check=False)
+        out = self.airflow(*args, timeout=timeout, check=False)
+        self.outputs.append(out.stdout + out.stderr)
+        return out
 
     def query(self, sql: str, *params):
         with sqlite3.connect(self.home / "airflow.db") as c:
@@ -185,7 +205,9 @@ class AirflowHome:
         return value
 
     def logs_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in (self.home / "logs").rglob("*") if p.is_file())
+        """Task logs: log files and the output of `dags test` runs."""
+        files = (p.read_text(errors="replace") for p in (self.home / "logs").rglob("*") if p.is_file())
+        return "\n".join([*files, *self.outputs])
 
     def stored_text(self) -> str:
         """Everything Airflow stored about runs (rendered fields included), as text."""
