@@ -191,6 +191,8 @@ async fn run_partition(
     let partition = reader.partition().clone();
     let span = tracing::info_span!("partition", topic = %partition.topic);
     let read = async {
+        // Owned by this block, so the channel closes (and the writer ends) on every way out.
+        let tx = tx;
         loop {
             let next = tokio::select! {
                 biased;

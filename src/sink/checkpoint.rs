@@ -62,8 +62,13 @@ pub async fn load(
     .bind(job_id)
     .bind(range_key)
     .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| Error::Sink(format!("cannot read checkpoints: {e}")))?;
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        // A dry run skips the migrations: no checkpoint table means no checkpoints yet.
+        Err(e) if is_missing_table(&e) => Vec::new(),
+        Err(e) => return Err(Error::Sink(format!("cannot read checkpoints: {e}"))),
+    };
     let mut out = HashMap::new();
     for row in rows {
         let get = |i: usize| row.try_get::<i64, _>(i).unwrap_or(0);
@@ -77,6 +82,12 @@ pub async fn load(
         );
     }
     Ok(out)
+}
+
+fn is_missing_table(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|d| d.number() == 1146)
 }
 
 /// Forgets the checkpoints of one job and range (`--reprocess`).

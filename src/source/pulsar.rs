@@ -54,6 +54,21 @@ fn entry_end(p: Position) -> Position {
     }
 }
 
+/// A position for people: a whole-entry bound is shown without its batch index.
+fn show(p: Position) -> String {
+    if p.batch_index == i32::MAX {
+        Position::new(p.ledger_id, p.entry_id, -1).to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+/// The entry a position belongs to: the unit the broker delivers and `get_last_message_id`
+/// names.
+fn entry_key(p: Position) -> (i64, i64) {
+    (p.ledger_id, p.entry_id)
+}
+
 fn from_proto(id: &MessageIdData) -> Position {
     Position::new(
         id.ledger_id as i64,
@@ -277,10 +292,10 @@ impl PartitionReader {
     pub fn resolved(&self) -> ResolvedRange {
         ResolvedRange {
             partition: self.partition.checkpoint_index(),
-            start_after: self.start_after.map(|p| p.to_string()),
+            start_after: self.start_after.map(show),
             from_publish_time: self.from_publish_time,
-            end_snapshot: self.end.flatten().map(|p| p.to_string()),
-            stop_at: self.stop_at.map(|p| p.to_string()),
+            end_snapshot: self.end.flatten().map(show),
+            stop_at: self.stop_at.map(show),
             to_publish_time: self.to_publish_time,
             stopped_because: self.done,
         }
@@ -315,7 +330,7 @@ impl PartitionReader {
             let end = last.first().and_then(|id| {
                 let p = from_proto(id);
                 // entry -1 (u64::MAX on the wire): the current ledger holds nothing yet.
-                (p.ledger_id >= 0 && p.entry_id >= 0).then_some(entry_end(p))
+                (p.ledger_id >= 0 && p.entry_id >= 0).then_some(p)
             });
             self.end = Some(end);
         }
@@ -340,7 +355,10 @@ impl PartitionReader {
             }
         }
         if let (Some(Some(end)), Some(after)) = (self.end, self.start_after) {
-            if end <= after {
+            // A whole entry (not batched, or a bound without batch index) at or past the end
+            // entry: nothing of the snapshot is left to read.
+            let whole = after.batch_index < 0 || after.batch_index == i32::MAX;
+            if entry_key(after) > entry_key(end) || (entry_key(after) == entry_key(end) && whole) {
                 self.done = Some("already_at_end");
             }
         }
@@ -382,7 +400,9 @@ impl PartitionReader {
                         // The broker named no last message: nothing arrived for a whole idle
                         // period, so everything that existed at the start has been read.
                         (None, _) => true,
-                        (Some(end), Some(seen)) => seen >= end,
+                        // Entries arrive whole: once one message of the end entry was seen,
+                        // the rest of that entry has been delivered too.
+                        (Some(end), Some(seen)) => entry_key(seen) >= entry_key(end),
                         (Some(_), None) => false,
                     };
                     if caught_up {
@@ -403,12 +423,9 @@ impl PartitionReader {
                 continue; // replay after a reconnect or a resume inside a batched entry
             }
             let publish_time = msg.payload.metadata.publish_time as i64;
-            match end {
-                Some(end) if position > end => {
-                    self.done = Some("end_of_partition");
-                    continue;
-                }
-                _ => {}
+            if end.is_some_and(|end| entry_key(position) > entry_key(end)) {
+                self.done = Some("end_of_partition");
+                continue;
             }
             if self.stop_at.is_some_and(|stop| position > stop) {
                 self.done = Some("stop_id_reached");
@@ -419,7 +436,12 @@ impl PartitionReader {
                 continue;
             }
             self.last_seen = Some(position);
-            if end == Some(entry_end(position)) || end.is_some_and(|e| position >= e) {
+            let last_of_entry = position.batch_index < 0
+                || msg
+                    .message_id
+                    .batch_size
+                    .is_some_and(|n| position.batch_index + 1 >= n);
+            if last_of_entry && end.is_some_and(|e| entry_key(position) == entry_key(e)) {
                 self.done = Some("end_of_partition");
             }
             if self.stop_at.is_some_and(|stop| position >= stop) {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every test: formatting and lints, unit tests, integration tests against the real Pulsar and
+# MariaDB (started here if they are not running), and the Airflow DAG tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services.sh up
+eval "$(scripts/services.sh env)"
+export PULSAR_URL PULSAR_ADMIN_URL MYSQL_URL PUSHGATEWAY_URL
+
+echo "== cargo fmt --check / clippy"
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== Rust tests (unit + integration)"
+# Integration tests share two cores with the broker and the database: keep them few at a time.
+cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
+
+if [ -x airflow/run-tests.sh ]; then
+  echo "== Airflow DAG tests"
+  airflow/run-tests.sh
+fi

@@ -1,0 +1,106 @@
+//! Bad records under each policy: nothing disappears without a trace.
+
+use crate::common::*;
+
+/// 20 good records with 4 bad ones among them, one per reason.
+fn corpus() -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = seed_records(0..20).collect();
+    v.insert(3, b"only-one-field".to_vec()); // field_count
+    v.insert(8, b"x7|not-an-int".to_vec()); // invalid_value
+    v.insert(12, format!("99|{}", "n".repeat(300)).into_bytes()); // too_long
+    v.insert(15, b"98|\xff\xfe".to_vec()); // invalid_utf8
+    v
+}
+
+fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[tokio::test]
+async fn fail_policy_stops_at_the_first_bad_record_and_says_where() {
+    let db = TestDb::new("badfail").await;
+    let topic = topic("badfail");
+    produce(&topic, corpus(), 1).await;
+    let run = run_binary(&run_args(&topic, &db)).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert_eq!(run.outcome(), "bad_record_limit");
+    let err = run.summary["error"].as_str().unwrap();
+    assert!(
+        err.contains("field_count") && err.contains("message"),
+        "{err}"
+    );
+    // Its batch was not committed.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+}
+
+#[tokio::test]
+async fn skip_policy_counts_each_reason() {
+    let db = TestDb::new("badskip").await;
+    let topic = topic("badskip");
+    produce(&topic, corpus(), 1).await;
+    let run = run_binary(&with(run_args(&topic, &db), &["--on-bad-record", "skip"])).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("records_read"), 24);
+    assert_eq!(run.u("rows_written"), 20);
+    assert_eq!(run.u("bad_records"), 4);
+    let reasons = &run.summary["bad_records_by_reason"];
+    for r in ["field_count", "invalid_value", "too_long", "invalid_utf8"] {
+        assert_eq!(reasons[r].as_u64(), Some(1), "{reasons}");
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 20);
+}
+
+#[tokio::test]
+async fn dead_letter_policy_stores_raw_payload_and_reason() {
+    let db = TestDb::new("baddl").await;
+    let topic = topic("baddl");
+    produce(&topic, corpus(), 1).await;
+    let run = run_binary(&with(
+        run_args(&topic, &db),
+        &["--on-bad-record", "dead-letter"],
+    ))
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("dead_lettered"), 4);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 20);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM p2m_dead_letter").await, 4);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM p2m_dead_letter WHERE payload = X'98FF'")
+            .await
+            + db.scalar(
+                "SELECT COUNT(*) FROM p2m_dead_letter WHERE payload = CONCAT('98|', X'FFFE')"
+            )
+            .await,
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM p2m_dead_letter WHERE reason = 'invalid_value' AND detail LIKE '%`id`%'").await,
+        1
+    );
+    // Re-running writes nothing and dead-letters nothing twice.
+    let again = run_binary(&with(
+        run_args(&topic, &db),
+        &["--on-bad-record", "dead-letter"],
+    ))
+    .await;
+    assert_eq!(again.u("rows_written"), 0);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM p2m_dead_letter").await, 4);
+}
+
+#[tokio::test]
+async fn max_bad_records_limit_fails_the_run() {
+    let db = TestDb::new("badmax").await;
+    let topic = topic("badmax");
+    produce(&topic, corpus(), 1).await;
+    let run = run_binary(&with(
+        run_args(&topic, &db),
+        &["--on-bad-record", "skip", "--max-bad-records", "2"],
+    ))
+    .await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.summary["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-bad-records 2"));
+}

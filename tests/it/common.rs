@@ -1,0 +1,260 @@
+//! Shared helpers: fresh databases and topics per test, producers, running the real binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::try_join_all;
+use pulsar::producer::ProducerOptions;
+use pulsar::{Pulsar, TokioExecutor};
+use sqlx::{Connection, MySqlConnection};
+
+pub fn pulsar_url() -> String {
+    std::env::var("PULSAR_URL").unwrap_or_else(|_| "pulsar://127.0.0.1:6650".into())
+}
+
+pub fn admin_url() -> String {
+    std::env::var("PULSAR_ADMIN_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into())
+}
+
+/// Server URL without a database.
+pub fn mysql_server_url() -> String {
+    let url = std::env::var("MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/pulsar2mysql".into());
+    match url.rfind('/') {
+        Some(i) if i > "mysql://".len() => url[..i].to_string(),
+        _ => url,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        now_ms() % 1_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh database for one test, with the seed's `sink_table`.
+pub struct TestDb {
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new(prefix: &str) -> TestDb {
+        let name = unique(&format!("p2m_t_{prefix}"));
+        let mut conn = MySqlConnection::connect(&mysql_server_url())
+            .await
+            .expect("MariaDB must be running (scripts/services.sh up) and accept root over TCP");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let db = TestDb {
+            url: format!("{}/{name}", mysql_server_url()),
+        };
+        db.exec(include_str!("../../sql/sink_table.sql")).await;
+        db
+    }
+
+    pub async fn conn(&self) -> MySqlConnection {
+        MySqlConnection::connect(&self.url).await.unwrap()
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        let mut c = self.conn().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let mut c = self.conn().await;
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(({sql}) AS SIGNED)"
+        )))
+        .fetch_one(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `(id, name)` rows of sink_table ordered by id.
+    pub async fn seed_rows(&self) -> Vec<(i64, String)> {
+        let mut c = self.conn().await;
+        sqlx::query_as("SELECT CAST(id AS SIGNED), name FROM sink_table ORDER BY id")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+/// A topic name unique to this test run.
+pub fn topic(prefix: &str) -> String {
+    format!("persistent://public/default/{}", unique(prefix))
+}
+
+/// Produces `payloads` with the Rust client (batched when `batch` > 1).
+pub async fn produce(topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>, batch: u32) {
+    let client = Pulsar::builder(pulsar_url(), TokioExecutor)
+        .build()
+        .await
+        .unwrap();
+    let mut producer = client
+        .producer()
+        .with_topic(topic)
+        .with_options(ProducerOptions {
+            batch_size: (batch > 1).then_some(batch),
+            block_queue_if_full: true,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for p in payloads {
+        pending.push(producer.send_non_blocking(p).await.unwrap());
+        if pending.len() >= 500 {
+            if batch > 1 {
+                producer.send_batch().await.unwrap();
+            }
+            try_join_all(pending.drain(..)).await.unwrap();
+        }
+    }
+    if batch > 1 {
+        producer.send_batch().await.unwrap();
+    }
+    try_join_all(pending).await.unwrap();
+    producer.close().await.unwrap();
+}
+
+/// The seed's records `i|msg-i` for a range of ids.
+pub fn seed_records(ids: std::ops::Range<i64>) -> impl Iterator<Item = Vec<u8>> {
+    ids.map(|i| format!("{i}|msg-{i}").into_bytes())
+}
+
+/// Creates a partitioned topic through the admin REST API.
+pub fn create_partitioned(topic: &str, partitions: u32) {
+    let path = topic.trim_start_matches("persistent://");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
+        .arg(partitions.to_string())
+        .arg(format!(
+            "{}/admin/v2/persistent/{path}/partitions",
+            admin_url()
+        ))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "create partitioned topic: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pulsar2mysql"))
+}
+
+/// The outcome of one run of the real binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub summary: serde_json::Value,
+}
+
+impl Run {
+    pub fn u(&self, key: &str) -> u64 {
+        self.summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("summary has no {key}: {}", self.summary))
+    }
+    pub fn outcome(&self) -> &str {
+        self.summary["outcome"].as_str().unwrap_or("")
+    }
+}
+
+/// Base arguments of `pulsar2mysql run` for a topic and test database.
+pub fn run_args(topic: &str, db: &TestDb) -> Vec<String> {
+    vec![
+        "run".into(),
+        "--pulsar-url".into(),
+        pulsar_url(),
+        "--topic".into(),
+        topic.into(),
+        "--mysql-url".into(),
+        db.url.clone(),
+        "--table".into(),
+        "sink_table".into(),
+    ]
+}
+
+pub fn command(args: &[String]) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+pub fn parse(out: Output) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let last = stdout.lines().last().unwrap_or("");
+    let summary = serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!("last stdout line is not JSON ({e}): {stdout}\nstderr: {stderr}")
+    });
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr,
+        summary,
+    }
+}
+
+/// Runs the binary to its end; a run that has not ended after `limit` is killed and fails the
+/// test (a hang is the bug these tests guard against).
+pub async fn run_binary_within(args: &[String], limit: Duration) -> Run {
+    let child = command(args).spawn().expect("spawn pulsar2mysql");
+    let pid = child.id();
+    let waited = tokio::time::timeout(
+        limit,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await;
+    match waited {
+        Ok(out) => parse(out.unwrap().unwrap()),
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("pulsar2mysql {args:?} did not finish within {limit:?}");
+        }
+    }
+}
+
+pub async fn run_binary(args: &[String]) -> Run {
+    run_binary_within(args, Duration::from_secs(300)).await
+}

@@ -1,0 +1,10 @@
+//! Integration tests against the real Pulsar broker and MariaDB server started by
+//! `scripts/services.sh` (never skipped: a missing service is a failure). Grouped by behaviour.
+
+mod common;
+
+mod bad_records;
+mod exactly_once;
+mod partitions;
+mod ranges;
+mod seed;
