@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Medians and ratios of one benches/e2e.sh run (its raw TSV) as a Markdown report.
+
+Usage: benches/summarize.py target/bench/e2e-<stamp>.tsv
+"""
+import csv
+import statistics
+import sys
+from collections import OrderedDict, defaultdict
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main(path):
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            if r["size"].startswith("#"):
+                continue
+            rows.append(r)
+    by = defaultdict(list)
+    order = OrderedDict()
+    for r in rows:
+        key = (int(r["size"]), r["contender"])
+        by[key].append(r)
+        order.setdefault(int(r["size"]), OrderedDict())[r["contender"]] = None
+
+    out = []
+    out.append(f"Raw results: `{path}`\n")
+    out.append(
+        "| records | contender | rounds ok | rows/s per round | median rows/s | "
+        "median wall s | median client CPU s | median server CPU s | median peak RSS MiB |"
+    )
+    out.append("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    medians = {}
+    for size, contenders in order.items():
+        for c in contenders:
+            rs = by[(size, c)]
+            ok = [r for r in rs if r["outcome"] in ("ok", "success")]
+            rates = [int(r["rows"]) / float(r["wall_s"]) for r in ok if float(r["wall_s"]) > 0]
+            med = median(rates)
+            medians[(size, c)] = med
+            wall = median([float(r["wall_s"]) for r in ok])
+            cpu = median([float(r["client_user_s"]) + float(r["client_sys_s"]) for r in ok])
+            srv = median([float(r["server_cpu_s"]) for r in ok])
+            rss = median([int(r["max_rss_kib"]) / 1024 for r in ok])
+            per = ", ".join(f"{x:,.0f}" for x in rates) or "-"
+            rss_cell = f"{rss:.1f}" if c.startswith("run") or c == "dry-run" else "-"
+            out.append(
+                f"| {size:,} | `{c}` | {len(ok)}/{len(rs)} | {per} | **{med:,.0f}** | "
+                f"{wall:.2f} | {cpu:.2f} | {srv:.2f} | {rss_cell} |"
+            )
+    out.append("")
+    out.append("| records | contender | / load-data | / insert-dump | / dry-run |")
+    out.append("|---:|---|---:|---:|---:|")
+    for size, contenders in order.items():
+        for c in contenders:
+            if not c.startswith("run"):
+                continue
+            m = medians[(size, c)]
+
+            def ratio(base):
+                b = medians.get((size, base))
+                return f"{m / b:.2f}" if b and b == b else "-"
+
+            out.append(
+                f"| {size:,} | `{c}` | {ratio('load-data')} | {ratio('insert-dump')} | {ratio('dry-run')} |"
+            )
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
