@@ -8,6 +8,15 @@ scripts/services.sh up
 eval "$(scripts/services.sh env)"
 export PULSAR_URL PULSAR_ADMIN_URL MYSQL_URL PUSHGATEWAY_URL
 
+# A non-Rust producer for the codec tests: the official Python client (C++ inside).
+PULSAR_CLIENT_VERSION=3.13.0
+if ! .cache/venv-pulsar/bin/python -c "import pulsar" 2>/dev/null \
+   || [ "$(.cache/venv-pulsar/bin/pip show pulsar-client 2>/dev/null | sed -n 's/^Version: //p')" != "$PULSAR_CLIENT_VERSION" ]; then
+  python3 -m venv .cache/venv-pulsar
+  .cache/venv-pulsar/bin/pip install -q "pulsar-client==$PULSAR_CLIENT_VERSION"
+fi
+export P2M_PYTHON="$PWD/.cache/venv-pulsar/bin/python"
+
 echo "== cargo fmt --check / clippy"
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -251,6 +251,7 @@ impl PulsarSource {
             idle_timeout: self.cfg.idle_timeout,
             retry_budget: self.cfg.retry_budget,
             reconnects: 0,
+            stalled: None,
         };
         reader.connect_with_retry().await?;
         Ok(reader)
@@ -275,6 +276,8 @@ pub struct PartitionReader {
     idle_timeout: Duration,
     retry_budget: Duration,
     reconnects: u64,
+    /// Backoff shared by reconnects since the last message delivered.
+    stalled: Option<Backoff>,
 }
 
 impl PartitionReader {
@@ -368,9 +371,26 @@ impl PartitionReader {
         Ok(())
     }
 
+    /// Reconnects after the last position seen. Reconnects that bring no new message share one
+    /// backoff and one retry budget, so a broker that keeps failing ends the run instead of
+    /// spinning.
     async fn reconnect(&mut self, cause: String) -> Result<()> {
         self.reconnects += 1;
         tracing::warn!(partition = %self.partition.topic, after = ?self.last_seen, %cause, "reconnecting to Pulsar");
+        let retry_budget = self.retry_budget;
+        let backoff = self
+            .stalled
+            .get_or_insert_with(|| Backoff::new(retry_budget));
+        if !backoff.wait().await {
+            return Err(Error::Source(format!(
+                "{} made no progress for {:?} of reconnecting after {}; last cause: {cause}",
+                self.partition.topic,
+                self.retry_budget,
+                self.last_seen
+                    .map(show)
+                    .unwrap_or_else(|| "its start".into())
+            )));
+        }
         self.connect_with_retry().await
     }
 
@@ -390,6 +410,17 @@ impl PartitionReader {
                 Ok(Ok(None)) => {
                     self.reconnect("the consumer stream ended".into()).await?;
                     continue;
+                }
+                Ok(Err(e)) if e.to_string().contains("Decompression error") => {
+                    return Err(Error::Source(format!(
+                        "cannot decompress the message after {} in {}: {e}. Messages written \
+                         with SNAPPY by the Java or C++ clients use raw snappy blocks, which the \
+                         pulsar-rs client cannot read; have the producer use LZ4, ZLIB or ZSTD",
+                        self.last_seen
+                            .map(show)
+                            .unwrap_or_else(|| "the start".into()),
+                        self.partition.topic
+                    )));
                 }
                 Ok(Err(e)) => {
                     self.reconnect(e.to_string()).await?;
@@ -453,6 +484,7 @@ impl PartitionReader {
             {
                 continue; // before the window
             }
+            self.stalled = None;
             return Ok(Some(SourceMessage {
                 position,
                 publish_time,

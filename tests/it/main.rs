@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_records;
+mod codecs;
 mod exactly_once;
 mod partitions;
 mod ranges;
