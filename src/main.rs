@@ -69,7 +69,8 @@ async fn main() -> ExitCode {
             };
             let token = CancellationToken::new();
             on_signal(token.clone());
-            let summary = pipeline::run(&cfg, token).await;
+            let stats = std::sync::Arc::new(pulsar2mysql::report::Stats::default());
+            let summary = pipeline::run(&cfg, stats, token).await;
             if let Some(err) = &summary.error {
                 eprintln!("pulsar2mysql: {err}");
             }

@@ -28,11 +28,11 @@ use crate::source::{PartitionReader, PulsarSource};
 const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Runs one job over its range and always returns a summary; `summary.exit_code` says how it
-/// ended. `shutdown` stops reading; the batch in flight is committed before returning.
-pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Summary {
+/// ended. `stats` is updated live (the metrics outputs read it during the run); `shutdown`
+/// stops reading, and the batch in flight is committed before returning.
+pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -> Summary {
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let stats = Arc::new(Stats::default());
     let mut resolved = Vec::new();
     let result = run_inner(cfg, &shutdown, &stats, &mut resolved).await;
     let result = match result {
@@ -271,7 +271,9 @@ async fn write_batches(
         if cfg.dry_run {
             continue;
         }
+        let clock = Instant::now();
         let done = sink.commit(&batch, &cfg.job_id, range_key).await?;
+        stats.batch_seconds.observe(clock.elapsed().as_secs_f64());
         stats.rows_written.fetch_add(done.rows_written, Relaxed);
         stats.duplicates.fetch_add(done.duplicates, Relaxed);
         stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);

@@ -23,6 +23,49 @@ pub struct Stats {
     pub retries: AtomicU64,
     pub bad_total: AtomicU64,
     bad_by_reason: Mutex<BTreeMap<BadReason, u64>>,
+    /// Time to commit one batch (rows, dead letters and checkpoint), retries included.
+    pub batch_seconds: Histogram,
+}
+
+/// Upper bounds (seconds) of the batch latency buckets.
+pub const BATCH_SECONDS_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A lock-free fixed-bucket histogram, rendered as a Prometheus histogram by the metrics
+/// outputs.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket of [`BATCH_SECONDS_BUCKETS`], plus one for +Inf.
+    buckets: [AtomicU64; 13],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, seconds: f64) {
+        let i = BATCH_SECONDS_BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(BATCH_SECONDS_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add((seconds * 1e6).round() as u64, Relaxed);
+    }
+
+    /// Cumulative counts per bucket (the last one is +Inf, i.e. the total count) and the sum.
+    pub fn snapshot(&self) -> (Vec<u64>, f64) {
+        let mut acc = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                acc += b.load(Relaxed);
+                acc
+            })
+            .collect();
+        (cumulative, self.sum_micros.load(Relaxed) as f64 / 1e6)
+    }
 }
 
 impl Stats {
@@ -92,5 +135,23 @@ impl Summary {
         serde_json::to_string(self).unwrap_or_else(|e| {
             format!(r#"{{"outcome":"internal_error","error":"cannot serialize summary: {e}"}}"#)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::default();
+        h.observe(0.001);
+        h.observe(0.2);
+        h.observe(100.0);
+        let (buckets, sum) = h.snapshot();
+        assert_eq!(buckets[0], 1);
+        assert_eq!(buckets[5], 2);
+        assert_eq!(*buckets.last().unwrap(), 3);
+        assert!((sum - 100.201).abs() < 1e-6);
     }
 }
