@@ -130,6 +130,19 @@ def kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def kill_processes_using(path: Path) -> None:
+    """SIGKILLs what a test started indirectly (tasks the scheduler spawned in their own
+    sessions): only processes whose command line names the test's private directory."""
+    needle = str(path).encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if needle in (proc / "cmdline").read_bytes() or needle in (proc / "environ").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+
+
 # --- Airflow ---------------------------------------------------------------------------------
 
 
@@ -221,7 +234,8 @@ def airflow_home(tmp_path):
     def make(*dag_files) -> AirflowHome:
         return AirflowHome(tmp_path, dag_files)
 
-    return make
+    yield make
+    kill_processes_using(tmp_path)
 
 
 def parse_summary(value) -> dict:

@@ -1,0 +1,163 @@
+"""Drives a real Airflow 3 the way InLong Manager does: api-server + scheduler + dag-processor
+on 127.0.0.1, dag_creator triggered through the REST API with the Manager's conf, the created
+inlong_offline_task_<groupId> DAG seen to run and sync its window into MySQL, then dag_cleaner
+triggered with the group id and the DAG deleted.
+
+InLong Manager speaks Airflow 2's /api/v1 with basic auth; Airflow 3 serves /api/v2 with a JWT
+from /auth/token. The calls are otherwise the same (see airflow/README.md).
+"""
+
+import json
+import secrets
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import VENV_BIN, Database, kill_group, produce, unique
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    def __init__(self, base: str):
+        self.base = base
+        self.token = None
+
+    def call(self, method: str, path: str, body=None, expect=(200, 201, 204)):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        assert status in expect, f"{method} {path} -> {status}: {text[:2000]}"
+        return status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
+
+
+def wait_for(what: str, check, timeout: float, logs=lambda: ""):
+    """Polls check() until it returns something truthy; fails with `what` and the logs."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (AssertionError, OSError) as e:
+            last = e
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n{logs()}")
+
+
+@pytest.fixture
+def airflow_server(airflow_home):
+    home = airflow_home("dag_creator.py", "dag_cleaner.py")
+    port = free_port()
+    password = secrets.token_hex(12)
+    (home.root / "passwords.json").write_text(json.dumps({"inlong": password}))
+    home.env.update({
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "inlong:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home.root / "passwords.json"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",  # notice dag_creator's new files soon
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+    })
+    procs, logs = [], {}
+    for name, args in (("api-server", ["api-server", "--port", str(port), "--host", "127.0.0.1"]),
+                       ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"])):
+        logs[name] = home.root / f"{name}.log"
+        procs.append(subprocess.Popen([str(VENV_BIN / "airflow"), *args], env=home.env, cwd=home.root,
+                                      stdout=logs[name].open("w"), stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+
+    def tail_logs() -> str:
+        return "\n".join(f"--- {n} (last lines)\n" + "\n".join(p.read_text(errors="replace").splitlines()[-30:])
+                         for n, p in logs.items())
+
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        wait_for("the api-server", lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, 180, tail_logs)
+        _, token = api.call("POST", "/auth/token", {"username": "inlong", "password": password})
+        api.token = token["access_token"]
+        yield home, api, tail_logs
+    finally:
+        for p in procs:
+            kill_group(p)
+            p.wait(timeout=30)
+
+
+def test_inlong_manager_flow(airflow_server, db: Database, topic):
+    home, api, logs = airflow_server
+    group = unique("e2e").replace("_", "-")
+    dag_id = f"inlong_offline_task_{group}"
+    (home.groups / f"{group}.toml").write_text(f'topic = "{topic}"\ntable = "sink_table"\n')
+
+    # Manager start-up: its HTTP connection (created when missing), both original DAGs unpaused.
+    api.call("GET", "/api/v2/connections/inlong_connection", expect=(404,))
+    api.call("POST", "/api/v2/connections", {"connection_id": "inlong_connection", "conn_type": "http",
+                                             "host": "127.0.0.1", "port": 8083, "login": "admin",
+                                             "password": "inlong"})
+    # The operator's MySQL Connection for pulsar2mysql (a stored Connection this time).
+    api.call("POST", "/api/v2/connections", {"connection_id": "pulsar2mysql_mysql", "conn_type": "mysql",
+                                             "host": "127.0.0.1", "port": 3306, "schema": db.name,
+                                             "login": db.user, "password": db.password})
+    for original in ("dag_creator", "dag_cleaner"):
+        wait_for(f"{original} to be parsed", lambda: api.call("GET", f"/api/v2/dags/{original}",
+                                                              expect=(200, 404))[0] == 200, 120, logs)
+        api.call("PATCH", f"/api/v2/dags/{original}", {"is_paused": False})
+
+    # Records, then the group registered with a 20 s interval whose first window holds them.
+    before, _ = produce(topic, 50)
+    start = before - 5_000
+    conf = {"inlong_group_id": group, "start_time": start, "end_time": start + 20_000,
+            "boundary_type": "time", "cron_expr": None, "seconds_interval": "20",
+            "connection_id": "inlong_connection", "timezone": "Asia/Shanghai"}
+    _, run = api.call("POST", "/api/v2/dags/dag_creator/dagRuns", {"logical_date": None, "conf": conf})
+
+    def creator_state():
+        state = api.call("GET", f"/api/v2/dags/dag_creator/dagRuns/{run['dag_run_id']}")[1]["state"]
+        assert state != "failed", "dag_creator failed"
+        return state == "success"
+
+    wait_for("dag_creator's run to succeed", creator_state, 180, logs)
+    wait_for(f"{dag_id} to be parsed", lambda: api.call("GET", f"/api/v2/dags/{dag_id}",
+                                                        expect=(200, 404))[0] == 200, 120, logs)
+    api.call("PATCH", "/api/v2/dags?dag_id_pattern=inlong_offline_task_", {"is_paused": False})
+
+    def task_run_succeeded():
+        runs = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")[1]["dag_runs"]
+        assert not any(r["state"] == "failed" for r in runs), f"a run failed: {runs}"
+        return any(r["state"] == "success" for r in runs)
+
+    wait_for(f"a scheduled run of {dag_id} to succeed", task_run_succeeded, 240, logs)
+    assert db.rows() == [(i, f"msg-{i}") for i in range(50)]
+
+    # Unregister: dag_cleaner with the group id, then the DAG deleted through the API.
+    _, run = api.call("POST", "/api/v2/dags/dag_cleaner/dagRuns",
+                      {"logical_date": None, "conf": {"inlong_group_id": group}})
+    wait_for("dag_cleaner's run to succeed", lambda: api.call(
+        "GET", f"/api/v2/dags/dag_cleaner/dagRuns/{run['dag_run_id']}")[1]["state"] == "success", 180, logs)
+    assert not (home.dags / f"{dag_id}.py").exists()
+    api.call("DELETE", f"/api/v2/dags/{dag_id}")
