@@ -8,6 +8,7 @@
 #   up      install what is missing, start what is not running, wait until
 #           every service is ready, print where they listen. Idempotent.
 #   down    stop the services cleanly (data is kept for the next `up`).
+#   stop S  stop one service S (pulsar, mariadb or pushgateway); `up` restarts it.
 #   status  print each service's state; exit status 1 if any is not ready.
 #   env     print `export VAR=value` lines: eval "$(scripts/services.sh env)"
 #
@@ -502,6 +503,18 @@ cmd_down() {
     log "services stopped in $((SECONDS - t0))s (data kept in $CACHE)"
 }
 
+# Stops one service (the fault-injection tests restart MariaDB or Pulsar under a run);
+# `up` starts it again.
+cmd_stop_one() {
+    take_lock "$CACHE/.services.lock"
+    case ${1:-} in
+        pulsar) pulsar_stop ;;
+        mariadb) mariadb_stop ;;
+        pushgateway) pushgw_stop ;;
+        *) die "usage: $0 stop pulsar|mariadb|pushgateway" ;;
+    esac
+}
+
 cmd_status() {
     local rc=0
     print_status || rc=$?
@@ -514,6 +527,7 @@ main() {
     case ${1:-} in
         up) cmd_up ;;
         down) cmd_down ;;
+        stop) cmd_stop_one "${2:-}" ;;
         status) cmd_status ;;
         env) print_env ;;
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;

@@ -25,6 +25,9 @@ echo "== Rust tests (unit + integration)"
 # Integration tests share two cores with the broker and the database: keep them few at a time.
 cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
 
+echo "== fault tests: MariaDB and Pulsar restarted under a run (alone: they restart shared services)"
+cargo test --test it -- --ignored --test-threads 1
+
 if [ -x airflow/run-tests.sh ]; then
   echo "== Airflow DAG tests"
   airflow/run-tests.sh

@@ -4,8 +4,10 @@
 mod common;
 
 mod bad_records;
+mod check;
 mod codecs;
 mod exactly_once;
 mod partitions;
 mod ranges;
+mod restarts;
 mod seed;

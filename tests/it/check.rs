@@ -1,0 +1,38 @@
+//! `pulsar2mysql check`: fails fast, with the reason, before any row is written.
+
+use crate::common::*;
+
+fn check_args(topic: &str, db: &TestDb, extra: &[&str]) -> Vec<String> {
+    let mut args = run_args(topic, db);
+    args[0] = "check".into();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[tokio::test]
+async fn check_passes_on_a_good_setup_and_names_what_is_wrong_otherwise() {
+    let db = TestDb::new("check").await;
+    let topic = topic("check");
+    produce(&topic, seed_records(0..1), 1).await;
+
+    let ok = run_binary(&check_args(&topic, &db, &[])).await;
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(
+        ok.summary["mapped_columns"],
+        serde_json::json!(["id", "name"])
+    );
+
+    let bad_column = run_binary(&check_args(&topic, &db, &["--columns", "id,title"])).await;
+    assert_eq!(bad_column.code, 2, "{}", bad_column.stderr);
+    assert!(bad_column.summary["error"]
+        .as_str()
+        .unwrap()
+        .contains("`title`"));
+
+    let mut args = check_args(&topic, &db, &["--retry-budget-secs", "2"]);
+    let i = args.iter().position(|a| a == "--pulsar-url").unwrap();
+    args[i + 1] = "pulsar://127.0.0.1:6651".into(); // nothing listens there
+    let no_broker = run_binary(&args).await;
+    assert_eq!(no_broker.code, 3, "{}", no_broker.stderr);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+}

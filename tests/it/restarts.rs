@@ -1,0 +1,83 @@
+//! Faults under a running job: MariaDB and the Pulsar broker restarted in the middle of a run.
+//! Each restarts a service every other test uses, so they are `#[ignore]`d in the parallel
+//! phase and run alone by scripts/test.sh (`--ignored --test-threads 1`).
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+fn services(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("scripts/services.sh");
+    assert!(
+        out.status.success(),
+        "services.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts a slow run (small batches), restarts `service` once `restart_at` rows are in, and
+/// checks that the run still ends with every record exactly once.
+async fn survives_restart_of(service: &str, prefix: &str) {
+    const N: i64 = 400_000;
+    let db = TestDb::new(prefix).await;
+    let topic = topic(prefix);
+    produce(&topic, seed_records(0..N), 1000).await;
+    let mut args = run_args(&topic, &db);
+    args.extend(["--batch-rows".into(), "500".into()]);
+    let child = command(&args).spawn().unwrap();
+    let pid = child.id();
+    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while db.scalar("SELECT COUNT(*) FROM sink_table").await < 20_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    services(&["stop", service]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    services(&["up"]);
+
+    let out = match tokio::time::timeout(Duration::from_secs(300), waiter).await {
+        Ok(out) => out.unwrap().unwrap(),
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the run did not finish after {service} restarted");
+        }
+    };
+    let run = parse(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.u("retries") > 0,
+        "the restart should have cost at least one retry"
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, N);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
+        N
+    );
+    assert_eq!(
+        db.scalar("SELECT SUM(name <> CONCAT('msg-', id)) FROM sink_table")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+#[ignore = "restarts MariaDB; scripts/test.sh runs it alone"]
+async fn mariadb_restart_in_the_middle_of_a_run() {
+    survives_restart_of("mariadb", "mdbrestart").await;
+}
+
+#[tokio::test]
+#[ignore = "restarts the Pulsar broker; scripts/test.sh runs it alone"]
+async fn broker_restart_in_the_middle_of_a_run() {
+    survives_restart_of("pulsar", "brokerrestart").await;
+}
