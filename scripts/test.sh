@@ -28,7 +28,6 @@ cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
 echo "== fault tests: MariaDB and Pulsar restarted under a run (alone: they restart shared services)"
 cargo test --test it -- --ignored --test-threads 1
 
-if [ -x airflow/run-tests.sh ]; then
-  echo "== Airflow DAG tests"
-  airflow/run-tests.sh
-fi
+echo "== Airflow DAG tests (against the release binary, rebuilt if stale)"
+cargo build --release --quiet --bin pulsar2mysql --example seed_producer
+airflow/run-tests.sh
