@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::records::RowConverter;
 use crate::sink::MysqlSink;
 use crate::source::PulsarSource;
 use crate::Config;
@@ -24,14 +23,7 @@ pub struct CheckReport {
 /// Connects to both sides, checks the table against the mapping and the user's privileges.
 pub async fn check(cfg: &Config) -> Result<CheckReport> {
     let sink = MysqlSink::connect(&cfg.sink, true).await?;
-    let converter = RowConverter::new(
-        sink.table_columns(),
-        cfg.records.columns.as_deref(),
-        cfg.records.delimiter,
-        cfg.records.escape,
-        cfg.records.null_literal.as_deref(),
-    )
-    .map_err(|e| Error::Schema(format!("table {}: {e}", sink.table())))?;
+    let converter = crate::pipeline::converter_for(&sink, &cfg.records)?;
     let mut conn = sink.acquire().await?;
     let grants: Vec<String> = sqlx::query_scalar("SHOW GRANTS FOR CURRENT_USER()")
         .fetch_all(&mut *conn)

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BadRecordPolicy, Config};
+use crate::config::{BadRecordPolicy, Config, RecordsConfig};
 use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
@@ -89,6 +89,18 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
     }
 }
 
+/// The converter from records to rows of the sink's table, or why the mapping does not fit it.
+pub fn converter_for(sink: &MysqlSink, records: &RecordsConfig) -> Result<RowConverter> {
+    RowConverter::new(
+        sink.table_columns(),
+        records.columns.as_deref(),
+        records.delimiter,
+        records.escape,
+        records.null_literal.as_deref(),
+    )
+    .map_err(|e| Error::Schema(format!("table {}: {e}", sink.table())))
+}
+
 async fn run_inner(
     cfg: &Config,
     shutdown: &CancellationToken,
@@ -97,14 +109,7 @@ async fn run_inner(
 ) -> Result<()> {
     cfg.validate()?;
     let sink = MysqlSink::connect(&cfg.sink, cfg.dry_run).await?;
-    let converter = RowConverter::new(
-        sink.table_columns(),
-        cfg.records.columns.as_deref(),
-        cfg.records.delimiter,
-        cfg.records.escape,
-        cfg.records.null_literal.as_deref(),
-    )
-    .map_err(|e| Error::Schema(format!("table {}: {e}", sink.table())))?;
+    let converter = converter_for(&sink, &cfg.records)?;
 
     let lock = if cfg.dry_run {
         None

@@ -12,11 +12,6 @@ fn corpus() -> Vec<Vec<u8>> {
     v
 }
 
-fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
 #[tokio::test]
 async fn fail_policy_stops_at_the_first_bad_record_and_says_where() {
     let db = TestDb::new("badfail").await;

@@ -3,9 +3,8 @@
 use crate::common::*;
 
 fn check_args(topic: &str, db: &TestDb, extra: &[&str]) -> Vec<String> {
-    let mut args = run_args(topic, db);
+    let mut args = with(run_args(topic, db), extra);
     args[0] = "check".into();
-    args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
 

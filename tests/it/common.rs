@@ -258,3 +258,9 @@ pub async fn run_binary_within(args: &[String], limit: Duration) -> Run {
 pub async fn run_binary(args: &[String]) -> Run {
     run_binary_within(args, Duration::from_secs(300)).await
 }
+
+/// `args` followed by `extra`.
+pub fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}

@@ -5,11 +5,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
 #[tokio::test]
 async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
     const N: i64 = 300_000;

@@ -5,11 +5,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
 #[tokio::test]
 async fn window_selects_exactly_the_middle_phase() {
     let db = TestDb::new("window").await;
