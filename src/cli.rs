@@ -46,11 +46,41 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read the range and write it to the table (or only read and parse, with --dry-run).
-    Run(RunArgs),
+    Run(RunCommand),
     /// Check configuration, connectivity, the table against the mapping, and privileges.
     Check(RunArgs),
     /// Create the project's own tables (checkpoints, dead letters); `run` does it too.
     Migrate(RunArgs),
+}
+
+/// `run`: the job's options plus where its metrics go.
+#[derive(Debug, Clone, Args)]
+pub struct RunCommand {
+    #[command(flatten)]
+    pub args: RunArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where a run's Prometheus metrics go (any combination; none by default). Flags or
+/// `PULSAR2MYSQL_*` environment variables, not the `--config` file. A failure of any of them
+/// is a warning and never changes the exit code.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
+    /// Serve `GET /metrics` on this address (e.g. 127.0.0.1:9898) while the run lasts.
+    #[arg(long, env = "PULSAR2MYSQL_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Push the metrics to this Prometheus Pushgateway (http://host:9091) when the run ends,
+    /// grouped by job=pulsar2mysql and job_id.
+    #[arg(long, env = "PULSAR2MYSQL_PUSHGATEWAY_URL", hide_env_values = true)]
+    pub pushgateway_url: Option<String>,
+
+    /// Write the metrics to this file (atomically) when the run ends, for node_exporter's
+    /// textfile collector (name it *.prom, in the collector's directory).
+    #[arg(long, env = "PULSAR2MYSQL_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Options of `run`, `check` and `migrate`. Every one can also come from the TOML file given

@@ -9,6 +9,8 @@
 //!   transaction as the rows they cover, and the job lock.
 //! - [`pipeline`]: wires source -> records -> sink with bounded channels and cancellation.
 //! - [`report`]: the JSON summary of a run.
+//! - [`metrics`]: Prometheus metrics from the live counters (HTTP endpoint, Pushgateway,
+//!   node_exporter textfile) and progress reporting.
 //! - [`error`]: typed errors, the retry rule and exit codes.
 //! - [`cli`]: the command line; the binary (`src/main.rs`) only calls into it.
 
@@ -16,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod pipeline;
 pub mod records;
 pub mod report;

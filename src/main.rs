@@ -3,13 +3,16 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
-use pulsar2mysql::cli::{Cli, Command, LogFormat};
-use pulsar2mysql::{pipeline, Error};
+use pulsar2mysql::cli::{Cli, Command, LogFormat, RunCommand};
+use pulsar2mysql::report::{Stats, Summary};
+use pulsar2mysql::{metrics, pipeline, Error};
 
 fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env()
@@ -57,26 +60,109 @@ fn fail(e: &Error) -> ExitCode {
     ExitCode::from(e.exit_code() as u8)
 }
 
+/// `run`: the pipeline inside a `run{job_id=..}` span (so every log line names the job), with
+/// the metrics endpoint and progress reporting alongside it, then the metrics outputs of its end.
+async fn run(cmd: RunCommand, log_format: LogFormat) -> ExitCode {
+    let RunCommand { args, output } = cmd;
+    let pushgateway = match output
+        .pushgateway_url
+        .as_deref()
+        .map(metrics::parse_pushgateway_url)
+        .transpose()
+    {
+        Ok(u) => u,
+        Err(e) => return fail(&e),
+    };
+    let cfg = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let token = CancellationToken::new();
+    on_signal(token.clone());
+    let stats = Arc::new(Stats::default());
+    let meta = metrics::RunMeta::new(&cfg);
+    let span = tracing::info_span!("run", job_id = %cfg.job_id);
+    let done = CancellationToken::new();
+    let mut helpers = Vec::new();
+
+    if let Some(addr) = output.metrics_addr {
+        let (s, m) = (stats.clone(), meta.clone());
+        let render_now: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || metrics::render(&s, &m, None, None));
+        match metrics::serve(addr, render_now, done.clone()).await {
+            Ok((local, task)) => {
+                tracing::info!(parent: &span, "metrics at http://{local}/metrics while the run lasts");
+                helpers.push(task);
+            }
+            Err(e) => tracing::warn!(
+                parent: &span, error = %e,
+                "cannot serve metrics on {addr}; the run goes on without the endpoint"
+            ),
+        }
+    }
+    // A rewritten progress line only for a person watching a terminal; a log line otherwise.
+    let terminal = std::io::stderr().is_terminal() && log_format == LogFormat::Text;
+    helpers.push(tokio::spawn(
+        metrics::progress(stats.clone(), terminal, cfg.dry_run, done.clone())
+            .instrument(span.clone()),
+    ));
+
+    let summary = pipeline::run(&cfg, stats.clone(), token)
+        .instrument(span.clone())
+        .await;
+    done.cancel();
+    for task in helpers {
+        let _ = task.await;
+    }
+    write_metrics(&output, pushgateway.as_ref(), &stats, &meta, &summary)
+        .instrument(span)
+        .await;
+
+    if let Some(err) = &summary.error {
+        eprintln!("pulsar2mysql: {err}");
+    }
+    print_last_line(&summary.to_json_line());
+    ExitCode::from(summary.exit_code as u8)
+}
+
+/// The end-of-run metrics outputs: the textfile, then the Pushgateway. Failures are warnings.
+async fn write_metrics(
+    output: &pulsar2mysql::cli::OutputArgs,
+    pushgateway: Option<&url::Url>,
+    stats: &Stats,
+    meta: &metrics::RunMeta,
+    summary: &Summary,
+) {
+    if let Some(path) = &output.metrics_file {
+        let previous = metrics::last_success_in(path, meta);
+        let body = metrics::render(stats, meta, Some(summary), previous);
+        match metrics::write_textfile(path, &body) {
+            Ok(()) => tracing::info!(path = %path.display(), "metrics file written"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file")
+            }
+        }
+    }
+    if let Some(url) = pushgateway {
+        let body = metrics::render(stats, meta, Some(summary), None);
+        // PUT replaces the job's group; after a failure POST keeps the last success timestamp.
+        let replace = summary.exit_code == 0;
+        let shown = pulsar2mysql::error::redact_url(url.as_str());
+        match metrics::push(url, &meta.job_id, &body, replace).await {
+            Ok(()) => tracing::info!(pushgateway = %shown, "metrics pushed"),
+            Err(e) => {
+                tracing::warn!(pushgateway = %shown, error = %e, "cannot push metrics; the exit code is unchanged")
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     match cli.command {
-        Command::Run(args) => {
-            let cfg = match args.into_config() {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            let token = CancellationToken::new();
-            on_signal(token.clone());
-            let stats = std::sync::Arc::new(pulsar2mysql::report::Stats::default());
-            let summary = pipeline::run(&cfg, stats, token).await;
-            if let Some(err) = &summary.error {
-                eprintln!("pulsar2mysql: {err}");
-            }
-            print_last_line(&summary.to_json_line());
-            ExitCode::from(summary.exit_code as u8)
-        }
+        Command::Run(cmd) => run(cmd, cli.log_format).await,
         Command::Check(args) => {
             let cfg = match args.into_config() {
                 Ok(c) => c,
