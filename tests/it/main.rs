@@ -7,6 +7,7 @@ mod bad_records;
 mod check;
 mod codecs;
 mod exactly_once;
+mod metrics;
 mod partitions;
 mod ranges;
 mod restarts;

@@ -1,0 +1,626 @@
+//! Metrics and what a run tells the world: the /metrics endpoint during a run, the
+//! Pushgateway, the node_exporter textfile, the JSON summary and exit code of each way a run
+//! ends, and credentials that never show.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn pushgateway_url() -> String {
+    std::env::var("PUSHGATEWAY_URL").unwrap_or_else(|_| "http://127.0.0.1:9091".into())
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `curl` a URL: `(succeeded, headers + body)`.
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+/// The value of the first sample of `name` whose line contains every one of `needles`.
+fn sample(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| needles.iter().all(|n| l.contains(n)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Checks the text exposition format line by line: HELP/TYPE comments, then samples
+/// `name{label="value",...} number`, each after its family's TYPE line.
+fn assert_exposition(text: &str) {
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut p = rest.split(' ');
+            let (name, kind) = (p.next().unwrap(), p.next().unwrap());
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
+        let (series, value) = line.rsplit_once(' ').expect(line);
+        assert!(
+            value == "+Inf" || value.parse::<f64>().is_ok(),
+            "bad value in {line}"
+        );
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        assert!(name.starts_with("pulsar2mysql_"), "{line}");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        assert!(labels.ends_with('}'), "{line}");
+        assert!(labels.contains("job_id=\""), "no job_id label: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "sample before its TYPE: {line}");
+    }
+}
+
+/// Runs the binary with extra environment variables.
+async fn run_with_env(args: &[String], env: &[(&str, &str)]) -> Run {
+    let mut cmd = command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    parse(out)
+}
+
+/// `args` with the value of `flag` replaced (or the flag added).
+fn set(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args[i + 1] = value.to_string(),
+        None => args.extend([flag.to_string(), value.to_string()]),
+    }
+    args
+}
+
+fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits for a child to exit, killing it (and failing) after `limit`.
+async fn wait_child(mut child: std::process::Child, limit: Duration) -> Run {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return parse(child.wait_with_output().unwrap());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
+    const N: i64 = 300_000;
+    let db = TestDb::new("mendpoint").await;
+    let topic = topic("mendpoint");
+    produce(&topic, seed_records(0..N), 1000).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{addr}/metrics");
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--batch-rows",
+            "1000",
+            "--metrics-addr",
+            &addr,
+            "--job-id",
+            "endpoint-job",
+            "--log-format",
+            "json",
+        ],
+    );
+    let child = command(&args).spawn().unwrap();
+
+    // Poll until the endpoint answers with records read, while the run is in flight.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let scraped = loop {
+        assert!(Instant::now() < deadline, "no metrics with records read");
+        let (ok, text) = curl(&["-i", &url]);
+        if ok && sample(&text, "pulsar2mysql_records_read_total", &[]).unwrap_or(0.0) > 0.0 {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (head, body) = scraped.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert_exposition(body);
+    assert_eq!(
+        sample(body, "pulsar2mysql_running", &["job_id=\"endpoint-job\""]),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        sample(
+            body,
+            "pulsar2mysql_rows_written_total",
+            &[&format!("topic=\"{topic}\""), "table=\"sink_table\""]
+        )
+        .unwrap()
+            < N as f64,
+        "scraped after the end?"
+    );
+    // Other paths and methods are refused.
+    let (_, other) = curl(&["-i", &format!("http://{addr}/nope")]);
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    let (_, post) = curl(&["-i", "-X", "POST", &url]);
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+
+    let run = wait_child(child, Duration::from_secs(300)).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), N as u64);
+    // The endpoint stops with the run.
+    let (ok, _) = curl(&[&url]);
+    assert!(!ok, "the endpoint still answers after the run");
+
+    // Every log line of the run names the job through the run span.
+    let ours: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["target"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("pulsar2mysql")
+        })
+        .collect();
+    assert!(ours.len() >= 2, "{}", run.stderr);
+    for line in &ours {
+        let in_run = |s: &serde_json::Value| s["job_id"].as_str() == Some("endpoint-job");
+        let spans = line["spans"].as_array().cloned().unwrap_or_default();
+        assert!(
+            in_run(&line["span"]) || spans.iter().any(in_run),
+            "log line without the run's job_id: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pushes_to_the_pushgateway_and_keeps_the_last_success_after_a_failure() {
+    let db = TestDb::new("mpush").await;
+    let topic = topic("mpush");
+    produce(&topic, seed_records(0..50), 10).await;
+    // Slashes and '>' in the job id: one grouping value thanks to job_id@base64.
+    let job = format!("push/{}->x", unique("job"));
+    let gw = pushgateway_url();
+    let needle = format!("job_id=\"{job}\"");
+    let args = with(
+        run_args(&topic, &db),
+        &["--job-id", &job, "--pushgateway-url", &gw],
+    );
+
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (ok, text) = curl(&[&format!("{gw}/metrics")]);
+    assert!(ok);
+    assert_eq!(
+        sample(&text, "pulsar2mysql_rows_written_total", &[&needle]),
+        Some(50.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_exit_code", &[&needle]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_outcome",
+            &[&needle, "outcome=\"success\""]
+        ),
+        Some(1.0)
+    );
+    let success_at = sample(
+        &text,
+        "pulsar2mysql_last_success_timestamp_seconds",
+        &[&needle],
+    )
+    .expect("last success timestamp");
+    assert!((success_at - now_ms() as f64 / 1000.0).abs() < 120.0);
+    assert!(text.contains("job=\"pulsar2mysql\""));
+
+    // A failed run of the same job (broker down) replaces the run's metrics but keeps the
+    // last success.
+    let down = with(
+        set(args.clone(), "--pulsar-url", "pulsar://127.0.0.1:6651"),
+        &["--retry-budget-secs", "3"],
+    );
+    let run = run_binary(&down).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let (_, text) = curl(&[&format!("{gw}/metrics")]);
+    assert_eq!(
+        sample(&text, "pulsar2mysql_exit_code", &[&needle]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_rows_written_total", &[&needle]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_last_success_timestamp_seconds",
+            &[&needle]
+        ),
+        Some(success_at)
+    );
+
+    // Clean up our group.
+    let group = format!(
+        "{gw}/metrics/job/pulsar2mysql/job_id@base64/{}",
+        base64_url(&job)
+    );
+    let (ok, _) = curl(&["-f", "-X", "DELETE", &group]);
+    assert!(ok);
+    let (_, text) = curl(&[&format!("{gw}/metrics")]);
+    assert!(!text.contains(&needle), "group not deleted");
+
+    // A Pushgateway that is down is a warning, not a failure.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let run = run_binary(&with(
+        run_args(&topic, &db),
+        &["--job-id", &job, "--pushgateway-url", &dead],
+    ))
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome(), "nothing_to_do");
+    assert!(run.stderr.contains("cannot push metrics"), "{}", run.stderr);
+}
+
+fn base64_url(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn read_prom(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
+    let db = TestDb::new("mfile").await;
+    let topic = topic("mfile");
+    produce(&topic, seed_records(0..30), 1).await;
+    let dir = temp_dir("p2m_textfile");
+    let file = dir.join("pulsar2mysql.prom");
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--job-id",
+            "file-job",
+            "--batch-rows",
+            "7",
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = read_prom(&file);
+    assert_exposition(&text);
+    let j = "job_id=\"file-job\"";
+    assert_eq!(
+        sample(&text, "pulsar2mysql_rows_written_total", &[j]),
+        Some(30.0)
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_records_read_total", &[j]),
+        Some(30.0)
+    );
+    assert_eq!(sample(&text, "pulsar2mysql_batches_total", &[j]), Some(5.0));
+    assert_eq!(
+        sample(&text, "pulsar2mysql_batch_duration_seconds_count", &[j]),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_batch_duration_seconds_bucket",
+            &[j, "le=\"+Inf\""]
+        ),
+        Some(5.0)
+    );
+    assert_eq!(sample(&text, "pulsar2mysql_running", &[j]), Some(0.0));
+    assert_eq!(sample(&text, "pulsar2mysql_exit_code", &[j]), Some(0.0));
+    let success_at =
+        sample(&text, "pulsar2mysql_last_success_timestamp_seconds", &[j]).expect("last success");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["pulsar2mysql.prom".to_string()], "leftovers");
+
+    // A failing run (a bad record under the fail policy) rewrites the file with its exit
+    // code and bad record, and keeps the earlier success.
+    produce(&topic, [b"not-a-record".to_vec()], 1).await;
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let text = read_prom(&file);
+    assert_exposition(&text);
+    assert_eq!(sample(&text, "pulsar2mysql_exit_code", &[j]), Some(5.0));
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_outcome",
+            &[j, "outcome=\"bad_record_limit\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_bad_records_total",
+            &[j, "reason=\"field_count\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_last_success_timestamp_seconds", &[j]),
+        Some(success_at)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn summary_and_exit_code_of_success_nothing_to_do_and_bad_record_limit() {
+    let db = TestDb::new("mcodes").await;
+    let topic = topic("mcodes");
+    produce(&topic, seed_records(0..100), 10).await;
+    let args = run_args(&topic, &db);
+
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome(), "success");
+    assert_eq!(run.summary["exit_code"], 0);
+    assert_eq!(run.u("records_read"), 100);
+    assert_eq!(run.u("rows_written"), 100);
+    assert!(run.summary["error"].is_null());
+
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome(), "nothing_to_do");
+    assert_eq!(run.u("rows_written"), 0);
+
+    // Bad records beyond the limit.
+    let bad_topic = crate::common::topic("mcodes_bad");
+    let mut records: Vec<Vec<u8>> = seed_records(1000..1010).collect();
+    records.extend((0..3).map(|i| format!("x{i}|bad").into_bytes()));
+    produce(&bad_topic, records, 1).await;
+    let run = run_binary(&with(
+        run_args(&bad_topic, &db),
+        &["--on-bad-record", "skip", "--max-bad-records", "2"],
+    ))
+    .await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert_eq!(run.outcome(), "bad_record_limit");
+    assert_eq!(run.summary["exit_code"], 5);
+    assert_eq!(run.u("bad_records"), 3);
+    assert!(run.summary["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-bad-records"));
+}
+
+#[tokio::test]
+async fn wrong_password_exits_4_and_the_password_shows_nowhere() {
+    const WRONG: &str = "WrongSecret987";
+    const RIGHT: &str = "RightPass123";
+    let db = TestDb::new("mpw").await;
+    let topic = topic("mpw");
+    produce(&topic, seed_records(0..5), 1).await;
+    let db_name = db.url.rsplit('/').next().unwrap().to_string();
+    let user = unique("p2m_pw");
+    db.exec(&format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{RIGHT}'; \
+         GRANT ALL ON `{db_name}`.* TO '{user}'@'127.0.0.1'"
+    ))
+    .await;
+    let host = mysql_server_url()
+        .trim_start_matches("mysql://")
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let dir = temp_dir("p2m_pw");
+    let file = dir.join("pw.prom");
+    let base = |url: String| {
+        vec![
+            "run".to_string(),
+            "--pulsar-url".into(),
+            pulsar_url(),
+            "--topic".into(),
+            topic.clone(),
+            "--table".into(),
+            "sink_table".into(),
+            "--mysql-url".into(),
+            url,
+            "--retry-budget-secs".into(),
+            "3".into(),
+            "--metrics-file".into(),
+            file.to_str().unwrap().into(),
+        ]
+    };
+    let in_url = base(format!("mysql://{user}:{WRONG}@{host}/{db_name}"));
+    let by_env = base(format!("mysql://{user}@{host}/{db_name}"));
+
+    for (how, args, env) in [
+        ("in the URL, text logs", in_url.clone(), vec![]),
+        (
+            "in the URL, JSON logs",
+            with(in_url.clone(), &["--log-format", "json"]),
+            vec![],
+        ),
+        (
+            "in PULSAR2MYSQL_MYSQL_PASSWORD",
+            by_env.clone(),
+            vec![("PULSAR2MYSQL_MYSQL_PASSWORD", WRONG)],
+        ),
+    ] {
+        let _ = std::fs::remove_file(&file);
+        let mut cmd = command(&args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let run = parse(out);
+        assert_eq!(run.code, 4, "{how}: {}", run.stderr);
+        assert_eq!(run.outcome(), "sink_unavailable", "{how}");
+        assert!(
+            !stdout.contains(WRONG),
+            "{how}: password on stdout: {stdout}"
+        );
+        assert!(
+            !run.stderr.contains(WRONG),
+            "{how}: password on stderr: {}",
+            run.stderr
+        );
+        let metrics = read_prom(&file);
+        assert_eq!(
+            sample(&metrics, "pulsar2mysql_exit_code", &[]),
+            Some(4.0),
+            "{how}"
+        );
+        assert!(!metrics.contains(WRONG), "{how}: password in the metrics");
+    }
+
+    // The right password through the environment works, and does not show either.
+    let run = run_with_env(&by_env, &[("PULSAR2MYSQL_MYSQL_PASSWORD", RIGHT)]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 5);
+    assert!(!run.stderr.contains(RIGHT) && !run.summary.to_string().contains(RIGHT));
+    assert!(!read_prom(&file).contains(RIGHT));
+
+    db.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn broker_down_exits_3_as_source_unavailable() {
+    let db = TestDb::new("mdown").await;
+    let topic = topic("mdown");
+    let started = Instant::now();
+    let run = run_binary_within(
+        &with(
+            set(
+                run_args(&topic, &db),
+                "--pulsar-url",
+                "pulsar://127.0.0.1:6651",
+            ),
+            &["--retry-budget-secs", "3"],
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.outcome(), "source_unavailable");
+    assert_eq!(run.summary["exit_code"], 3);
+    assert!(run.summary["error"].as_str().unwrap().contains("Pulsar"));
+    assert!(started.elapsed() < Duration::from_secs(45));
+}
+
+#[tokio::test]
+async fn sigterm_mid_run_exits_130_then_a_rerun_completes_exactly_once() {
+    const N: i64 = 200_000;
+    let db = TestDb::new("mterm").await;
+    let topic = topic("mterm");
+    produce(&topic, seed_records(0..N), 1000).await;
+    let args = with(run_args(&topic, &db), &["--batch-rows", "1000"]);
+
+    let child = command(&args).spawn().unwrap();
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = db.scalar("SELECT COUNT(*) FROM sink_table").await;
+        assert!(n < N, "the run ended before it could be interrupted");
+        if n >= 5_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rows written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let run = wait_child(child, Duration::from_secs(60)).await;
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert_eq!(run.outcome(), "interrupted");
+    assert_eq!(run.summary["exit_code"], 130);
+    let written = run.u("rows_written");
+    assert!(written > 0 && written < N as u64, "{written}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM sink_table").await,
+        written as i64,
+        "the summary counts what was committed"
+    );
+
+    let rerun = run_binary(&args).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_eq!(rerun.outcome(), "success");
+    assert_eq!(rerun.u("rows_written") + written, N as u64);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, N);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
+        N
+    );
+}
