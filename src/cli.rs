@@ -101,6 +101,11 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_URL")]
     pub pulsar_url: Option<String>,
 
+    /// Pulsar admin REST URL, to find where a publish-time window starts.
+    /// Default: http://<service host>:8080.
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_ADMIN_URL")]
+    pub pulsar_admin_url: Option<String>,
+
     /// Topic: name, tenant/namespace/name or persistent://tenant/namespace/name.
     #[arg(long, env = "PULSAR2MYSQL_TOPIC")]
     pub topic: Option<String>,
@@ -231,6 +236,7 @@ impl RunArgs {
         Ok(pick!(
             job_id,
             pulsar_url,
+            pulsar_admin_url,
             topic,
             partitions,
             from,
@@ -327,6 +333,7 @@ impl RunArgs {
                     .pulsar_url
                     .clone()
                     .unwrap_or_else(|| "pulsar://127.0.0.1:6650".into()),
+                admin_url: args.pulsar_admin_url.clone(),
                 topic,
                 partitions: args.partitions.clone(),
                 from,

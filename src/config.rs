@@ -278,6 +278,9 @@ pub struct Config {
 #[derive(Clone)]
 pub struct SourceConfig {
     pub service_url: String,
+    /// Admin REST API, used to find where a publish-time window starts without scanning the
+    /// partition from its beginning. `None`: derived from the service URL (port 8080).
+    pub admin_url: Option<String>,
     pub topic: TopicName,
     /// Restrict the run to these partition indexes (partitioned topics only).
     pub partitions: Option<Vec<u32>>,
@@ -298,6 +301,10 @@ impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceConfig")
             .field("service_url", &crate::error::redact_url(&self.service_url))
+            .field(
+                "admin_url",
+                &self.admin_url.as_deref().map(crate::error::redact_url),
+            )
             .field("topic", &self.topic)
             .field("partitions", &self.partitions)
             .field("from", &self.from)

@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod records;

@@ -35,6 +35,9 @@ pub struct ResolvedRange {
     pub start_after: Option<String>,
     /// Publish-time lower bound (inclusive, epoch ms), if any.
     pub from_publish_time: Option<i64>,
+    /// The first message at or after `from_publish_time`, as the admin API found it (`None`:
+    /// the partition was read from its beginning).
+    pub window_start: Option<String>,
     /// Last message of the partition when the run started; `None` when it was empty.
     pub end_snapshot: Option<String>,
     /// Message-id upper bound (inclusive), if any.
@@ -200,6 +203,49 @@ impl PulsarSource {
             .collect())
     }
 
+    /// The admin API's answer to "which message was published at or after `ms`", or `None`
+    /// (with the reason logged) when it cannot tell: the reader then scans from the start.
+    async fn message_id_at(&self, topic: &str, ms: i64) -> Option<Position> {
+        let admin = match &self.cfg.admin_url {
+            Some(u) => u.clone(),
+            None => {
+                let service = url::Url::parse(&self.cfg.service_url).ok()?;
+                format!("http://{}:8080", service.host_str()?)
+            }
+        };
+        let path = topic.replacen("://", "/", 1);
+        let url = url::Url::parse(&format!(
+            "{}/admin/v2/{path}/messageid/{ms}",
+            admin.trim_end_matches('/')
+        ))
+        .ok()?;
+        let mut headers = Vec::new();
+        if let Some(token) = &self.cfg.auth_token {
+            headers.push(("Authorization", format!("Bearer {}", token.trim())));
+        }
+        let answer = crate::http::request("GET", &url, &headers, "", Duration::from_secs(10)).await;
+        let found = match &answer {
+            Ok(r) if r.status == 200 => serde_json::from_str::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| Some((v["ledgerId"].as_i64()?, v["entryId"].as_i64()?))),
+            _ => None,
+        };
+        match (found, answer) {
+            (Some((ledger, entry)), _) => {
+                tracing::debug!(%topic, ms, ledger, entry, "window start found by the admin API");
+                Some(Position::new(ledger, entry, -1))
+            }
+            (None, Ok(r)) => {
+                tracing::info!(%topic, ms, status = r.status, "the admin API names no message at the window start; reading the partition from its beginning");
+                None
+            }
+            (None, Err(e)) => {
+                tracing::warn!(%topic, ms, error = %e, "cannot ask the admin API where the window starts; reading the partition from its beginning");
+                None
+            }
+        }
+    }
+
     /// Opens a reader on one partition. `checkpoint` is the last position committed by an
     /// earlier run of the same job and range; reading resumes strictly after it.
     pub async fn open(
@@ -224,6 +270,13 @@ impl PulsarSource {
             StartBound::PublishTime(ms) => Some(ms),
             _ => None,
         };
+        // Without a checkpoint, a window starts at the first message published at or after
+        // `from`, which the broker finds by itself; scanning from the partition's beginning
+        // stays the fallback (correct, only slower).
+        let seek_to = match (start_after, from_publish_time) {
+            (None, Some(ms)) => self.message_id_at(&partition.topic, ms).await,
+            _ => None,
+        };
         let (stop_at, to_publish_time) = match &self.cfg.to {
             EndBound::Latest => (None, None),
             EndBound::PublishTime(ms) => (None, Some(*ms)),
@@ -243,6 +296,7 @@ impl PulsarSource {
             consumer: None,
             start_after,
             last_seen: start_after,
+            seek_to,
             from_publish_time,
             to_publish_time,
             stop_at,
@@ -266,6 +320,8 @@ pub struct PartitionReader {
     start_after: Option<Position>,
     /// Last position handed out (or skipped); replays at or before it are dropped.
     last_seen: Option<Position>,
+    /// Where the window starts, as the admin API found it; used until a message was seen.
+    seek_to: Option<Position>,
     from_publish_time: Option<i64>,
     to_publish_time: Option<i64>,
     stop_at: Option<Position>,
@@ -297,6 +353,7 @@ impl PartitionReader {
             partition: self.partition.checkpoint_index(),
             start_after: self.start_after.map(show),
             from_publish_time: self.from_publish_time,
+            window_start: self.seek_to.map(show),
             end_snapshot: self.end.flatten().map(show),
             stop_at: self.stop_at.map(show),
             to_publish_time: self.to_publish_time,
@@ -314,6 +371,9 @@ impl PartitionReader {
             .with_receiver_queue_size(2000);
         if let Some(after) = self.last_seen {
             options = options.starting_on_message(resume_id(after));
+        } else if let Some(first) = self.seek_to {
+            // resume_id makes the broker deliver the entry holding `first` itself.
+            options = options.starting_on_message(resume_id(first));
         }
         let mut consumer: Consumer<Vec<u8>, TokioExecutor> = self
             .client
