@@ -73,13 +73,16 @@ sql "SELECT 1" >/dev/null || die "MariaDB at $MY_HOSTPORT does not answer; run s
 curl -fsS -m 5 "$PULSAR_ADMIN_URL/admin/v2/brokers/health" >/dev/null \
     || die "Pulsar admin at $PULSAR_ADMIN_URL does not answer; run scripts/services.sh up"
 
-SERVER_PID="$(pgrep -x mariadbd | head -1 || true)"
-[[ -n "$SERVER_PID" ]] || SERVER_PID="$(pgrep -x mysqld | head -1 || true)"
+server_pid() { pgrep -x mariadbd | head -1 || pgrep -x mysqld | head -1 || true; }
+SERVER_PID="$(server_pid)"
 [[ -n "$SERVER_PID" ]] || log "warning: no local mariadbd process: server CPU is not measured"
+BROKER_PID="$(pgrep -f PulsarStandaloneStarter | head -1 || true)"
+[[ -n "$BROKER_PID" ]] || log "warning: no local Pulsar standalone process: broker CPU is not measured"
 CLK_TCK="$(getconf CLK_TCK)"
-server_cpu_ticks() { # utime + stime of the server, in clock ticks
-    if [[ -n "$SERVER_PID" && -r /proc/$SERVER_PID/stat ]]; then
-        awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
+cpu_ticks() { # utime + stime of process $1, in clock ticks
+    if [[ -n "$1" && -r /proc/$1/stat ]]; then
+        # the command name (field 2) may hold spaces: count from the closing parenthesis
+        sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
     else
         echo 0
     fi
@@ -120,7 +123,7 @@ PRODUCER="$WORK/seed_producer"
 mkdir -p "$OUT"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RAW="$OUT/e2e-$STAMP.tsv"
-printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\n' >"$RAW"
+printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\n' >"$RAW"
 
 # ---- one measurement ----------------------------------------------------------------------
 # measure SIZE ROUND NAME EXPECTED_ROWS -- command...   (stdin of the command: $MEASURE_STDIN)
@@ -128,18 +131,26 @@ MEASURE_STDIN=/dev/null
 measure() {
     local size="$1" round="$2" name="$3" expected="$4"; shift 5
     local tfile="$WORK/time.$$" ofile="$WORK/out.$$" efile="$WORK/err.$$"
-    local before after
-    before="$(server_cpu_ticks)"
+    local before after broker_before broker_after
+    SERVER_PID="$(server_pid)"
+    local pid_before="$SERVER_PID"
+    BROKER_PID="$(pgrep -f PulsarStandaloneStarter | head -1 || true)"
+    local broker_pid_before="$BROKER_PID"
+    before="$(cpu_ticks "$SERVER_PID")"
+    broker_before="$(cpu_ticks "$BROKER_PID")"
     set +e
     /usr/bin/time -f '%e %U %S %M' -o "$tfile" timeout -k 10 "$TIMEOUT" "$@" \
         <"$MEASURE_STDIN" >"$ofile" 2>"$efile"
     local rc=$?
     set -e
-    after="$(server_cpu_ticks)"
+    after="$(cpu_ticks "$SERVER_PID")"
+    broker_after="$(cpu_ticks "$BROKER_PID")"
     local wall user sys rss
     read -r wall user sys rss < <(grep -E '^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+$' "$tfile" | tail -1)
     local server_s
     server_s="$(awk -v a="$before" -v b="$after" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')"
+    local broker_s
+    broker_s="$(awk -v a="$broker_before" -v b="$broker_after" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')"
     local rows="$expected" duration="" outcome="ok"
     if [[ "$name" == run* || "$name" == dry-run ]]; then
         local summary
@@ -152,12 +163,16 @@ measure() {
         outcome="failed(rc=$rc)"
         log "  $name failed (rc=$rc; 124 = timed out after ${TIMEOUT}s); last stderr lines:"
         tail -3 "$efile" | cut -c1-300 >&2
+    elif [[ "$(server_pid)" != "$pid_before" ]]; then
+        outcome="server-restarted" # someone restarted MariaDB meanwhile: not a valid sample
+    elif [[ "$(pgrep -f PulsarStandaloneStarter | head -1 || true)" != "$broker_pid_before" ]]; then
+        outcome="broker-restarted" # the same for Pulsar
     elif [[ "$rows" != "$expected" ]]; then
         outcome="rows=$rows!=$expected"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
-        "$user" "$sys" "$rss" "$server_s" "$duration" "$outcome" >>"$RAW"
-    log "  $(printf '%-28s' "$name") wall ${wall}s  $(awk -v n="$rows" -v w="$wall" 'BEGIN{if(w>0)printf "%9.0f", n/w}') rows/s  rss ${rss} KiB  server cpu ${server_s}s  $outcome"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
+        "$user" "$sys" "$rss" "$server_s" "$duration" "$outcome" "$broker_s" >>"$RAW"
+    log "  $(printf '%-28s' "$name") wall ${wall}s  $(awk -v n="$rows" -v w="$wall" 'BEGIN{if(w>0)printf "%9.0f", n/w}') rows/s  rss ${rss} KiB  server cpu ${server_s}s  broker cpu ${broker_s}s  $outcome"
 }
 
 fresh_table() {
@@ -209,7 +224,10 @@ for N in $SIZES; do
         }}' >"$DUMP"
 
     CONTENDERS=()
-    for v in "${VARIANT_LIST[@]}"; do CONTENDERS+=("run:$v"); done
+    for v in "${VARIANT_LIST[@]}"; do
+        v="$(xargs <<<"$v")" # trim
+        CONTENDERS+=("run:$v")
+    done
     for b in $BASELINES; do CONTENDERS+=("$b"); done
     count=${#CONTENDERS[@]}
 

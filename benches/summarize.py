@@ -31,9 +31,10 @@ def main(path):
     out.append(f"Raw results: `{path}`\n")
     out.append(
         "| records | contender | rounds ok | rows/s per round | median rows/s | "
-        "median wall s | median client CPU s | median server CPU s | median peak RSS MiB |"
+        "median wall s | median client CPU s | median server CPU s | median broker CPU s | "
+        "median peak RSS MiB |"
     )
-    out.append("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    out.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
     medians = {}
     for size, contenders in order.items():
         for c in contenders:
@@ -45,12 +46,13 @@ def main(path):
             wall = median([float(r["wall_s"]) for r in ok])
             cpu = median([float(r["client_user_s"]) + float(r["client_sys_s"]) for r in ok])
             srv = median([float(r["server_cpu_s"]) for r in ok])
+            brk = median([float(r.get("broker_cpu_s") or "nan") for r in ok])
             rss = median([int(r["max_rss_kib"]) / 1024 for r in ok])
             per = ", ".join(f"{x:,.0f}" for x in rates) or "-"
             rss_cell = f"{rss:.1f}" if c.startswith("run") or c == "dry-run" else "-"
             out.append(
                 f"| {size:,} | `{c}` | {len(ok)}/{len(rs)} | {per} | **{med:,.0f}** | "
-                f"{wall:.2f} | {cpu:.2f} | {srv:.2f} | {rss_cell} |"
+                f"{wall:.2f} | {cpu:.2f} | {srv:.2f} | {brk:.2f} | {rss_cell} |"
             )
     out.append("")
     out.append("| records | contender | / load-data | / insert-dump | / dry-run |")
