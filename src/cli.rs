@@ -81,6 +81,11 @@ pub struct OutputArgs {
     /// textfile collector (name it *.prom, in the collector's directory).
     #[arg(long, env = "PULSAR2MYSQL_METRICS_FILE")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Seconds between progress reports: a rewritten line when stderr is a terminal (default
+    /// 1), an info log line otherwise (default 10); 0 turns them off.
+    #[arg(long, env = "PULSAR2MYSQL_PROGRESS_SECS")]
+    pub progress_secs: Option<u64>,
 }
 
 /// Options of `run`, `check` and `migrate`. Every one can also come from the TOML file given

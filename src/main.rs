@@ -14,13 +14,34 @@ use pulsar2mysql::cli::{Cli, Command, LogFormat, RunCommand};
 use pulsar2mysql::report::{Stats, Summary};
 use pulsar2mysql::{metrics, pipeline, Error};
 
+/// Stderr for log lines: clears the terminal progress line (if shown) before each one.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        metrics::clear_progress_line(&mut err);
+        err.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let mut err = std::io::stderr().lock();
+        metrics::clear_progress_line(&mut err);
+        err.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cli.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -102,10 +123,21 @@ async fn run(cmd: RunCommand, log_format: LogFormat) -> ExitCode {
     }
     // A rewritten progress line only for a person watching a terminal; a log line otherwise.
     let terminal = std::io::stderr().is_terminal() && log_format == LogFormat::Text;
-    helpers.push(tokio::spawn(
-        metrics::progress(stats.clone(), terminal, cfg.dry_run, done.clone())
+    let every = output
+        .progress_secs
+        .unwrap_or(if terminal { 1 } else { 10 });
+    if every > 0 {
+        helpers.push(tokio::spawn(
+            metrics::progress(
+                stats.clone(),
+                std::time::Duration::from_secs(every),
+                terminal,
+                cfg.dry_run,
+                done.clone(),
+            )
             .instrument(span.clone()),
-    ));
+        ));
+    }
 
     let summary = pipeline::run(&cfg, stats.clone(), token)
         .instrument(span.clone())

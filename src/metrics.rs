@@ -539,10 +539,26 @@ pub fn last_success_in(path: &Path, meta: &RunMeta) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // Progress
 
-/// Reports progress until `stop`: on a terminal, one line rewritten on stderr every second;
-/// otherwise an info log line every 10 seconds (so a task log tells how the run goes).
-pub async fn progress(stats: Arc<Stats>, terminal: bool, dry_run: bool, stop: CancellationToken) {
-    let every = Duration::from_secs(if terminal { 1 } else { 10 });
+/// Whether a progress line is on the terminal now (so a log line must clear it first).
+static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears the progress line from the terminal if one is shown; the log writer calls it before
+/// each log line so that logs and the progress line never share a line.
+pub fn clear_progress_line(out: &mut impl std::io::Write) {
+    if PROGRESS_SHOWN.swap(false, Relaxed) {
+        let _ = out.write_all(b"\r\x1b[2K");
+    }
+}
+
+/// Reports progress every `every` until `stop`: on a terminal, one line rewritten on stderr;
+/// otherwise an info log line (so a task log tells how the run goes).
+pub async fn progress(
+    stats: Arc<Stats>,
+    every: Duration,
+    terminal: bool,
+    dry_run: bool,
+    stop: CancellationToken,
+) {
     let started = Instant::now();
     let rows = |s: &Stats| {
         if dry_run {
@@ -576,6 +592,7 @@ pub async fn progress(stats: Arc<Stats>, terminal: bool, dry_run: bool, stop: Ca
                 started.elapsed().as_secs_f64()
             );
             let _ = err.flush();
+            PROGRESS_SHOWN.store(true, Relaxed);
         } else {
             tracing::info!(
                 records_read = read,
@@ -588,8 +605,7 @@ pub async fn progress(stats: Arc<Stats>, terminal: bool, dry_run: bool, stop: Ca
         }
     }
     if terminal {
-        use std::io::Write;
-        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        clear_progress_line(&mut std::io::stderr().lock());
     }
 }
 

@@ -145,6 +145,8 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
             "endpoint-job",
             "--log-format",
             "json",
+            "--progress-secs",
+            "1",
         ],
     );
     let child = command(&args).spawn().unwrap();
@@ -207,6 +209,15 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
         })
         .collect();
     assert!(ours.len() >= 2, "{}", run.stderr);
+    // Progress log lines (stderr is not a terminal) tell how far the run got.
+    let progress: Vec<_> = ours
+        .iter()
+        .filter(|l| l["fields"]["message"] == "progress")
+        .collect();
+    assert!(!progress.is_empty(), "no progress lines: {}", run.stderr);
+    assert!(progress
+        .iter()
+        .all(|l| l["fields"]["records_read"].is_u64() && l["fields"]["rows_per_sec"].is_u64()));
     for line in &ours {
         let in_run = |s: &serde_json::Value| s["job_id"].as_str() == Some("endpoint-job");
         let spans = line["spans"].as_array().cloned().unwrap_or_default();
