@@ -2,7 +2,7 @@
 # The Airflow tests: installs the pinned Airflow (airflow/setup.sh), then runs pytest over
 # airflow/tests against the running Pulsar and MariaDB (scripts/services.sh up).
 #   PULSAR2MYSQL_BIN  [<repo>/target/release/pulsar2mysql]  built here if missing
-#   PYTEST_ARGS       extra pytest arguments, e.g. "-m 'not slow'" or "-k creator"
+# Arguments go to pytest, e.g. airflow/run-tests.sh -m 'not slow'   or   -k creator
 # pytest's "no tests collected" (exit 5) counts as a failure.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,8 +19,7 @@ if [[ ! -x $PULSAR2MYSQL_BIN || ! -x $P2M_SEED_PRODUCER ]]; then
 fi
 
 set +e
-# shellcheck disable=SC2086
-"${AIRFLOW_VENV:-$repo/.venv-airflow}/bin/python" -m pytest "$here/tests" ${PYTEST_ARGS:-}
+"${AIRFLOW_VENV:-$repo/.venv-airflow}/bin/python" -m pytest "$here/tests" "$@"
 rc=$?
 set -e
 if [[ $rc == 5 ]]; then

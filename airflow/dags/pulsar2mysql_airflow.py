@@ -194,15 +194,16 @@ def sync_task(
     (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``partitions`` fans the
     window out into one mapped task per partition (dynamic task mapping); each needs its own
     job id (``<job_id>.p<N>``) because a job id is also the runner's lock. ``preamble`` is
-    shell run before the runner (constant text only). ``task_args`` override
-    :data:`DEFAULT_TASK_ARGS` and the DAG's ``default_args``.
+    shell run before the runner (constant text only). Retries and timeout come from the DAG's
+    ``default_args`` (use :data:`DEFAULT_TASK_ARGS`, edited as you like); ``task_args`` are
+    extra BashOperator arguments for this task only.
     """
     env = window_env(start, end, allow_conf_window)
     if mysql_conn_id:
         env.update(mysql_env(mysql_conn_id))
     if pulsar_token_conn_id:
         env.update(pulsar_token_env(pulsar_token_conn_id))
-    args = {**DEFAULT_TASK_ARGS, **(task_args or {})}
+    args = dict(task_args or {})
 
     def command(**extra) -> str:
         return preamble + runner_command(**runner_options, **extra)

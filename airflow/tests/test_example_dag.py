@@ -55,7 +55,7 @@ def test_wrong_password_fails_the_task(airflow_home, db: Database, topic):
     home.env["AIRFLOW_CONN_PULSAR2MYSQL_MYSQL"] = db.conn_uri(password=wrong)
     start, end = produce(topic, 10)
 
-    out = home.dags_test(DAG_ID, conf={"from": start, "to": end})
+    out = home.dags_test(DAG_ID, conf={"from": start, "to": end}, timeout=180)
 
     assert home.task_states(DAG_ID) == ["failed"], out.stdout[-6000:]
     logs = home.logs_text() + out.stdout + out.stderr

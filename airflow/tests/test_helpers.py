@@ -41,7 +41,8 @@ def test_window_is_milliseconds_and_conf_overridable():
 
 
 def test_password_only_in_env():
-    task = p2m.sync_task("t", topic="x", table="y", mysql_conn_id="my_db")
+    with p2m.DAG("d", schedule=None, default_args=p2m.DEFAULT_TASK_ARGS):
+        task = p2m.sync_task("t", topic="x", table="y", mysql_conn_id="my_db")
     assert "password" not in task.bash_command.lower().replace("pulsar2mysql_mysql_password", "")
     assert "'my_db'" in task.env["PULSAR2MYSQL_MYSQL_PASSWORD"]
     assert task.append_env is True
