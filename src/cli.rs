@@ -187,7 +187,7 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_MAX_BAD_RECORDS")]
     pub max_bad_records: Option<u64>,
 
-    /// Most rows per transaction. Default: 10000.
+    /// Most rows per transaction. Default: 50000 (see BENCHMARKS.md).
     #[arg(long, env = "PULSAR2MYSQL_BATCH_ROWS")]
     pub batch_rows: Option<usize>,
 
@@ -364,7 +364,7 @@ impl RunArgs {
                 password,
                 table,
                 mode: args.mode.unwrap_or(WriteMode::Insert),
-                batch_rows: args.batch_rows.unwrap_or(10_000),
+                batch_rows: args.batch_rows.unwrap_or(50_000),
                 batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
                 writers: args.writers.unwrap_or(4),
                 retry_budget,

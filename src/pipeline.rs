@@ -13,6 +13,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::{BadRecordPolicy, Config, RecordsConfig};
 use crate::error::{Error, ExitCode, Result};
@@ -23,9 +24,20 @@ use crate::sink::{Batch, BatchBuilder, MysqlSink};
 use crate::source::pulsar::ResolvedRange;
 use crate::source::{PartitionReader, PulsarSource};
 
-/// Batches queued between a partition's reader and its writer: one being written, one being
-/// filled. More would only add memory.
-const BATCHES_IN_FLIGHT: usize = 1;
+/// Batches queued between a partition's reader and its writer task, besides the one being
+/// written and the one being filled: enough to ride out a slow commit, little memory.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// What a partition's writer task needs; cloned into the task, which runs on its own so that
+/// converting the next batch and committing the last one use both cores.
+#[derive(Clone)]
+struct Writer {
+    sink: Arc<MysqlSink>,
+    job_id: Arc<str>,
+    range_key: Arc<str>,
+    dry_run: bool,
+    stats: Arc<Stats>,
+}
 
 /// Runs one job over its range and always returns a summary; `summary.exit_code` says how it
 /// ended. `stats` is updated live (the metrics outputs read it during the run); `shutdown`
@@ -108,7 +120,7 @@ async fn run_inner(
     resolved: &mut Vec<ResolvedRange>,
 ) -> Result<()> {
     cfg.validate()?;
-    let sink = MysqlSink::connect(&cfg.sink, cfg.dry_run).await?;
+    let sink = Arc::new(MysqlSink::connect(&cfg.sink, cfg.dry_run).await?);
     let converter = converter_for(&sink, &cfg.records)?;
 
     let lock = if cfg.dry_run {
@@ -144,8 +156,13 @@ async fn run_inner(
         }))
         .await?;
 
-    let sink = &sink;
-    let range_key = &range_key;
+    let writer = Writer {
+        sink: sink.clone(),
+        job_id: cfg.job_id.as_str().into(),
+        range_key: range_key.as_str().into(),
+        dry_run: cfg.dry_run,
+        stats: stats.clone(),
+    };
     let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::stream::iter(readers)
         .map(|reader| {
             let builder = sink.batch_builder(
@@ -158,8 +175,7 @@ async fn run_inner(
                 reader,
                 converter.clone(),
                 builder,
-                sink,
-                range_key,
+                writer.clone(),
                 stats,
                 shutdown,
             )
@@ -181,14 +197,12 @@ async fn run_inner(
     first_error.map_or(Ok(()), Err)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_partition(
     cfg: &Config,
     mut reader: PartitionReader,
     mut converter: RowConverter,
     mut builder: BatchBuilder,
-    sink: &MysqlSink,
-    range_key: &str,
+    writer: Writer,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) -> (ResolvedRange, Result<()>) {
@@ -250,8 +264,14 @@ async fn run_partition(
         }
         Ok(())
     };
-    let write = write_batches(cfg, rx, sink, range_key, stats);
-    let (read_result, write_result) = tokio::join!(read, write);
+    let write = tokio::spawn(write_batches(writer, rx).instrument(span.clone()));
+    let read_result = read.await;
+    let write_result = write.await.unwrap_or_else(|e| {
+        Err(Error::Sink(format!(
+            "the writer of {} stopped unexpectedly: {e}",
+            partition.topic
+        )))
+    });
     let result = write_result.and(read_result);
     let resolved = reader.resolved();
     match &result {
@@ -264,25 +284,19 @@ async fn run_partition(
     (resolved, result)
 }
 
-async fn write_batches(
-    cfg: &Config,
-    mut rx: mpsc::Receiver<Batch>,
-    sink: &MysqlSink,
-    range_key: &str,
-    stats: &Stats,
-) -> Result<()> {
+async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Batch>) -> Result<()> {
     while let Some(batch) = rx.recv().await {
-        stats.batches.fetch_add(1, Relaxed);
-        if cfg.dry_run {
+        w.stats.batches.fetch_add(1, Relaxed);
+        if w.dry_run {
             continue;
         }
         let clock = Instant::now();
-        let done = sink.commit(&batch, &cfg.job_id, range_key).await?;
-        stats.batch_seconds.observe(clock.elapsed().as_secs_f64());
-        stats.rows_written.fetch_add(done.rows_written, Relaxed);
-        stats.duplicates.fetch_add(done.duplicates, Relaxed);
-        stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);
-        stats.retries.fetch_add(done.retries, Relaxed);
+        let done = w.sink.commit(&batch, &w.job_id, &w.range_key).await?;
+        w.stats.batch_seconds.observe(clock.elapsed().as_secs_f64());
+        w.stats.rows_written.fetch_add(done.rows_written, Relaxed);
+        w.stats.duplicates.fetch_add(done.duplicates, Relaxed);
+        w.stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);
+        w.stats.retries.fetch_add(done.retries, Relaxed);
         tracing::debug!(partition = batch.partition, rows = batch.rows, last = ?batch.last, "batch committed");
     }
     Ok(())
