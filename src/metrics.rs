@@ -419,72 +419,33 @@ pub fn parse_pushgateway_url(raw: &str) -> crate::Result<url::Url> {
 /// (the group becomes exactly `body`), otherwise POST (only metrics of the same names are
 /// replaced, so a failed run keeps the last success timestamp of an earlier one).
 pub async fn push(base: &url::Url, job_id: &str, body: &str, replace: bool) -> Result<(), String> {
-    if base.scheme() != "http" {
-        return Err(format!(
-            "unsupported scheme '{}' (only http:// Pushgateway URLs)",
-            base.scheme()
-        ));
-    }
-    let host = base
-        .host_str()
-        .ok_or_else(|| "the URL has no host".to_string())?;
-    let port = base.port_or_known_default().unwrap_or(80);
-    let path = format!("{}{}", base.path().trim_end_matches('/'), push_path(job_id));
-    let mut request = format!(
-        "{} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: pulsar2mysql/{}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        if replace { "PUT" } else { "POST" },
-        env!("CARGO_PKG_VERSION"),
-        body.len()
-    );
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}{}",
+        base.path().trim_end_matches('/'),
+        push_path(job_id)
+    ));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let mut headers = vec![("Content-Type", CONTENT_TYPE.to_string())];
     if !base.username().is_empty() {
         let user = percent_decode(base.username());
         let pass = percent_decode(base.password().unwrap_or(""));
-        let _ = write!(
-            request,
-            "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        );
+        headers.push((
+            "Authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            ),
+        ));
     }
-    request.push_str("\r\n");
-    request.push_str(body);
-
-    let exchange = async {
-        let mut stream = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("cannot send: {e}"))?;
-        let mut reply = Vec::new();
-        stream
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| format!("cannot read the reply: {e}"))?;
-        Ok::<_, String>(reply)
-    };
-    let reply = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| "no reply within 10 s".to_string())??;
-    let reply = String::from_utf8_lossy(&reply);
-    let status_line = reply.lines().next().unwrap_or("");
-    let code: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    if (200..300).contains(&code) {
+    let method = if replace { "PUT" } else { "POST" };
+    let reply = crate::http::request(method, &url, &headers, body, Duration::from_secs(10)).await?;
+    if (200..300).contains(&reply.status) {
         Ok(())
     } else {
-        let body = reply
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or("")
-            .trim()
-            .chars()
-            .take(300)
-            .collect::<String>();
-        Err(format!("answered '{status_line}': {body}"))
+        let detail: String = reply.body.trim().chars().take(300).collect();
+        Err(format!("answered {}: {detail}", reply.status))
     }
 }
 
