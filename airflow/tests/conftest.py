@@ -7,6 +7,7 @@ P2M_SEED_PRODUCER (airflow/run-tests.sh sets both).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ sys.path.insert(0, str(DAGS_SRC))  # as the DAG processor does for the dags fold
 
 # In-process Airflow (DagBag in test_dagbag.py) gets a throw-away home too, never ~/airflow.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="p2m-airflow-home-")
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 MYSQL = urlparse(os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/pulsar2mysql"))
