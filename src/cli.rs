@@ -295,12 +295,13 @@ impl RunArgs {
             .parse()
             .map_err(Error::Config)?;
         let auth_token = match (&args.pulsar_token, &args.pulsar_token_file) {
-            (Some(t), _) => Some(t.clone()),
+            (Some(t), _) if !t.is_empty() => Some(t.clone()),
             (None, Some(f)) => Some(read_secret_file(f, "--pulsar-token-file")?),
             _ => None,
         };
+        // An empty variable (a scheduler templating an unset secret) means "no password".
         let password = match (&args.mysql_password, &args.mysql_password_file) {
-            (Some(p), _) => Some(p.clone()),
+            (Some(p), _) if !p.is_empty() => Some(p.clone()),
             (None, Some(f)) => Some(read_secret_file(f, "--mysql-password-file")?),
             _ => None,
         };
