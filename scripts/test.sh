@@ -28,6 +28,7 @@ cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
 echo "== fault tests: MariaDB and Pulsar restarted under a run (alone: they restart shared services)"
 cargo test --test it -- --ignored --test-threads 1
 
-echo "== Airflow DAG tests (against the release binary, rebuilt if stale)"
-cargo build --release --quiet --bin pulsar2mysql --example seed_producer
-airflow/run-tests.sh
+echo "== Airflow DAG tests (against the binaries cargo test just built)"
+PULSAR2MYSQL_BIN="$PWD/target/debug/pulsar2mysql" \
+P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" \
+  airflow/run-tests.sh
