@@ -23,24 +23,28 @@ fn services(args: &[&str]) {
 /// Starts a slow run (small batches), restarts `service` once `restart_at` rows are in, and
 /// checks that the run still ends with every record exactly once.
 async fn survives_restart_of(service: &str, prefix: &str) {
-    const N: i64 = 400_000;
+    const N: i64 = 600_000;
     let db = TestDb::new(prefix).await;
     let topic = topic(prefix);
     produce(&topic, seed_records(0..N), 1000).await;
     let mut args = run_args(&topic, &db);
-    args.extend(["--batch-rows".into(), "500".into()]);
-    let child = command(&args).spawn().unwrap();
+    // Small transactions keep the run going for several seconds, long enough to restart under it.
+    args.extend(["--batch-rows".into(), "100".into()]);
+    let mut child = command(&args).spawn().unwrap();
     let pid = child.id();
-    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
-
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while db.scalar("SELECT COUNT(*) FROM sink_table").await < 20_000 {
+    while db.scalar("SELECT COUNT(*) FROM sink_table").await < 5_000 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the run never got going"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before {service} could be restarted under it"
+    );
+    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
     services(&["stop", service]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     services(&["up"]);
