@@ -39,6 +39,14 @@ const BAD_REASONS: [BadReason; 7] = [
 
 const LAST_SUCCESS: &str = "pulsar2mysql_last_success_timestamp_seconds";
 
+/// One per-partition series: name, type, help, and its value for a partition (if any yet).
+type PartitionSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::report::PartitionProgress) -> Option<f64>,
+);
+
 /// What identifies a run in its metrics: the labels on every series, and when it started.
 #[derive(Debug, Clone)]
 pub struct RunMeta {
@@ -232,6 +240,36 @@ pub fn render(
             &format!("reason=\"{}\"", escape_label(reason)),
             n,
         );
+    }
+
+    let partitions = stats.partitions();
+    let per_partition: [PartitionSeries; 3] = [
+        (
+            "pulsar2mysql_partition_records_read",
+            "gauge",
+            "Records read from one partition so far (updated per batch).",
+            |p| Some(p.records_read as f64),
+        ),
+        (
+            "pulsar2mysql_partition_lag_seconds",
+            "gauge",
+            "Publish time between the partition's last message read and its end bound (0 when done).",
+            |p| p.lag_seconds(),
+        ),
+        (
+            "pulsar2mysql_partition_done",
+            "gauge",
+            "1 once the partition reached its end bound.",
+            |p| Some(if p.done { 1.0 } else { 0.0 }),
+        ),
+    ];
+    for (name, kind, help, value) in per_partition {
+        w.head(name, kind, help);
+        for (index, progress) in &partitions {
+            if let Some(v) = value(progress) {
+                w.sample(name, &format!("partition=\"{index}\""), num(v));
+            }
+        }
     }
 
     let (buckets, sum) = stats.batch_seconds.snapshot();

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{BadRecordPolicy, Config, RecordsConfig};
+use crate::config::{BadRecordPolicy, Config, EndBound, RecordsConfig};
 use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
@@ -209,6 +209,14 @@ async fn run_partition(
     let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     let partition = reader.partition().clone();
     let span = tracing::info_span!("partition", topic = %partition.topic);
+    let index = partition.checkpoint_index();
+    let end_time = match cfg.source.to {
+        EndBound::PublishTime(ms) => ms,
+        _ => chrono::Utc::now().timestamp_millis(),
+    };
+    stats.partition_progress(index, |p| p.end_time = end_time);
+    let mut read_here = 0u64;
+    let mut last_publish = None;
     let read = async {
         // Owned by this block, so the channel closes (and the writer ends) on every way out.
         let tx = tx;
@@ -220,6 +228,8 @@ async fn run_partition(
             };
             let Some(msg) = next else { break };
             stats.records_read.fetch_add(1, Relaxed);
+            read_here += 1;
+            last_publish = Some(msg.publish_time);
             stats
                 .bytes_read
                 .fetch_add(msg.payload.len() as u64, Relaxed);
@@ -255,8 +265,14 @@ async fn run_partition(
                 }
             }
             builder.consumed(msg.position, msg.publish_time);
-            if builder.is_full() && tx.send(builder.take()).await.is_err() {
-                return Ok(()); // the writer failed; its error is the one to report
+            if builder.is_full() {
+                stats.partition_progress(index, |p| {
+                    p.records_read = read_here;
+                    p.last_publish_time = last_publish;
+                });
+                if tx.send(builder.take()).await.is_err() {
+                    return Ok(()); // the writer failed; its error is the one to report
+                }
             }
         }
         if !builder.is_empty() {
@@ -273,6 +289,11 @@ async fn run_partition(
         )))
     });
     let result = write_result.and(read_result);
+    stats.partition_progress(index, |p| {
+        p.records_read = read_here;
+        p.last_publish_time = last_publish;
+        p.done = result.is_ok() && reader.resolved().stopped_because.is_some();
+    });
     let resolved = reader.resolved();
     match &result {
         Ok(()) => {

@@ -25,6 +25,30 @@ pub struct Stats {
     bad_by_reason: Mutex<BTreeMap<BadReason, u64>>,
     /// Time to commit one batch (rows, dead letters and checkpoint), retries included.
     pub batch_seconds: Histogram,
+    partitions: Mutex<BTreeMap<i32, PartitionProgress>>,
+}
+
+/// How far one partition has come, for the per-partition metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PartitionProgress {
+    pub records_read: u64,
+    /// Publish time (epoch ms) of the last message read.
+    pub last_publish_time: Option<i64>,
+    /// The end bound as an instant (epoch ms): `--to`, or the run's start for `latest`.
+    pub end_time: i64,
+    pub done: bool,
+}
+
+impl PartitionProgress {
+    /// Seconds of publish time between the last message read and the end bound; `None` before
+    /// the first message, 0 once the partition is done.
+    pub fn lag_seconds(&self) -> Option<f64> {
+        if self.done {
+            return Some(0.0);
+        }
+        self.last_publish_time
+            .map(|t| ((self.end_time - t).max(0)) as f64 / 1000.0)
+    }
 }
 
 /// Upper bounds (seconds) of the batch latency buckets.
@@ -78,6 +102,27 @@ impl Stats {
             .entry(reason)
             .or_default() += 1;
         self.bad_total.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Updates one partition's progress (called per batch, not per record).
+    pub fn partition_progress(&self, partition: i32, update: impl FnOnce(&mut PartitionProgress)) {
+        update(
+            self.partitions
+                .lock()
+                .expect("stats lock")
+                .entry(partition)
+                .or_default(),
+        );
+    }
+
+    /// Every partition's progress, by partition index.
+    pub fn partitions(&self) -> Vec<(i32, PartitionProgress)> {
+        self.partitions
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|(p, v)| (*p, *v))
+            .collect()
     }
 
     /// Bad records so far, by reason label.

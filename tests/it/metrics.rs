@@ -378,6 +378,20 @@ async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
         Some(30.0)
     );
     assert_eq!(sample(&text, "pulsar2mysql_batches_total", &[j]), Some(5.0));
+    // Per partition: all read, done, no lag left.
+    let p = "partition=\"-1\"";
+    assert_eq!(
+        sample(&text, "pulsar2mysql_partition_records_read", &[j, p]),
+        Some(30.0)
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_partition_done", &[j, p]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_partition_lag_seconds", &[j, p]),
+        Some(0.0)
+    );
     assert_eq!(
         sample(&text, "pulsar2mysql_batch_duration_seconds_count", &[j]),
         Some(5.0)
