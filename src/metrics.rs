@@ -567,6 +567,7 @@ pub async fn progress(
         }
     };
     let mut last = (Instant::now(), 0u64);
+    let mut last_lag: Option<(f64, Instant)> = None;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
@@ -578,12 +579,30 @@ pub async fn progress(
         let rate = (n - last.1.min(n)) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
         last = (now, n);
         let read = stats.records_read.load(Relaxed);
+        // Position in the range: partitions done, and the publish time still to cover summed
+        // over partitions; its rate of decrease gives the ETA.
+        let parts = stats.partitions();
+        let done = parts.iter().filter(|(_, p)| p.done).count();
+        let lag: f64 = parts.iter().filter_map(|(_, p)| p.lag_seconds()).sum();
+        let eta = match last_lag {
+            Some((prev, at)) if prev > lag => {
+                let per_sec = (prev - lag) / now.duration_since(at).as_secs_f64().max(1e-3);
+                Some(lag / per_sec)
+            }
+            _ => None,
+        };
+        last_lag = Some((lag, now));
+        let position = format!(
+            "partitions {done}/{} done, {lag:.0} s of publish time to go{}",
+            parts.len(),
+            eta.map(|e| format!(", ETA {e:.0} s")).unwrap_or_default()
+        );
         if terminal {
             use std::io::Write;
             let mut err = std::io::stderr().lock();
             let _ = write!(
                 err,
-                "\r\x1b[2K{} rows {}, {:.0} rows/s, {} records read, {:.0} s",
+                "\r\x1b[2K{} rows {}, {:.0} rows/s, {} records read, {position}, {:.0} s",
                 n,
                 if dry_run { "converted" } else { "written" },
                 rate,
@@ -599,6 +618,10 @@ pub async fn progress(
                 rows_per_sec = rate.round() as u64,
                 bad_records = stats.bad_total.load(Relaxed),
                 elapsed_secs = started.elapsed().as_secs(),
+                partitions_done = done,
+                partitions = parts.len(),
+                lag_secs = lag.round() as u64,
+                eta_secs = eta.map(|e| e.round() as u64),
                 "progress"
             );
         }
