@@ -28,7 +28,8 @@ cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
 echo "== fault tests: MariaDB and Pulsar restarted under a run (alone: they restart shared services)"
 cargo test --test it -- --ignored --test-threads 1
 
-echo "== Airflow DAG tests (against the binaries cargo test just built)"
+echo "== Airflow DAG tests (against the debug binaries)"
+cargo build --quiet --bin pulsar2mysql --example seed_producer
 PULSAR2MYSQL_BIN="$PWD/target/debug/pulsar2mysql" \
 P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" \
   airflow/run-tests.sh
