@@ -7,24 +7,26 @@ use crate::common::*;
 
 #[tokio::test]
 async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
-    const N: i64 = 300_000;
+    const N: i64 = 1_000_000;
     let db = TestDb::new("kill").await;
     let topic = topic("kill");
     produce(&topic, seed_records(0..N), 1000).await;
     let args = with(run_args(&topic, &db), &["--batch-rows", "2000"]);
 
-    for kill_after_rows in [1, 60_000, 150_000] {
+    for kill_after_rows in [1, 200_000, 500_000, 800_000] {
         let mut child = command(&args).spawn().unwrap();
-        // Wait until the table passes the kill point (or the run ends by itself).
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if db.scalar("SELECT COUNT(*) FROM sink_table").await >= kill_after_rows {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Wait until the table passes the kill point; the run must still be going then.
+        while db.scalar("SELECT COUNT(*) FROM sink_table").await < kill_after_rows {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before the kill point {kill_after_rows}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill at {kill_after_rows}"
+        );
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let count = db.scalar("SELECT COUNT(*) FROM sink_table").await;
