@@ -264,3 +264,25 @@ pub fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
+
+/// Waits until `sink_table` holds at least `rows` rows while `child` is still running, so that
+/// a fault injected next lands in the middle of the run. Fails if the run ends first or never
+/// gets there within two minutes.
+pub async fn wait_mid_run(db: &TestDb, child: &mut std::process::Child, rows: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let reached = db.scalar("SELECT COUNT(*) FROM sink_table").await >= rows;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it reached {rows} rows"
+        );
+        if reached {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run did not reach {rows} rows within 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

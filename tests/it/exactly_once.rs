@@ -1,8 +1,6 @@
 //! Exactly once: kill -9 at several points then re-run, the job lock, write modes on
 //! reprocessing.
 
-use std::time::Duration;
-
 use crate::common::*;
 
 #[tokio::test]
@@ -15,18 +13,7 @@ async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
 
     for kill_after_rows in [1, 200_000, 500_000, 800_000] {
         let mut child = command(&args).spawn().unwrap();
-        // Wait until the table passes the kill point; the run must still be going then.
-        while db.scalar("SELECT COUNT(*) FROM sink_table").await < kill_after_rows {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before the kill point {kill_after_rows}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before the kill at {kill_after_rows}"
-        );
+        wait_mid_run(&db, &mut child, kill_after_rows).await;
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let count = db.scalar("SELECT COUNT(*) FROM sink_table").await;

@@ -614,18 +614,9 @@ async fn sigterm_mid_run_exits_130_then_a_rerun_completes_exactly_once() {
     produce(&topic, seed_records(0..N), 1000).await;
     let args = with(run_args(&topic, &db), &["--batch-rows", "1000"]);
 
-    let child = command(&args).spawn().unwrap();
+    let mut child = command(&args).spawn().unwrap();
     let pid = child.id() as i32;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let n = db.scalar("SELECT COUNT(*) FROM sink_table").await;
-        assert!(n < N, "the run ended before it could be interrupted");
-        if n >= 5_000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no rows written");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_mid_run(&db, &mut child, 5_000).await;
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let run = wait_child(child, Duration::from_secs(60)).await;
     assert_eq!(run.code, 130, "{}", run.stderr);

@@ -32,18 +32,7 @@ async fn survives_restart_of(service: &str, prefix: &str) {
     args.extend(["--batch-rows".into(), "100".into()]);
     let mut child = command(&args).spawn().unwrap();
     let pid = child.id();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while db.scalar("SELECT COUNT(*) FROM sink_table").await < 5_000 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run ended before {service} could be restarted under it"
-    );
+    wait_mid_run(&db, &mut child, 5_000).await;
     let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
     services(&["stop", service]);
     tokio::time::sleep(Duration::from_secs(2)).await;
