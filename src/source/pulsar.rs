@@ -472,10 +472,11 @@ impl PartitionReader {
                     continue;
                 }
                 Ok(Err(e)) if e.to_string().contains("Decompression error") => {
+                    // Retrying cannot help: the same entry would fail again.
                     return Err(Error::Source(format!(
-                        "cannot decompress the message after {} in {}: {e}. Messages written \
-                         with SNAPPY by the Java or C++ clients use raw snappy blocks, which the \
-                         pulsar-rs client cannot read; have the producer use LZ4, ZLIB or ZSTD",
+                        "cannot decompress the entry after {} in {}: {e}. The entry is corrupt \
+                         or was written with a codec this build cannot read; nothing after it \
+                         was copied",
                         self.last_seen
                             .map(show)
                             .unwrap_or_else(|| "the start".into()),
