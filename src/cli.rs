@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::config::{
     parse_ascii_char, BadRecordPolicy, Config, Delimiter, EndBound, RecordsConfig, SinkConfig,
-    SourceConfig, StartBound, TopicName, WriteMode,
+    SourceConfig, StartBound, TopicName, WriteMode, WriteStrategy,
 };
 use crate::error::{Error, Result};
 
@@ -179,6 +179,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, env = "PULSAR2MYSQL_MODE")]
     pub mode: Option<WriteMode>,
 
+    /// How rows travel to MySQL. Default: auto (LOAD DATA LOCAL INFILE from memory when the
+    /// mode is insert or ignore-duplicates and the server has local_infile=ON, else INSERT).
+    #[arg(long, value_enum, env = "PULSAR2MYSQL_WRITE_STRATEGY")]
+    pub write_strategy: Option<WriteStrategy>,
+
     /// What to do with a record that cannot become a row.
     #[arg(long, value_enum, env = "PULSAR2MYSQL_ON_BAD_RECORD")]
     pub on_bad_record: Option<BadRecordPolicy>,
@@ -191,7 +196,8 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_BATCH_ROWS")]
     pub batch_rows: Option<usize>,
 
-    /// Most bytes per INSERT statement (capped by max_allowed_packet). Default: 4194304.
+    /// Most bytes per INSERT statement (capped by max_allowed_packet) or per LOAD DATA batch.
+    /// Default: 4194304.
     #[arg(long, env = "PULSAR2MYSQL_BATCH_BYTES")]
     pub batch_bytes: Option<usize>,
 
@@ -258,6 +264,7 @@ impl RunArgs {
             escape,
             null_literal,
             mode,
+            write_strategy,
             on_bad_record,
             max_bad_records,
             batch_rows,
@@ -365,6 +372,7 @@ impl RunArgs {
                 password,
                 table,
                 mode: args.mode.unwrap_or(WriteMode::Insert),
+                strategy: args.write_strategy.unwrap_or_default(),
                 batch_rows: args.batch_rows.unwrap_or(50_000),
                 batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
                 writers: args.writers.unwrap_or(4),

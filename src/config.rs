@@ -248,6 +248,23 @@ pub enum WriteMode {
     IgnoreDuplicates,
 }
 
+/// How rows travel to the server. Both commit rows, dead letters and the checkpoint in one
+/// transaction; they differ only in speed and in which write modes they support.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteStrategy {
+    /// LOAD DATA when the mode and the server allow it, multi-row INSERT otherwise.
+    #[default]
+    Auto,
+    /// Multi-row INSERT statements (every mode, any server).
+    Insert,
+    /// LOAD DATA LOCAL INFILE streamed from memory: the fastest path (see BENCHMARKS.md);
+    /// modes insert and ignore-duplicates; needs `local_infile=ON` on the server.
+    LoadData,
+}
+
 /// What to do with a record that cannot become a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -338,6 +355,8 @@ pub struct SinkConfig {
     pub password: Option<String>,
     pub table: String,
     pub mode: WriteMode,
+    /// INSERT statements or LOAD DATA (resolved against the server at connect time).
+    pub strategy: WriteStrategy,
     /// Most rows per transaction.
     pub batch_rows: usize,
     /// Most bytes of SQL per INSERT statement (also capped by the server's max_allowed_packet).
@@ -355,6 +374,7 @@ impl fmt::Debug for SinkConfig {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("table", &self.table)
             .field("mode", &self.mode)
+            .field("strategy", &self.strategy)
             .field("batch_rows", &self.batch_rows)
             .field("batch_bytes", &self.batch_bytes)
             .field("writers", &self.writers)
@@ -395,6 +415,13 @@ impl Config {
         if self.sink.batch_rows == 0 || self.sink.writers == 0 {
             return Err(Error::Config(
                 "--batch-rows and --writers must be at least 1".into(),
+            ));
+        }
+        if self.sink.strategy == WriteStrategy::LoadData && self.sink.mode == WriteMode::Upsert {
+            return Err(Error::Config(
+                "--write-strategy load-data cannot upsert (LOAD DATA can only skip or replace \
+                 whole rows); use --write-strategy insert or auto with --mode upsert"
+                    .into(),
             ));
         }
         if self.records.escape == Some(self.records.delimiter) {

@@ -100,19 +100,21 @@ pub fn is_retriable_sql(err: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(|e| e.number());
-            matches!(
-                code,
-                // deadlock, lock wait timeout, server shutdown in progress, too many connections,
-                // query interrupted (server shutdown), connection killed, gone away, lost
-                Some(1213 | 1205 | 1053 | 1040 | 1317 | 1927 | 2006 | 2013 | 4031)
-            )
-        }
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|e| is_retriable_code(e.number())),
         _ => false,
     }
+}
+
+/// Server error codes that a retry can cure: deadlock, lock wait timeout, server shutdown in
+/// progress, too many connections, query interrupted (server shutdown), connection killed,
+/// gone away, lost, and MariaDB's idle-transaction disconnect.
+pub fn is_retriable_code(code: u16) -> bool {
+    matches!(
+        code,
+        1213 | 1205 | 1053 | 1040 | 1317 | 1927 | 2006 | 2013 | 4031
+    )
 }
 
 /// Exponential backoff with a ceiling, bounded by a total time budget.

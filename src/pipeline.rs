@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{BadRecordPolicy, Config, EndBound, RecordsConfig};
+use crate::config::{BadRecordPolicy, Config, EndBound, RecordsConfig, WriteStrategy};
 use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
@@ -46,7 +46,8 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let mut resolved = Vec::new();
-    let result = run_inner(cfg, &shutdown, &stats, &mut resolved).await;
+    let mut write_strategy = None;
+    let result = run_inner(cfg, &shutdown, &stats, &mut resolved, &mut write_strategy).await;
     let result = match result {
         Ok(()) if shutdown.is_cancelled() => Err(Error::Interrupted),
         other => other,
@@ -71,6 +72,7 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
             partitions: resolved,
         },
         dry_run: cfg.dry_run,
+        write_strategy,
         records_read,
         bytes_read: stats.bytes_read.load(Relaxed),
         rows_converted: stats.rows_converted.load(Relaxed),
@@ -118,10 +120,24 @@ async fn run_inner(
     shutdown: &CancellationToken,
     stats: &Arc<Stats>,
     resolved: &mut Vec<ResolvedRange>,
+    write_strategy: &mut Option<WriteStrategy>,
 ) -> Result<()> {
     cfg.validate()?;
     let sink = Arc::new(MysqlSink::connect(&cfg.sink, cfg.dry_run).await?);
-    let converter = converter_for(&sink, &cfg.records)?;
+    *write_strategy = Some(sink.write_strategy());
+    let result = run_with_sink(cfg, shutdown, stats, resolved, &sink).await;
+    sink.close().await;
+    result
+}
+
+async fn run_with_sink(
+    cfg: &Config,
+    shutdown: &CancellationToken,
+    stats: &Arc<Stats>,
+    resolved: &mut Vec<ResolvedRange>,
+    sink: &Arc<MysqlSink>,
+) -> Result<()> {
+    let converter = converter_for(sink, &cfg.records)?;
 
     let lock = if cfg.dry_run {
         None

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::config::WriteStrategy;
 use crate::records::BadReason;
 use crate::source::pulsar::ResolvedRange;
 
@@ -152,6 +153,9 @@ pub struct Summary {
     pub table: String,
     pub range: RangeReport,
     pub dry_run: bool,
+    /// How rows were written (`insert` or `load-data`); absent when the run stopped before
+    /// connecting to MySQL.
+    pub write_strategy: Option<WriteStrategy>,
     pub records_read: u64,
     pub bytes_read: u64,
     pub rows_converted: u64,

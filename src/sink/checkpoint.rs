@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlConnection, Row};
 
+use std::fmt::Write as _;
+
+use super::mysql::write_literal;
 use crate::error::{Error, Result};
+use crate::records::Value;
 use crate::source::Position;
 
 /// The migrations the binary applies at start-up (idempotent `CREATE TABLE IF NOT EXISTS`).
@@ -101,35 +105,32 @@ pub async fn clear(conn: &mut MySqlConnection, job_id: &str, range_key: &str) ->
         .map_err(|e| Error::Sink(format!("cannot clear checkpoints: {e}")))
 }
 
-/// Moves one partition's checkpoint forward; called inside the batch's transaction.
-pub async fn advance(
-    conn: &mut MySqlConnection,
+/// The statement that moves one partition's checkpoint forward, as SQL text so that both
+/// write paths run it inside the batch's transaction.
+pub fn advance_sql(
     job_id: &str,
     range_key: &str,
     partition: i32,
     position: Position,
     publish_time: i64,
     records: u64,
-) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO p2m_checkpoint
-             (job_id, range_key, partition_index, ledger_id, entry_id, batch_index, publish_time, records)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON DUPLICATE KEY UPDATE ledger_id = VALUES(ledger_id), entry_id = VALUES(entry_id),
-             batch_index = VALUES(batch_index), publish_time = VALUES(publish_time),
-             records = records + VALUES(records)",
-    )
-    .bind(job_id)
-    .bind(range_key)
-    .bind(partition)
-    .bind(position.ledger_id)
-    .bind(position.entry_id)
-    .bind(position.batch_index)
-    .bind(publish_time)
-    .bind(records as i64)
-    .execute(&mut *conn)
-    .await
-    .map(drop)
+) -> String {
+    let mut sql = String::from(
+        "INSERT INTO p2m_checkpoint (job_id, range_key, partition_index, ledger_id, entry_id, \
+         batch_index, publish_time, records) VALUES (",
+    );
+    write_literal(&mut sql, &Value::Text(job_id));
+    sql.push(',');
+    write_literal(&mut sql, &Value::Text(range_key));
+    let _ = write!(
+        sql,
+        ",{partition},{},{},{},{publish_time},{records}) ON DUPLICATE KEY UPDATE \
+         ledger_id = VALUES(ledger_id), entry_id = VALUES(entry_id), \
+         batch_index = VALUES(batch_index), publish_time = VALUES(publish_time), \
+         records = records + VALUES(records)",
+        position.ledger_id, position.entry_id, position.batch_index
+    );
+    sql
 }
 
 /// The last committed position of one partition, read on its own (after a lost commit reply).

@@ -1,7 +1,9 @@
-//! Sink: MySQL. Schema introspection ([`schema`]), batched statements and the transaction
-//! that commits them ([`mysql`]), checkpoints and the job lock ([`checkpoint`]).
+//! Sink: MySQL. Schema introspection ([`schema`]), batches and the transaction that commits
+//! them ([`mysql`]), the LOAD DATA path ([`load_data`]), checkpoints and the job lock
+//! ([`checkpoint`]).
 
 pub mod checkpoint;
+pub mod load_data;
 pub mod mysql;
 pub mod schema;
 

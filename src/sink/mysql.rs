@@ -1,16 +1,20 @@
-//! The only code that talks to MySQL for writing: connection set-up, batched multi-row
-//! statements rendered as SQL text, and the transaction that commits rows, dead letters and the
-//! checkpoint together, retried on transient failures without ever applying a batch twice.
+//! The only code that talks to MySQL for writing: connection set-up, batches rendered as
+//! multi-row INSERT statements or as LOAD DATA input ([`super::load_data`]), and the
+//! transaction that commits rows, dead letters and the checkpoint together, retried on
+//! transient failures without ever applying a batch twice.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, Executor, MySqlConnection, MySqlPool};
 
 use super::checkpoint;
+use super::load_data::{self, LoadDataWriter, LoadError};
 use super::schema::{quote_ident, read_columns, TableName};
-use crate::config::{SinkConfig, WriteMode};
+use crate::config::{SinkConfig, WriteMode, WriteStrategy};
 use crate::error::{is_retriable_sql, scrub, Backoff, Error, Result};
 use crate::records::{BadRecord, Column, Value};
 use crate::source::{Position, SourceMessage};
@@ -21,12 +25,20 @@ use crate::source::{Position, SourceMessage};
 const SESSION_INIT: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,\
 NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00'";
 
+/// Hint for a duplicate key under `--mode insert`, whichever path found it.
+const DUPLICATE_HINT: &str = "the table already holds a row with this key: re-run with --mode \
+upsert or --mode ignore-duplicates, or clear the table before --reprocess";
+
 /// A connected sink for one table.
 pub struct MysqlSink {
     pool: MySqlPool,
     table: TableName,
     columns: Vec<Column>,
     max_statement_bytes: usize,
+    /// Resolved: never `Auto`.
+    strategy: WriteStrategy,
+    /// The LOAD DATA pool (strategy `LoadData`, and not a read-only sink).
+    load_data: Option<LoadDataWriter>,
     cfg: SinkConfig,
 }
 
@@ -105,13 +117,33 @@ impl MysqlSink {
             .batch_bytes
             .min((packet as usize).saturating_sub(16 * 1024))
             .max(16 * 1024);
+        let strategy = resolve_strategy(cfg, &mut conn).await?;
+        let load_data = if strategy == WriteStrategy::LoadData && !read_only {
+            Some(LoadDataWriter::new(cfg, SESSION_INIT)?)
+        } else {
+            None
+        };
         Ok(MysqlSink {
             pool,
             table,
             columns,
             max_statement_bytes,
+            strategy,
+            load_data,
             cfg: cfg.clone(),
         })
+    }
+
+    /// How this sink writes rows: `Insert` or `LoadData`, never `Auto`.
+    pub fn write_strategy(&self) -> WriteStrategy {
+        self.strategy
+    }
+
+    /// Closes the connections of the LOAD DATA pool (the sqlx pool closes on drop).
+    pub async fn close(&self) {
+        if let Some(ld) = &self.load_data {
+            ld.close().await;
+        }
     }
 
     /// The table's columns, in table order.
@@ -142,6 +174,26 @@ impl MysqlSink {
 
     /// A builder for batches of one partition, writing the given (mapped) columns.
     pub fn batch_builder(&self, mapped: &[Column], topic: &str, partition: i32) -> BatchBuilder {
+        let format = match self.strategy {
+            WriteStrategy::LoadData => Format::Tsv {
+                statement: load_data::load_statement(&self.table, mapped, self.cfg.mode).into(),
+                max_bytes: self.cfg.batch_bytes,
+            },
+            _ => self.insert_format(mapped),
+        };
+        BatchBuilder {
+            format,
+            max_rows: self.cfg.batch_rows,
+            topic: topic.to_string(),
+            partition,
+            current: String::new(),
+            row: String::new(),
+            tsv: Vec::new(),
+            batch: Batch::empty(partition),
+        }
+    }
+
+    fn insert_format(&self, mapped: &[Column]) -> Format {
         let cols: Vec<String> = mapped.iter().map(|c| quote_ident(&c.name)).collect();
         let verb = match self.cfg.mode {
             WriteMode::IgnoreDuplicates => "INSERT IGNORE INTO",
@@ -162,16 +214,10 @@ impl MysqlSink {
             ),
             _ => String::new(),
         };
-        BatchBuilder {
+        Format::Insert {
             head,
             tail,
             max_statement_bytes: self.max_statement_bytes,
-            max_rows: self.cfg.batch_rows,
-            topic: topic.to_string(),
-            partition,
-            current: String::new(),
-            row: String::new(),
-            batch: Batch::empty(partition),
         }
     }
 
@@ -195,7 +241,7 @@ impl MysqlSink {
                     stats.retries = retries;
                     return Ok(stats);
                 }
-                Err(WriteError::Sql(e)) if is_retriable_sql(&e) => {
+                Err(e) if e.is_retriable() => {
                     retries += 1;
                     let cause = scrub(&e.to_string(), self.cfg.password.as_deref());
                     tracing::warn!(partition = batch.partition, retries, %cause, "batch failed with a transient error; retrying");
@@ -222,8 +268,8 @@ impl MysqlSink {
                         });
                     }
                 }
-                Err(WriteError::Sql(e)) => return Err(self.explain(e, batch)),
                 Err(WriteError::Refused(msg)) => return Err(Error::Sink(msg)),
+                Err(e) => return Err(self.explain(e, batch)),
             }
         }
     }
@@ -238,17 +284,22 @@ impl MysqlSink {
         )
     }
 
-    fn explain(&self, e: sqlx::Error, batch: &Batch) -> Error {
+    fn explain(&self, e: WriteError, batch: &Batch) -> Error {
         let text = scrub(&e.to_string(), self.cfg.password.as_deref());
-        let code = e
-            .as_database_error()
-            .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
-            .map(|d| d.number());
-        let hint = match code {
-            Some(1062) => "; the table already holds a row with this key: re-run with --mode upsert or --mode ignore-duplicates, or clear the table before --reprocess",
-            Some(1142 | 1143) => "; the MySQL user lacks the INSERT privilege on the table",
-            Some(1406 | 1264 | 1366 | 1292) => "; a value did not fit its column (this is a bug in pulsar2mysql's checks: please report it with the record)",
-            _ => "",
+        let hint = match e.server_code() {
+            Some(1062) => format!("; {DUPLICATE_HINT}"),
+            Some(1142 | 1143) => "; the MySQL user lacks the INSERT privilege on the table".into(),
+            Some(1148 | 4166) => {
+                "; the server refuses LOAD DATA LOCAL INFILE: set local_infile=ON \
+                on the server or use --write-strategy insert"
+                    .into()
+            }
+            Some(1406 | 1264 | 1366 | 1292) => {
+                "; a value did not fit its column (this is a bug in \
+                pulsar2mysql's checks: please report it with the record)"
+                    .into()
+            }
+            _ => String::new(),
         };
         Error::Sink(format!(
             "writing partition {} to {} failed: {text}{hint}",
@@ -262,10 +313,42 @@ impl MysqlSink {
         job_id: &str,
         range_key: &str,
     ) -> std::result::Result<CommitStats, WriteError> {
+        let mut then = Vec::with_capacity(2);
+        if !batch.dead_letters.is_empty() {
+            then.push(dead_letter_sql(
+                job_id,
+                &batch.topic,
+                batch.partition,
+                &batch.dead_letters,
+            ));
+        }
+        let (position, publish_time) = batch.last.expect("checked by commit");
+        then.push(checkpoint::advance_sql(
+            job_id,
+            range_key,
+            batch.partition,
+            position,
+            publish_time,
+            batch.consumed,
+        ));
+        let mut stats = match &batch.body {
+            Body::Statements(statements) => self.insert_statements(statements, &then).await?,
+            Body::Tsv { statement, data } => self.load(statement, data, batch.rows, &then).await?,
+        };
+        stats.dead_lettered = batch.dead_letters.len() as u64;
+        Ok(stats)
+    }
+
+    /// The INSERT path: the statements, then `then`, in one sqlx transaction.
+    async fn insert_statements(
+        &self,
+        statements: &[(String, u64)],
+        then: &[String],
+    ) -> std::result::Result<CommitStats, WriteError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut stats = CommitStats::default();
-        for (sql, rows) in &batch.statements {
+        for (sql, rows) in statements {
             // Values are rendered by `write_literal`, which escapes them.
             let affected = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
                 .execute(&mut *tx)
@@ -286,37 +369,131 @@ impl MysqlSink {
                 WriteMode::Insert => stats.rows_written += affected,
             }
         }
-        if !batch.dead_letters.is_empty() {
-            let sql = dead_letter_sql(job_id, &batch.topic, batch.partition, &batch.dead_letters);
+        for sql in then {
+            // Rendered by `write_literal` (dead letters, checkpoint).
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
                 .execute(&mut *tx)
                 .await?;
-            stats.dead_lettered = batch.dead_letters.len() as u64;
         }
-        let (position, publish_time) = batch.last.expect("checked by commit");
-        checkpoint::advance(
-            &mut tx,
-            job_id,
-            range_key,
-            batch.partition,
-            position,
-            publish_time,
-            batch.consumed,
-        )
-        .await?;
         tx.commit().await?;
         Ok(stats)
     }
+
+    /// The LOAD DATA path. LOCAL makes the server skip duplicates and bad values with a
+    /// warning; only the duplicates `--mode ignore-duplicates` asked for may pass.
+    async fn load(
+        &self,
+        statement: &str,
+        data: &Bytes,
+        rows: u64,
+        then: &[String],
+    ) -> std::result::Result<CommitStats, WriteError> {
+        let writer = self
+            .load_data
+            .as_ref()
+            .expect("a LOAD DATA batch comes from a LOAD DATA sink");
+        let ignore = self.cfg.mode == WriteMode::IgnoreDuplicates;
+        let loaded = writer
+            .commit(statement, data, then, |l| {
+                let duplicates = rows.saturating_sub(l.inserted);
+                let detail = l.first_warning.as_deref().unwrap_or("no warning given");
+                if l.inserted > rows {
+                    Err(format!(
+                        "the server stored {} rows for a batch of {rows} ({detail}); the batch \
+                         was rolled back",
+                        l.inserted
+                    ))
+                } else if duplicates > 0 && !ignore {
+                    Err(format!(
+                        "{duplicates} of {rows} rows were not stored ({detail}); {DUPLICATE_HINT}; \
+                         the batch was rolled back"
+                    ))
+                } else if l.warnings > duplicates {
+                    Err(format!(
+                        "the server reported {} warnings for {duplicates} skipped duplicates; a \
+                         value was changed on the way in ({detail}); the batch was rolled back",
+                        l.warnings
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+            .await?;
+        Ok(CommitStats {
+            rows_written: loaded.inserted,
+            duplicates: rows - loaded.inserted,
+            ..Default::default()
+        })
+    }
 }
 
+/// Why one attempt at a batch failed.
+#[derive(Debug, thiserror::Error)]
 enum WriteError {
-    Sql(sqlx::Error),
+    #[error("{0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Driver(#[from] mysql_async::Error),
+    /// The statements ran but their result was refused; the batch was rolled back.
+    #[error("{0}")]
     Refused(String),
 }
 
-impl From<sqlx::Error> for WriteError {
-    fn from(e: sqlx::Error) -> Self {
-        WriteError::Sql(e)
+impl WriteError {
+    fn is_retriable(&self) -> bool {
+        match self {
+            WriteError::Sql(e) => is_retriable_sql(e),
+            WriteError::Driver(e) => load_data::is_retriable(e),
+            WriteError::Refused(_) => false,
+        }
+    }
+
+    fn server_code(&self) -> Option<u16> {
+        match self {
+            WriteError::Sql(e) => e
+                .as_database_error()
+                .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+                .map(|d| d.number()),
+            WriteError::Driver(e) => load_data::server_code(e),
+            WriteError::Refused(_) => None,
+        }
+    }
+}
+
+impl From<LoadError> for WriteError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Driver(e) => WriteError::Driver(e),
+            LoadError::Refused(why) => WriteError::Refused(why),
+        }
+    }
+}
+
+/// Picks the write strategy: `auto` takes LOAD DATA when the mode allows it and the server
+/// has `local_infile` on; an explicit `load-data` on a server without it is refused here,
+/// before anything is read.
+async fn resolve_strategy(cfg: &SinkConfig, conn: &mut MySqlConnection) -> Result<WriteStrategy> {
+    if cfg.strategy == WriteStrategy::Insert || cfg.mode == WriteMode::Upsert {
+        return Ok(WriteStrategy::Insert);
+    }
+    let local_infile: i64 = sqlx::query_scalar("SELECT CAST(@@local_infile AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| Error::Sink(format!("cannot read @@local_infile: {e}")))?;
+    match (local_infile, cfg.strategy) {
+        (1, _) => Ok(WriteStrategy::LoadData),
+        (_, WriteStrategy::LoadData) => Err(Error::Config(
+            "--write-strategy load-data: the server has local_infile=OFF; set local_infile=ON \
+             on the server or use --write-strategy insert (or auto)"
+                .into(),
+        )),
+        _ => {
+            tracing::info!(
+                "the server has local_infile=OFF: writing with INSERT statements (slower; see \
+                 --write-strategy)"
+            );
+            Ok(WriteStrategy::Insert)
+        }
     }
 }
 
@@ -382,13 +559,27 @@ pub struct DeadLetter {
     pub reason: BadRecord,
 }
 
+/// The rows of a batch, in the form the sink's write strategy sends.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Complete multi-row INSERT statements and the number of rows in each.
+    Statements(Vec<(String, u64)>),
+    /// Tab-separated rows and the LOAD DATA statement that reads them.
+    Tsv { statement: Arc<str>, data: Bytes },
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Statements(Vec::new())
+    }
+}
+
 /// Rows of one partition ready to commit, with the position they bring the checkpoint to.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub topic: String,
     pub partition: i32,
-    /// Complete statements and the number of rows in each.
-    pub statements: Vec<(String, u64)>,
+    pub body: Body,
     pub rows: u64,
     pub dead_letters: Vec<DeadLetter>,
     /// Records consumed by this batch (rows + bad records).
@@ -404,30 +595,60 @@ impl Batch {
             ..Default::default()
         }
     }
-
-    /// Bytes of SQL held (for memory accounting).
-    pub fn sql_bytes(&self) -> usize {
-        self.statements.iter().map(|(s, _)| s.len()).sum()
-    }
 }
 
-/// Accumulates rows of one partition into statements no larger than the server accepts and
-/// batches of at most `--batch-rows` rows.
+/// How a builder renders rows.
+enum Format {
+    /// `head (row),(row)... tail`, split into statements of at most `max_statement_bytes`.
+    Insert {
+        head: String,
+        tail: String,
+        max_statement_bytes: usize,
+    },
+    /// One tab-separated line per row; a batch ends at `max_bytes`.
+    Tsv {
+        statement: Arc<str>,
+        max_bytes: usize,
+    },
+}
+
+/// Accumulates rows of one partition into batches of at most `--batch-rows` rows, rendered
+/// as INSERT statements no larger than the server accepts or as LOAD DATA input.
 pub struct BatchBuilder {
-    head: String,
-    tail: String,
-    max_statement_bytes: usize,
+    format: Format,
     max_rows: usize,
     topic: String,
     partition: i32,
+    /// INSERT: the statement being built.
     current: String,
+    /// INSERT: the row being rendered.
     row: String,
+    /// LOAD DATA: the batch's lines.
+    tsv: Vec<u8>,
     batch: Batch,
 }
 
 impl BatchBuilder {
     /// Adds one converted row.
     pub fn push_row(&mut self, values: &[Value<'_>]) {
+        self.batch.rows += 1;
+        let (head, tail, max_statement_bytes) = match &self.format {
+            Format::Tsv { .. } => {
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.tsv.push(b'\t');
+                    }
+                    load_data::write_tsv_field(&mut self.tsv, v);
+                }
+                self.tsv.push(b'\n');
+                return;
+            }
+            Format::Insert {
+                head,
+                tail,
+                max_statement_bytes,
+            } => (head, tail, *max_statement_bytes),
+        };
         self.row.clear();
         self.row.push('(');
         for (i, v) in values.iter().enumerate() {
@@ -438,18 +659,19 @@ impl BatchBuilder {
         }
         self.row.push(')');
         if !self.current.is_empty()
-            && self.current.len() + 1 + self.row.len() + self.tail.len() > self.max_statement_bytes
+            && self.current.len() + 1 + self.row.len() + tail.len() > max_statement_bytes
         {
-            self.finish_statement();
+            let statement = std::mem::take(&mut self.current);
+            let rows_so_far = self.batch.rows - 1;
+            finish_statement(&mut self.batch, tail, statement, rows_so_far);
         }
         if self.current.is_empty() {
-            self.current.reserve(self.max_statement_bytes.min(1 << 20));
-            self.current.push_str(&self.head);
+            self.current.reserve(max_statement_bytes.min(1 << 20));
+            self.current.push_str(head);
         } else {
             self.current.push(',');
         }
         self.current.push_str(&self.row);
-        self.batch.rows += 1;
     }
 
     /// Adds a record that goes to the dead-letter table.
@@ -468,9 +690,11 @@ impl BatchBuilder {
         self.batch.last = Some((position, publish_time));
     }
 
-    /// Whether the batch reached its row limit (rows plus dead letters).
+    /// Whether the batch reached its row limit (rows plus dead letters) or, for LOAD DATA,
+    /// its byte limit.
     pub fn is_full(&self) -> bool {
         self.batch.rows as usize + self.batch.dead_letters.len() >= self.max_rows
+            || matches!(self.format, Format::Tsv { max_bytes, .. } if self.tsv.len() >= max_bytes)
     }
 
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
@@ -478,25 +702,41 @@ impl BatchBuilder {
         self.batch.last.is_none()
     }
 
-    fn finish_statement(&mut self) {
-        if self.current.is_empty() {
-            return;
-        }
-        let rows_before: u64 = self.batch.statements.iter().map(|(_, n)| n).sum();
-        self.current.push_str(&self.tail);
-        let sql = std::mem::take(&mut self.current);
-        self.batch
-            .statements
-            .push((sql, self.batch.rows - rows_before));
-    }
-
     /// The batch so far; the builder starts a new one.
     pub fn take(&mut self) -> Batch {
-        self.finish_statement();
+        match &self.format {
+            Format::Insert { tail, .. } => {
+                if !self.current.is_empty() {
+                    let statement = std::mem::take(&mut self.current);
+                    let rows_so_far = self.batch.rows;
+                    finish_statement(&mut self.batch, tail, statement, rows_so_far);
+                }
+            }
+            Format::Tsv { statement, .. } => {
+                let capacity = self.tsv.len();
+                self.batch.body = Body::Tsv {
+                    statement: statement.clone(),
+                    data: Bytes::from(std::mem::replace(
+                        &mut self.tsv,
+                        Vec::with_capacity(capacity),
+                    )),
+                };
+            }
+        }
         let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
         batch.topic = self.topic.clone();
         batch
     }
+}
+
+/// Closes an INSERT statement of `batch` holding the rows up to `rows_so_far`.
+fn finish_statement(batch: &mut Batch, tail: &str, mut statement: String, rows_so_far: u64) {
+    let Body::Statements(statements) = &mut batch.body else {
+        unreachable!("INSERT batches have a statement body")
+    };
+    let rows_before: u64 = statements.iter().map(|(_, n)| n).sum();
+    statement.push_str(tail);
+    statements.push((statement, rows_so_far - rows_before));
 }
 
 /// Appends `v` as a SQL literal. Text is quoted with backslash escapes (the session's sql_mode

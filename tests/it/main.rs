@@ -12,3 +12,4 @@ mod partitions;
 mod ranges;
 mod restarts;
 mod seed;
+mod types;

@@ -1,0 +1,361 @@
+//! The `LOAD DATA LOCAL INFILE` write path: rows rendered as tab-separated text in memory and
+//! streamed to the server inside the same transaction as the dead letters and the checkpoint.
+//!
+//! sqlx cannot answer the server's LOCAL INFILE request, so this path keeps its own small
+//! `mysql_async` pool. With LOCAL, the server turns every error (duplicate key, bad value)
+//! into a warning and goes on; the commit therefore counts rows and warnings and rolls the
+//! batch back unless the only warnings are the duplicates the mode asked to skip.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+
+use super::schema::{quote_ident, TableName};
+use crate::config::{SinkConfig, WriteMode};
+use crate::error::{is_retriable_code, Error, Result};
+use crate::records::{Column, ColumnType, Value};
+
+/// Size of the pieces the batch is streamed in (one protocol packet each).
+const CHUNK: usize = 256 * 1024;
+
+/// A pool of `mysql_async` connections used only for LOAD DATA transactions.
+pub struct LoadDataWriter {
+    pool: mysql_async::Pool,
+}
+
+/// What the server reported for one LOAD DATA statement.
+pub struct Loaded {
+    pub inserted: u64,
+    pub warnings: u64,
+    /// The first warning, as `code: message`, when there was one.
+    pub first_warning: Option<String>,
+}
+
+impl LoadDataWriter {
+    /// A lazy pool (nothing connects before the first batch) with the same session settings
+    /// as the sqlx pool.
+    pub fn new(cfg: &SinkConfig, session_init: &str) -> Result<Self> {
+        let opts = connect_opts(cfg, session_init)?;
+        Ok(LoadDataWriter {
+            pool: mysql_async::Pool::new(opts),
+        })
+    }
+
+    /// Runs one batch in one transaction: LOAD DATA of `data`, then `then` (dead letters and
+    /// the checkpoint, as SQL text), then COMMIT. `check` sees what the load did and may refuse
+    /// it, which rolls everything back.
+    pub async fn commit(
+        &self,
+        statement: &str,
+        data: &Bytes,
+        then: &[String],
+        check: impl FnOnce(&Loaded) -> std::result::Result<(), String>,
+    ) -> std::result::Result<Loaded, LoadError> {
+        let mut conn = self.pool.get_conn().await?;
+        let chunks: Vec<std::io::Result<Bytes>> = (0..data.len())
+            .step_by(CHUNK)
+            .map(|at| Ok(data.slice(at..(at + CHUNK).min(data.len()))))
+            .collect();
+        conn.set_infile_handler(async move {
+            Ok(Box::pin(futures::stream::iter(chunks)) as mysql_async::InfileData)
+        });
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await?;
+        tx.query_drop(statement).await?;
+        let inserted = tx.affected_rows();
+        let warnings: Option<u64> = tx.query_first("SELECT @@warning_count").await?;
+        let warnings = warnings.unwrap_or(0);
+        let first_warning = if warnings > 0 {
+            let row: Option<(String, u32, String)> =
+                tx.query_first("SHOW WARNINGS LIMIT 1").await?;
+            row.map(|(_, code, msg)| format!("{code}: {msg}"))
+        } else {
+            None
+        };
+        let loaded = Loaded {
+            inserted,
+            warnings,
+            first_warning,
+        };
+        if let Err(why) = check(&loaded) {
+            tx.rollback().await?;
+            return Err(LoadError::Refused(why));
+        }
+        for sql in then {
+            tx.query_drop(sql.as_str()).await?;
+        }
+        tx.commit().await?;
+        Ok(loaded)
+    }
+
+    /// Closes the pool's connections (a dropped pool leaves them to the server's timeout).
+    pub async fn close(&self) {
+        let _ = self.pool.clone().disconnect().await;
+    }
+}
+
+/// Why a LOAD DATA batch did not commit.
+pub enum LoadError {
+    Driver(mysql_async::Error),
+    /// The load ran but its result was refused (unexpected duplicates or warnings).
+    Refused(String),
+}
+
+impl From<mysql_async::Error> for LoadError {
+    fn from(e: mysql_async::Error) -> Self {
+        LoadError::Driver(e)
+    }
+}
+
+/// Whether a `mysql_async` error is worth retrying: broken connections always are, server
+/// errors by the same codes as the INSERT path.
+pub fn is_retriable(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(d) => matches!(
+            d,
+            mysql_async::DriverError::ConnectionClosed | mysql_async::DriverError::PacketOutOfOrder
+        ),
+        mysql_async::Error::Server(s) => is_retriable_code(s.code),
+        mysql_async::Error::Other(_) | mysql_async::Error::Url(_) => false,
+    }
+}
+
+/// The server's error code, when the error came from the server.
+pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// The `LOAD DATA` statement for `mapped` columns of `table`. Binary columns travel as hex
+/// and are decoded by the server (`UNHEX`), so the file itself is always valid UTF-8.
+pub fn load_statement(table: &TableName, mapped: &[Column], mode: WriteMode) -> String {
+    let mut targets = Vec::with_capacity(mapped.len());
+    let mut sets = Vec::new();
+    for (i, c) in mapped.iter().enumerate() {
+        if matches!(c.ty, ColumnType::Binary { .. }) {
+            targets.push(format!("@p2m_hex{i}"));
+            sets.push(format!("{} = UNHEX(@p2m_hex{i})", quote_ident(&c.name)));
+        } else {
+            targets.push(quote_ident(&c.name));
+        }
+    }
+    // With LOCAL the server behaves as IGNORE whatever is written; saying so keeps the
+    // statement honest. The commit check turns unwanted duplicates and warnings into errors.
+    debug_assert!(mode != WriteMode::Upsert, "refused by Config::validate");
+    let mut sql = format!(
+        "LOAD DATA LOCAL INFILE 'pulsar2mysql-batch' IGNORE INTO TABLE {} CHARACTER SET utf8mb4 \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        table.quoted(),
+        targets.join(",")
+    );
+    if !sets.is_empty() {
+        let _ = write!(sql, " SET {}", sets.join(","));
+    }
+    sql
+}
+
+/// Appends one field in the format [`load_statement`] declares: `\N` for NULL, backslash
+/// escapes for the bytes that would end a field or a line, hex for binary values.
+pub fn write_tsv_field(out: &mut Vec<u8>, v: &Value<'_>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"\\N"),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
+        Value::Float(f) => {
+            let _ = write!(out, "{f:e}");
+        }
+        Value::Text(s) => {
+            let bytes = s.as_bytes();
+            let mut start = 0;
+            for (i, &b) in bytes.iter().enumerate() {
+                let esc: &[u8] = match b {
+                    b'\\' => b"\\\\",
+                    b'\t' => b"\\t",
+                    b'\n' => b"\\n",
+                    b'\r' => b"\\r",
+                    0 => b"\\0",
+                    _ => continue,
+                };
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(esc);
+                start = i + 1;
+            }
+            out.extend_from_slice(&bytes[start..]);
+        }
+        Value::Bytes(b) => {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.reserve(b.len() * 2);
+            for &byte in b.iter() {
+                out.push(HEX[(byte >> 4) as usize]);
+                out.push(HEX[(byte & 15) as usize]);
+            }
+        }
+        Value::Date(d) => {
+            let _ = write!(out, "{}", d.format("%Y-%m-%d"));
+        }
+        Value::DateTime(dt) => {
+            let _ = write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S%.6f"));
+        }
+    }
+}
+
+/// `mysql_async` options from the same URL and password sqlx uses. sqlx's URL parameters are
+/// mapped (`ssl-mode`, `ssl-ca`, `socket`); anything else is ignored by this pool.
+fn connect_opts(cfg: &SinkConfig, session_init: &str) -> Result<mysql_async::Opts> {
+    let url = url::Url::parse(&cfg.url).map_err(|e| {
+        Error::Config(format!(
+            "--mysql-url '{}' is not a URL: {e}",
+            cfg.redacted_url()
+        ))
+    })?;
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let user = (!url.username().is_empty()).then(|| decode(url.username()));
+    let password = cfg.password.clone().or_else(|| url.password().map(decode));
+    let db = url.path().trim_start_matches('/');
+    let mut builder = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(url.host_str().unwrap_or("localhost"))
+        .tcp_port(url.port().unwrap_or(3306))
+        .user(user)
+        .pass(password)
+        .db_name((!db.is_empty()).then(|| decode(db)))
+        .init(vec![
+            "SET NAMES utf8mb4".to_string(),
+            session_init.to_string(),
+        ])
+        .pool_opts(
+            mysql_async::PoolOpts::default()
+                .with_constraints(
+                    mysql_async::PoolConstraints::new(0, cfg.writers.max(1)).expect("0 <= writers"),
+                )
+                .with_reset_connection(false),
+        );
+    let mut ssl_mode = String::new();
+    let mut ssl_ca = None;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "ssl-mode" | "sslmode" => ssl_mode = v.to_ascii_lowercase().replace('-', "_"),
+            "ssl-ca" => ssl_ca = Some(std::path::PathBuf::from(v.as_ref())),
+            "socket" => builder = builder.socket(Some(v.into_owned())),
+            _ => {}
+        }
+    }
+    let ssl = match ssl_mode.as_str() {
+        "" | "disabled" | "preferred" => None,
+        "required" => Some(
+            mysql_async::SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        "verify_ca" | "verify_identity" => {
+            let mut ssl = mysql_async::SslOpts::default()
+                .with_danger_skip_domain_validation(ssl_mode == "verify_ca");
+            if let Some(ca) = ssl_ca {
+                ssl = ssl.with_root_certs(vec![ca.into()]);
+            }
+            Some(ssl)
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "--mysql-url: unknown ssl-mode '{other}' (disabled, preferred, required, \
+                 verify_ca, verify_identity)"
+            )))
+        }
+    };
+    Ok(builder.ssl_opts(ssl).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tsv(v: Value<'_>) -> String {
+        let mut out = Vec::new();
+        write_tsv_field(&mut out, &v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_escape_what_ends_a_field_or_a_line() {
+        assert_eq!(tsv(Value::Text("a\tb\nc\\d\re\0")), "a\\tb\\nc\\\\d\\re\\0");
+        assert_eq!(tsv(Value::Text("it's \"é\" |")), "it's \"é\" |");
+        // The text "\N" must not read back as NULL.
+        assert_eq!(tsv(Value::Text("\\N")), "\\\\N");
+        assert_eq!(tsv(Value::Null), "\\N");
+        assert_eq!(tsv(Value::Bytes(&[0, 0xab, 255])), "00ABFF");
+        assert_eq!(tsv(Value::Int(-7)), "-7");
+        assert_eq!(tsv(Value::UInt(u64::MAX)), "18446744073709551615");
+        assert_eq!(tsv(Value::Decimal("-12.50")), "-12.50");
+    }
+
+    #[test]
+    fn binary_columns_are_unhexed_by_the_server() {
+        let cols = vec![
+            Column {
+                name: "id".into(),
+                ty: ColumnType::Int {
+                    min: i32::MIN as i64,
+                    max: i32::MAX as i64,
+                },
+                nullable: false,
+                has_default: false,
+            },
+            Column {
+                name: "blob`x".into(),
+                ty: ColumnType::Binary { max_bytes: 10 },
+                nullable: true,
+                has_default: false,
+            },
+        ];
+        let table = TableName::parse("db.t").unwrap();
+        let sql = load_statement(&table, &cols, WriteMode::Insert);
+        assert!(
+            sql.ends_with("(`id`,@p2m_hex1) SET `blob``x` = UNHEX(@p2m_hex1)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn sqlx_url_parameters_map_to_mysql_async() {
+        let cfg = |url: &str| SinkConfig {
+            url: url.into(),
+            password: None,
+            table: "t".into(),
+            mode: WriteMode::Insert,
+            strategy: Default::default(),
+            batch_rows: 1,
+            batch_bytes: 1,
+            writers: 2,
+            retry_budget: std::time::Duration::from_secs(1),
+        };
+        let o = connect_opts(&cfg("mysql://u%40x:p%2Fw@db.example:3307/my%20db"), "").unwrap();
+        assert_eq!(o.ip_or_hostname(), "db.example");
+        assert_eq!(o.tcp_port(), 3307);
+        assert_eq!(o.user(), Some("u@x"));
+        assert_eq!(o.pass(), Some("p/w"));
+        assert_eq!(o.db_name(), Some("my db"));
+        assert!(o.ssl_opts().is_none());
+        let o = connect_opts(&cfg("mysql://u@h/db?ssl-mode=REQUIRED"), "").unwrap();
+        assert!(o.ssl_opts().is_some());
+        assert!(connect_opts(&cfg("mysql://u@h/db?ssl-mode=sometimes"), "").is_err());
+    }
+}
