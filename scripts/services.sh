@@ -15,6 +15,7 @@
 # Environment (defaults in brackets):
 #   PULSAR_URL        [pulsar://127.0.0.1:6650]   broker host/port
 #   PULSAR_ADMIN_URL  [http://127.0.0.1:8080]     admin/web port
+#   PULSAR_TLS_URL    [pulsar+ssl://127.0.0.1:6651] TLS listener (same host)
 #   MYSQL_URL         [mysql://root@127.0.0.1:3306/pulsar2mysql]
 #   PUSHGATEWAY_URL   [http://127.0.0.1:9091]
 #   P2M_CACHE_DIR     [<repo>/.cache]  downloads, data dirs, logs, pid files
@@ -25,6 +26,10 @@
 #   P2M_PUSHGATEWAY_TIMEOUT [30]   readiness timeouts, seconds
 #
 # Service configuration lives in docker/ (see docker/README.md).
+# The broker also listens with TLS on PULSAR_TLS_URL and checks JWTs
+# (docker/pulsar-security.overrides); clients without credentials still get in.
+# The CA, broker certificate, token key and tokens are generated once into
+# $P2M_CACHE_DIR/secrets (see `env` for the files clients need).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -47,6 +52,13 @@ PULSAR_HOME=$CACHE/apache-pulsar-$PULSAR_VERSION
 PULSAR_DATA=$CACHE/pulsar-data     # outside PULSAR_HOME: survives version bumps
 PULSAR_PID=$RUN/pulsar.pid
 PULSAR_LOG=$LOGS/pulsar.log
+# Fingerprint of the configuration the running broker was started with.
+PULSAR_CONFIG_STAMP=$RUN/pulsar.config.sha256
+
+# TLS and token auth material, generated once by pulsar_secrets (git-ignored).
+SECRETS=$CACHE/secrets
+PULSAR_TLS_CA_FILE=$SECRETS/ca.cert.pem     # what clients trust
+PULSAR_TOKEN_FILE=$SECRETS/client.token     # a valid JWT for clients (subject pulsar2mysql)
 
 MARIADB_DIR=$CACHE/mariadb
 MARIADB_DATA=$MARIADB_DIR/data
@@ -70,14 +82,18 @@ parse_urls() {
     PULSAR_HOST=$URL_HOST PULSAR_PORT=$URL_PORT
     url_parse "$PULSAR_ADMIN_URL"
     PULSAR_WEB_HOST=$URL_HOST PULSAR_WEB_PORT=$URL_PORT
+    url_parse "$PULSAR_TLS_URL"
+    [[ $URL_SCHEME == pulsar+ssl ]] || die "PULSAR_TLS_URL must start with pulsar+ssl:// ($PULSAR_TLS_URL)"
+    PULSAR_TLS_HOST=$URL_HOST PULSAR_TLS_PORT=$URL_PORT
     url_parse "$MYSQL_URL"
     MYSQL_HOST=$URL_HOST MYSQL_PORT=$URL_PORT MYSQL_USER=${URL_USER:-root}
     MYSQL_DB=${URL_PATH:-pulsar2mysql}
     url_parse "$PUSHGATEWAY_URL"
     PUSHGW_HOST=$URL_HOST PUSHGW_PORT=$URL_PORT
     # Standalone has a single bindAddress for both ports.
-    [[ $PULSAR_HOST == "$PULSAR_WEB_HOST" ]] ||
-        die "PULSAR_URL and PULSAR_ADMIN_URL must use the same host ($PULSAR_HOST vs $PULSAR_WEB_HOST)"
+    [[ $PULSAR_HOST == "$PULSAR_WEB_HOST" && $PULSAR_HOST == "$PULSAR_TLS_HOST" ]] ||
+        die "PULSAR_URL, PULSAR_ADMIN_URL and PULSAR_TLS_URL must use the same host" \
+            "($PULSAR_HOST, $PULSAR_WEB_HOST, $PULSAR_TLS_HOST)"
     # We create a root account without password; other users are not managed.
     [[ $MYSQL_USER == root && -z $URL_PASS ]] ||
         warn "MYSQL_URL user is not password-less root; only root@127.0.0.1 is set up"
@@ -86,6 +102,9 @@ parse_urls() {
 print_env() {
     printf 'export PULSAR_URL=%q\n' "$PULSAR_URL"
     printf 'export PULSAR_ADMIN_URL=%q\n' "$PULSAR_ADMIN_URL"
+    printf 'export PULSAR_TLS_URL=%q\n' "$PULSAR_TLS_URL"
+    printf 'export PULSAR_TLS_CA_FILE=%q\n' "$PULSAR_TLS_CA_FILE"
+    printf 'export PULSAR_TOKEN_FILE=%q\n' "$PULSAR_TOKEN_FILE"
     printf 'export MYSQL_URL=%q\n' "$MYSQL_URL"
     printf 'export PUSHGATEWAY_URL=%q\n' "$PUSHGATEWAY_URL"
 }
@@ -198,17 +217,108 @@ pulsar_ready() {
     [[ $(curl -fsS --max-time 3 "$PULSAR_ADMIN_URL/admin/v2/clusters" 2>/dev/null) == '["standalone"]' ]] &&
         curl -fsS --max-time 3 "$PULSAR_ADMIN_URL/admin/v2/namespaces/public" 2>/dev/null |
         grep -q '"public/default"' &&
-        port_open "$PULSAR_HOST" "$PULSAR_PORT"
+        port_open "$PULSAR_HOST" "$PULSAR_PORT" &&
+        port_open "$PULSAR_TLS_HOST" "$PULSAR_TLS_PORT"
+}
+
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# jwt_hs256 KEYFILE SUBJECT: a JWT like `bin/pulsar tokens create --secret-key`
+# makes (header {"alg":"HS256"}, claim sub, no expiry), without starting a JVM.
+jwt_hs256() {
+    local header payload sig
+    header=$(printf '{"alg":"HS256"}' | b64url)
+    payload=$(printf '{"sub":"%s"}' "$2" | b64url)
+    sig=$(printf '%s.%s' "$header" "$payload" |
+        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(od -An -v -tx1 "$1" | tr -d ' \n')" -binary | b64url)
+    printf '%s.%s.%s' "$header" "$payload" "$sig"
+}
+
+# install_secret TMPFILE DEST: atomically put a generated file in place, owner-only.
+install_secret() { chmod 600 "$1" && mv -f "$1" "$2"; }
+
+# TLS and token material for the broker, generated once (each piece only when
+# it is missing, and whatever depends on a regenerated piece with it):
+#   ca.key.pem, ca.cert.pem          self-signed CA (clients: --pulsar-tls-ca-file)
+#   broker.key-pk8.pem, broker.cert.pem
+#                                    the broker's key (PKCS#8, as Java wants it) and
+#                                    certificate for localhost, 127.0.0.1 and the
+#                                    PULSAR_URL host; re-issued when that host changes
+#   token-secret.key                 32 random bytes, the HS256 key (tokenSecretKey)
+#   client.token, broker.token       JWTs for subjects pulsar2mysql and p2m-broker
+pulsar_secrets() {
+    local s=$SECRETS san ext
+    mkdir -p "$s"
+    chmod 700 "$s"
+    if [[ ! -s $s/ca.key.pem || ! -s $s/ca.cert.pem ]]; then
+        log "generating a self-signed CA in $s"
+        openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+            -subj "/CN=pulsar2mysql local test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$s/ca.key.pem.tmp" -out "$s/ca.cert.pem.tmp" 2>/dev/null ||
+            die "openssl could not create the CA"
+        install_secret "$s/ca.key.pem.tmp" "$s/ca.key.pem"
+        install_secret "$s/ca.cert.pem.tmp" "$s/ca.cert.pem"
+        rm -f "$s/broker.cert.pem"
+    fi
+    san="DNS:localhost,IP:127.0.0.1"
+    if [[ $PULSAR_HOST != localhost && $PULSAR_HOST != 127.0.0.1 ]]; then
+        if [[ $PULSAR_HOST =~ ^[0-9.]+$ ]]; then san+=",IP:$PULSAR_HOST"; else san+=",DNS:$PULSAR_HOST"; fi
+    fi
+    if [[ ! -s $s/broker.key-pk8.pem || ! -s $s/broker.cert.pem || $(cat "$s/broker.san" 2>/dev/null) != "$san" ]]; then
+        log "issuing the broker's TLS certificate for $san"
+        ext=$s/broker.ext.tmp
+        printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$ext"
+        # genpkey writes PKCS#8 ("BEGIN PRIVATE KEY"), the format the broker reads.
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$s/broker.key-pk8.pem.tmp" 2>/dev/null &&
+            openssl req -new -key "$s/broker.key-pk8.pem.tmp" -subj "/CN=$PULSAR_HOST" -out "$s/broker.csr.tmp" &&
+            openssl x509 -req -in "$s/broker.csr.tmp" -CA "$s/ca.cert.pem" -CAkey "$s/ca.key.pem" \
+                -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 -extfile "$ext" \
+                -out "$s/broker.cert.pem.tmp" 2>/dev/null ||
+            die "openssl could not issue the broker certificate"
+        install_secret "$s/broker.key-pk8.pem.tmp" "$s/broker.key-pk8.pem"
+        install_secret "$s/broker.cert.pem.tmp" "$s/broker.cert.pem"
+        printf '%s\n' "$san" >"$s/broker.san"
+        rm -f "$ext" "$s/broker.csr.tmp"
+    fi
+    if [[ ! -s $s/token-secret.key ]]; then
+        log "generating the token secret key in $s"
+        openssl rand -out "$s/token-secret.key.tmp" 32 || die "openssl could not create the token key"
+        install_secret "$s/token-secret.key.tmp" "$s/token-secret.key"
+        rm -f "$s/client.token" "$s/broker.token"
+    fi
+    local subject file
+    for file in client:pulsar2mysql broker:p2m-broker; do
+        subject=${file#*:} file=$s/${file%%:*}.token
+        [[ -s $file ]] && continue
+        jwt_hs256 "$s/token-secret.key" "$subject" >"$file.tmp" || die "could not create $file"
+        install_secret "$file.tmp" "$file"
+    done
+}
+
+# What the broker's configuration consists of: the rendered standalone.conf
+# and the secrets it points at. A running broker whose fingerprint differs
+# (docker/*.overrides edited, secrets regenerated, or started by an older
+# services.sh) is restarted by `up`.
+pulsar_config_fingerprint() {
+    cat "$PULSAR_HOME/conf/standalone.conf" "$SECRETS/broker.cert.pem" "$SECRETS/broker.key-pk8.pem" \
+        "$SECRETS/ca.cert.pem" "$SECRETS/token-secret.key" "$SECRETS/broker.token" | sha256sum | cut -d' ' -f1
 }
 
 pulsar_configure() {
-    local conf=$PULSAR_HOME/conf overrides=()
+    local conf=$PULSAR_HOME/conf overrides=() security=()
     mapfile -t overrides < <(read_overrides "$DOCKER_DIR/pulsar-standalone.overrides")
+    mapfile -t security < <(read_overrides "$DOCKER_DIR/pulsar-security.overrides" |
+        sed -e "s|@SECRETS@|$SECRETS|g")
     render_properties "$conf/standalone.conf.orig" "$conf/standalone.conf" \
         "${overrides[@]}" \
+        "${security[@]}" \
         "bindAddress=$PULSAR_HOST" \
         "advertisedAddress=$PULSAR_HOST" \
         "brokerServicePort=$PULSAR_PORT" \
+        "brokerServicePortTls=$PULSAR_TLS_PORT" \
         "webServicePort=$PULSAR_WEB_PORT"
     # So that bin/pulsar-client and bin/pulsar-admin talk to this instance.
     render_properties "$conf/client.conf.orig" "$conf/client.conf" \
@@ -241,9 +351,16 @@ pulsar_check_data_dir() {
     fi
 }
 
+# Renders the configuration on every `up` (cheap); a running broker is left
+# alone unless what it was started with differs from that.
 pulsar_start() {
-    if pulsar_running; then return 0; fi
+    pulsar_secrets
     pulsar_configure
+    if pulsar_running; then
+        [[ $(pulsar_config_fingerprint) == "$(cat "$PULSAR_CONFIG_STAMP" 2>/dev/null)" ]] && return 0
+        log "Pulsar runs with an older configuration (docker/pulsar-*.overrides or $SECRETS changed); restarting it"
+        pulsar_stop
+    fi
     pulsar_check_data_dir
     mkdir -p "$PULSAR_DATA" "$LOGS/pulsar"
     log "starting Pulsar $PULSAR_VERSION standalone (log: $PULSAR_LOG)"
@@ -261,6 +378,7 @@ pulsar_start() {
         "$PULSAR_HOME/bin/pulsar" standalone -nfw -nss \
         --metadata-dir "$PULSAR_DATA/metadata" \
         --bookkeeper-dir "$PULSAR_DATA/bookkeeper")
+    pulsar_config_fingerprint >"$PULSAR_CONFIG_STAMP"
 }
 
 pulsar_wait() {
@@ -404,7 +522,8 @@ foreign_listener() {
     local args
     case $1 in
         pulsar) pulsar_running && return 1
-            args=("$PULSAR_HOST" "$PULSAR_PORT" "$PULSAR_WEB_HOST" "$PULSAR_WEB_PORT") ;;
+            args=("$PULSAR_HOST" "$PULSAR_PORT" "$PULSAR_WEB_HOST" "$PULSAR_WEB_PORT"
+                "$PULSAR_TLS_HOST" "$PULSAR_TLS_PORT") ;;
         mariadb) mariadb_running && return 1
             args=("$MYSQL_HOST" "$MYSQL_PORT") ;;
         pushgateway) pushgw_running && return 1
@@ -427,7 +546,7 @@ refuse_foreign_listeners() {
         addr=$(foreign_listener "$name") || continue
         log "ERROR: $addr is in use by another process ($(port_owner "${addr##*:}")), not by the $name instance that scripts/services.sh manages in $CACHE."
         case $name in
-            pulsar) log "  Stop it, or set PULSAR_URL/PULSAR_ADMIN_URL to other ports." ;;
+            pulsar) log "  Stop it, or set PULSAR_URL/PULSAR_ADMIN_URL/PULSAR_TLS_URL to other ports." ;;
             mariadb) log "  If that is the system MariaDB, stop it (e.g. 'mariadb-admin shutdown' as root," \
                 "or 'service mariadb stop'); or set MYSQL_URL to another port." ;;
             pushgateway) log "  Stop it (Debian's prometheus-pushgateway service?), or set PUSHGATEWAY_URL to another port." ;;
@@ -442,7 +561,7 @@ service_state() {
     local name=$1 running ready pidfile where log addr
     case $name in
         pulsar) running=pulsar_running ready=pulsar_ready pidfile=$PULSAR_PID log=$PULSAR_LOG
-            where="$PULSAR_URL  admin $PULSAR_ADMIN_URL" ;;
+            where="$PULSAR_URL  $PULSAR_TLS_URL  admin $PULSAR_ADMIN_URL" ;;
         mariadb) running=mariadb_running ready=mariadb_ready pidfile=$MARIADB_PID log=$MARIADB_LOG
             where="$MYSQL_URL  socket $MARIADB_SOCK" ;;
         pushgateway) running=pushgw_running ready=pushgw_ready pidfile=$PUSHGW_PID log=$PUSHGW_LOG

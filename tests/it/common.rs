@@ -182,6 +182,7 @@ pub fn binary() -> PathBuf {
 #[derive(Debug)]
 pub struct Run {
     pub code: i32,
+    pub stdout: String,
     pub stderr: String,
     pub summary: serde_json::Value,
 }
@@ -231,6 +232,7 @@ pub fn parse(out: Output) -> Run {
     });
     Run {
         code: out.status.code().unwrap_or(-1),
+        stdout,
         stderr,
         summary,
     }
@@ -239,7 +241,14 @@ pub fn parse(out: Output) -> Run {
 /// Runs the binary to its end; a run that has not ended after `limit` is killed and fails the
 /// test (a hang is the bug these tests guard against).
 pub async fn run_binary_within(args: &[String], limit: Duration) -> Run {
-    let child = command(args).spawn().expect("spawn pulsar2mysql");
+    run_command_within(command(args), limit).await
+}
+
+/// [`run_binary_within`] for a command built with [`command`] and changed further (e.g. its
+/// environment).
+pub async fn run_command_within(mut cmd: Command, limit: Duration) -> Run {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let child = cmd.spawn().expect("spawn pulsar2mysql");
     let pid = child.id();
     let waited = tokio::time::timeout(
         limit,

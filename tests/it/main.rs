@@ -3,6 +3,7 @@
 
 mod common;
 
+mod auth;
 mod bad_records;
 mod check;
 mod codecs;

@@ -275,7 +275,7 @@ async fn pushes_to_the_pushgateway_and_keeps_the_last_success_after_a_failure() 
     // A failed run of the same job (broker down) replaces the run's metrics but keeps the
     // last success.
     let down = with(
-        set(args.clone(), "--pulsar-url", "pulsar://127.0.0.1:6651"),
+        set(args.clone(), "--pulsar-url", "pulsar://127.0.0.1:6659"),
         &["--retry-budget-secs", "3"],
     );
     let run = run_binary(&down).await;
@@ -592,7 +592,7 @@ async fn broker_down_exits_3_as_source_unavailable() {
             set(
                 run_args(&topic, &db),
                 "--pulsar-url",
-                "pulsar://127.0.0.1:6651",
+                "pulsar://127.0.0.1:6659",
             ),
             &["--retry-budget-secs", "3"],
         ),

@@ -1,0 +1,243 @@
+//! Token (JWT) authentication and TLS, against the broker's TLS listener that
+//! `scripts/services.sh` starts next to the plain one: `PULSAR_TLS_URL`
+//! (pulsar+ssl://127.0.0.1:6651), a self-signed CA (`PULSAR_TLS_CA_FILE`) and HS256 tokens
+//! (`PULSAR_TOKEN_FILE`), all generated into `.cache/secrets`. The broker checks every token it
+//! is given and lets clients without credentials in as an anonymous role, so the data is
+//! produced by the usual anonymous producer.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+
+/// A failure this fast is "promptly": the default retry budget alone is 120 s.
+const PROMPT: Duration = Duration::from_secs(10);
+
+fn tls_url() -> String {
+    std::env::var("PULSAR_TLS_URL").unwrap_or_else(|_| "pulsar+ssl://127.0.0.1:6651".into())
+}
+
+/// A file of `.cache/secrets` (or where `env` points), which must exist.
+fn secret_file(env: &str, name: &str) -> String {
+    let path = std::env::var(env).unwrap_or_else(|_| {
+        let cache = std::env::var("P2M_CACHE_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.cache").into());
+        format!("{cache}/secrets/{name}")
+    });
+    must_exist(path)
+}
+
+fn must_exist(path: String) -> String {
+    assert!(
+        Path::new(&path).is_file(),
+        "{path} is missing: scripts/services.sh up generates it and starts the TLS listener"
+    );
+    path
+}
+
+/// Another file of the secrets folder that holds `file`.
+fn next_to(file: &str, name: &str) -> String {
+    must_exist(
+        Path::new(file)
+            .with_file_name(name)
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+fn ca_file() -> String {
+    secret_file("PULSAR_TLS_CA_FILE", "ca.cert.pem")
+}
+
+fn token_file() -> String {
+    secret_file("PULSAR_TOKEN_FILE", "client.token")
+}
+
+fn valid_token() -> String {
+    std::fs::read_to_string(token_file())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `run` over the TLS listener, trusting the services' CA, without credentials yet.
+fn tls_args(topic: &str, db: &TestDb) -> Vec<String> {
+    let mut args = run_args(topic, db);
+    let i = args.iter().position(|a| a == "--pulsar-url").unwrap();
+    args[i + 1] = tls_url();
+    args
+}
+
+fn with_ca(args: Vec<String>) -> Vec<String> {
+    with(args, &["--pulsar-tls-ca-file", &ca_file()])
+}
+
+/// HMAC-SHA256 (RFC 2104), to sign tokens the way the broker checks them.
+fn hs256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let inner = Sha256::new()
+        .chain_update(k.map(|b| b ^ 0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(k.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// The valid token's header and claims, signed with another key than the broker's.
+fn token_signed_with_another_key() -> String {
+    let valid = valid_token();
+    let (signed_part, signature) = valid.rsplit_once('.').unwrap();
+    // Signing with the broker's own key reproduces the valid token: only the key differs.
+    let broker_key = std::fs::read(next_to(&token_file(), "token-secret.key")).unwrap();
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(hs256(&broker_key, signed_part.as_bytes())),
+        signature
+    );
+    let forged = URL_SAFE_NO_PAD.encode(hs256(b"not the broker's key", signed_part.as_bytes()));
+    format!("{signed_part}.{forged}")
+}
+
+fn expected_seed(n: i64) -> Vec<(i64, String)> {
+    (0..n).map(|i| (i, format!("msg-{i}"))).collect()
+}
+
+async fn timed(cmd: std::process::Command) -> (Run, Duration) {
+    let started = Instant::now();
+    let run = run_command_within(cmd, Duration::from_secs(180)).await;
+    (run, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_valid_token_over_tls_copies_the_seed_exactly() {
+    const N: i64 = 10_000;
+    let topic = topic("auth_ok");
+    let from = now_ms();
+    produce(&topic, seed_records(0..N), 1).await;
+
+    // Token from a file.
+    let db = TestDb::new("auth_file").await;
+    let args = with(
+        with_ca(tls_args(&topic, &db)),
+        &["--pulsar-token-file", &token_file()],
+    );
+    let (run, _) = timed(command(&args)).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome(), "success");
+    assert_eq!(run.u("records_read"), N as u64);
+    assert_eq!(run.u("rows_written"), N as u64);
+    assert_eq!(db.seed_rows().await, expected_seed(N));
+
+    // Token from the environment, with a publish-time window (the admin API finds its start).
+    let db = TestDb::new("auth_env").await;
+    let args = with(
+        with_ca(tls_args(&topic, &db)),
+        &["--from", &from.to_string()],
+    );
+    let mut cmd = command(&args);
+    cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", valid_token());
+    let (run, _) = timed(cmd).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), N as u64);
+    assert!(
+        run.summary["range"]["partitions"][0]["window_start"].is_string(),
+        "{}",
+        run.summary
+    );
+    assert_eq!(db.seed_rows().await, expected_seed(N));
+}
+
+#[tokio::test]
+async fn an_invalid_token_fails_fast_with_exit_2_and_is_never_shown() {
+    let db = TestDb::new("auth_bad").await;
+    let topic = topic("auth_bad");
+    produce(&topic, seed_records(0..100), 1).await;
+    let forged = token_signed_with_another_key();
+    let garbage = format!("garbage-{}", unique("token"));
+
+    for (name, token, via_env) in [
+        (
+            "signed with another key, from the environment",
+            &forged,
+            true,
+        ),
+        ("garbage, from --pulsar-token", &garbage, false),
+    ] {
+        let mut args = with_ca(tls_args(&topic, &db));
+        if !via_env {
+            args = with(args, &["--pulsar-token", token]);
+        }
+        let mut cmd = command(&args);
+        if via_env {
+            cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", token);
+        }
+        let (run, took) = timed(cmd).await;
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert_eq!(run.outcome(), "config_error", "{name}");
+        let error = run.summary["error"].as_str().unwrap();
+        assert!(
+            error.contains("refused the token") && error.contains("--pulsar-token-file"),
+            "{name}: {error}"
+        );
+        assert!(took < PROMPT, "{name}: took {took:?}");
+        let secret = token.rsplit('.').next().unwrap();
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains(token.as_str()) && !text.contains(secret),
+                "{name}: the token appears on {stream}: {text}"
+            );
+        }
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+}
+
+#[tokio::test]
+async fn tls_without_the_broker_ca_fails_fast_naming_the_certificate() {
+    let db = TestDb::new("auth_tls").await;
+    let topic = topic("auth_tls");
+    produce(&topic, seed_records(0..100), 1).await;
+    // The broker's own certificate is no CA: nothing it signed is trusted.
+    let not_the_ca = next_to(&ca_file(), "broker.cert.pem");
+    let token = token_file();
+
+    for (name, extra) in [
+        (
+            "no CA file, valid token",
+            vec!["--pulsar-token-file", &token],
+        ),
+        ("no CA file, no token", vec![]),
+        (
+            "a CA file without the broker's CA",
+            vec![
+                "--pulsar-token-file",
+                &token,
+                "--pulsar-tls-ca-file",
+                &not_the_ca,
+            ],
+        ),
+    ] {
+        let args = with(tls_args(&topic, &db), &extra);
+        let (run, took) = timed(command(&args)).await;
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert_eq!(run.outcome(), "config_error", "{name}");
+        let error = run.summary["error"].as_str().unwrap();
+        assert!(
+            error.contains("TLS handshake") && error.contains("certificate is not trusted"),
+            "{name}: {error}"
+        );
+        assert!(error.contains("--pulsar-tls-ca-file"), "{name}: {error}");
+        assert!(took < PROMPT, "{name}: took {took:?}");
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+}
