@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::config::WriteStrategy;
 use crate::error::{Error, Result};
 use crate::sink::MysqlSink;
 use crate::source::PulsarSource;
@@ -18,6 +19,8 @@ pub struct CheckReport {
     /// The columns fields map to, in field order.
     pub mapped_columns: Vec<String>,
     pub can_insert: bool,
+    /// How a run would write: `load-data` or `insert` (`auto` resolved against the server).
+    pub write_strategy: WriteStrategy,
 }
 
 /// Connects to both sides, checks the table against the mapping and the user's privileges.
@@ -50,5 +53,6 @@ pub async fn check(cfg: &Config) -> Result<CheckReport> {
         table: sink.table().to_string(),
         mapped_columns: converter.columns().iter().map(|c| c.name.clone()).collect(),
         can_insert: true,
+        write_strategy: sink.write_strategy(),
     })
 }

@@ -28,6 +28,9 @@ use crate::source::{PartitionReader, PulsarSource};
 /// written and the one being filled: enough to ride out a slow commit, little memory.
 const BATCHES_IN_FLIGHT: usize = 2;
 
+/// How many ready messages a partition reads between two looks at the shutdown token.
+const SHUTDOWN_CHECK_EVERY: u32 = 1024;
+
 /// What a partition's writer task needs; cloned into the task, which runs on its own so that
 /// converting the next batch and committing the last one use both cores.
 #[derive(Clone)]
@@ -236,11 +239,24 @@ async fn run_partition(
     let read = async {
         // Owned by this block, so the channel closes (and the writer ends) on every way out.
         let tx = tx;
+        // One cancellation future for the whole loop, polled only while no message is ready;
+        // a ready stream is checked for shutdown every SHUTDOWN_CHECK_EVERY messages instead
+        // (`is_cancelled` takes a lock, a fresh `cancelled()` future per message costs more).
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut since_check = 0u32;
         loop {
+            since_check += 1;
+            if since_check >= SHUTDOWN_CHECK_EVERY {
+                since_check = 0;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+            }
             let next = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
                 next = reader.next() => next?,
+                _ = &mut cancelled => break,
             };
             let Some(msg) = next else { break };
             stats.records_read.fetch_add(1, Relaxed);

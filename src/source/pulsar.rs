@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use pulsar::consumer::{ConsumerOptions, InitialPosition};
 use pulsar::error::AuthenticationError;
 use pulsar::message::proto::MessageIdData;
@@ -633,7 +633,13 @@ impl PartitionReader {
             }
             let consumer = self.consumer.as_mut().expect("connected");
             let end = self.end.flatten();
-            let msg = match tokio::time::timeout(self.idle_timeout, consumer.try_next()).await {
+            // Most messages are already buffered: take them without arming a timer (a timer
+            // per message costs a clock read and a timer-wheel entry).
+            let ready = match consumer.try_next().now_or_never() {
+                Some(result) => Ok(result),
+                None => tokio::time::timeout(self.idle_timeout, consumer.try_next()).await,
+            };
+            let msg = match ready {
                 Ok(Ok(Some(msg))) => msg,
                 Ok(Ok(None)) => {
                     self.reconnect("the consumer stream ended".into()).await?;

@@ -20,6 +20,8 @@ async fn check_passes_on_a_good_setup_and_names_what_is_wrong_otherwise() {
         ok.summary["mapped_columns"],
         serde_json::json!(["id", "name"])
     );
+    // services.sh starts MariaDB with local_infile=ON, so auto picks LOAD DATA.
+    assert_eq!(ok.summary["write_strategy"], "load-data");
 
     let bad_column = run_binary(&check_args(&topic, &db, &["--columns", "id,title"])).await;
     assert_eq!(bad_column.code, 2, "{}", bad_column.stderr);
@@ -30,7 +32,7 @@ async fn check_passes_on_a_good_setup_and_names_what_is_wrong_otherwise() {
 
     let mut args = check_args(&topic, &db, &["--retry-budget-secs", "2"]);
     let i = args.iter().position(|a| a == "--pulsar-url").unwrap();
-    args[i + 1] = "pulsar://127.0.0.1:6651".into(); // nothing listens there
+    args[i + 1] = "pulsar://127.0.0.1:6659".into(); // nothing listens there
     let no_broker = run_binary(&args).await;
     assert_eq!(no_broker.code, 3, "{}", no_broker.stderr);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
