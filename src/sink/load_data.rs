@@ -43,6 +43,18 @@ impl LoadDataWriter {
         })
     }
 
+    /// Opens the first connection in the background, so that connecting overlaps the
+    /// subscription to Pulsar instead of delaying the first batch. A failure here is ignored:
+    /// the first batch connects again and reports it.
+    pub fn warm_up(&self) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            if let Ok(conn) = pool.get_conn().await {
+                drop(conn); // back to the pool, idle
+            }
+        });
+    }
+
     /// Runs one batch in one transaction: LOAD DATA of `data`, then `then` (dead letters and
     /// the checkpoint, as SQL text), then COMMIT. `check` sees what the load did and may refuse
     /// it, which rolls everything back.

@@ -119,7 +119,9 @@ impl MysqlSink {
             .max(16 * 1024);
         let strategy = resolve_strategy(cfg, &mut conn).await?;
         let load_data = if strategy == WriteStrategy::LoadData && !read_only {
-            Some(LoadDataWriter::new(cfg, SESSION_INIT)?)
+            let writer = LoadDataWriter::new(cfg, SESSION_INIT)?;
+            writer.warm_up();
+            Some(writer)
         } else {
             None
         };

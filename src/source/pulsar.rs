@@ -587,9 +587,13 @@ impl PartitionReader {
         }
         if let (Some(Some(end)), Some(after)) = (self.end, self.start_after) {
             // A whole entry (not batched, or a bound without batch index) at or past the end
-            // entry: nothing of the snapshot is left to read.
+            // entry, or the end's own last message (the broker names the last message of a
+            // batched entry by its batch index): nothing of the snapshot is left to read.
             let whole = after.batch_index < 0 || after.batch_index == i32::MAX;
-            if entry_key(after) > entry_key(end) || (entry_key(after) == entry_key(end) && whole) {
+            let last_of_end = end.batch_index >= 0 && after.batch_index >= end.batch_index;
+            if entry_key(after) > entry_key(end)
+                || (entry_key(after) == entry_key(end) && (whole || last_of_end))
+            {
                 self.done = Some("already_at_end");
             }
         }

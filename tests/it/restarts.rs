@@ -22,7 +22,7 @@ fn services(args: &[&str]) {
 
 /// Starts a slow run (small batches), restarts `service` once `restart_at` rows are in, and
 /// checks that the run still ends with every record exactly once.
-async fn survives_restart_of(service: &str, prefix: &str) {
+async fn survives_restart_of(service: &str, prefix: &str, extra: &[&str]) {
     const N: i64 = 600_000;
     let db = TestDb::new(prefix).await;
     let topic = topic(prefix);
@@ -30,6 +30,7 @@ async fn survives_restart_of(service: &str, prefix: &str) {
     let mut args = run_args(&topic, &db);
     // Small transactions keep the run going for several seconds, long enough to restart under it.
     args.extend(["--batch-rows".into(), "100".into()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut child = command(&args).spawn().unwrap();
     let pid = child.id();
     wait_mid_run(&db, &mut child, 5_000).await;
@@ -66,11 +67,23 @@ async fn survives_restart_of(service: &str, prefix: &str) {
 #[tokio::test]
 #[ignore = "restarts MariaDB; scripts/test.sh runs it alone"]
 async fn mariadb_restart_in_the_middle_of_a_run() {
-    survives_restart_of("mariadb", "mdbrestart").await;
+    // The default strategy: LOAD DATA through mysql_async.
+    survives_restart_of("mariadb", "mdbrestart", &[]).await;
+}
+
+#[tokio::test]
+#[ignore = "restarts MariaDB; scripts/test.sh runs it alone"]
+async fn mariadb_restart_in_the_middle_of_an_insert_run() {
+    survives_restart_of(
+        "mariadb",
+        "mdbrestart_ins",
+        &["--write-strategy", "insert"],
+    )
+    .await;
 }
 
 #[tokio::test]
 #[ignore = "restarts the Pulsar broker; scripts/test.sh runs it alone"]
 async fn broker_restart_in_the_middle_of_a_run() {
-    survives_restart_of("pulsar", "brokerrestart").await;
+    survives_restart_of("pulsar", "brokerrestart", &[]).await;
 }

@@ -45,6 +45,15 @@ async fn seed_scenario_moves_10000_records_exactly_and_rerun_writes_nothing() {
     assert_eq!(more.u("rows_written"), 500);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 10_500);
     assert_eq!(db.scalar("SELECT MAX(id) FROM sink_table").await, 10_499);
+
+    // Checkpointed at the last message of a batched entry: the partition is known to be
+    // finished when the run starts, without reading or waiting for anything.
+    let done = run_binary(&run_args(&topic, &db)).await;
+    assert_eq!(done.outcome(), "nothing_to_do", "{}", done.stderr);
+    assert_eq!(
+        done.summary["range"]["partitions"][0]["stopped_because"],
+        "already_at_end"
+    );
 }
 
 #[tokio::test]
