@@ -20,6 +20,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, JobLock};
+use crate::sink::mysql::OpenBatch;
 use crate::sink::{Batch, BatchBuilder, MysqlSink};
 use crate::source::pulsar::ResolvedRange;
 use crate::source::{PartitionReader, PulsarSource};
@@ -27,6 +28,15 @@ use crate::source::{PartitionReader, PulsarSource};
 /// Batches queued between a partition's reader and its writer task, besides the one being
 /// written and the one being filled: enough to ride out a slow commit, little memory.
 const BATCHES_IN_FLIGHT: usize = 2;
+
+/// What a partition's reader hands its writer, in order.
+enum Handoff {
+    /// A LOAD DATA batch got its first row: the writer may start streaming it to the server.
+    /// Its `Closed` follows.
+    Opened(OpenBatch),
+    /// A complete batch, ready to commit.
+    Closed(Batch),
+}
 
 /// How many ready messages a partition reads between two looks at the shutdown token.
 const SHUTDOWN_CHECK_EVERY: u32 = 1024;
@@ -220,12 +230,12 @@ async fn run_partition(
     cfg: &Config,
     mut reader: PartitionReader,
     mut converter: RowConverter,
-    mut builder: BatchBuilder,
+    builder: BatchBuilder,
     writer: Writer,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) -> (ResolvedRange, Result<()>) {
-    let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Handoff>(BATCHES_IN_FLIGHT);
     let partition = reader.partition().clone();
     let span = tracing::info_span!("partition", topic = %partition.topic);
     let index = partition.checkpoint_index();
@@ -237,8 +247,10 @@ async fn run_partition(
     let mut read_here = 0u64;
     let mut last_publish = None;
     let read = async {
-        // Owned by this block, so the channel closes (and the writer ends) on every way out.
+        // Owned by this block, so the channel closes (and the writer ends) on every way out,
+        // and a batch left open is abandoned (its early load rolled back) rather than waited on.
         let tx = tx;
+        let mut builder = builder;
         // One cancellation future for the whole loop, polled only while no message is ready;
         // a ready stream is checked for shutdown every SHUTDOWN_CHECK_EVERY messages instead
         // (`is_cancelled` takes a lock, a fresh `cancelled()` future per message costs more).
@@ -297,18 +309,23 @@ async fn run_partition(
                 }
             }
             builder.consumed(msg.position, msg.publish_time);
+            if let Some(opened) = builder.take_opened() {
+                if tx.send(Handoff::Opened(opened)).await.is_err() {
+                    return Ok(()); // the writer failed; its error is the one to report
+                }
+            }
             if builder.is_full() {
                 stats.partition_progress(index, |p| {
                     p.records_read = read_here;
                     p.last_publish_time = last_publish;
                 });
-                if tx.send(builder.take()).await.is_err() {
+                if tx.send(Handoff::Closed(builder.take())).await.is_err() {
                     return Ok(()); // the writer failed; its error is the one to report
                 }
             }
         }
         if !builder.is_empty() {
-            let _ = tx.send(builder.take()).await;
+            let _ = tx.send(Handoff::Closed(builder.take())).await;
         }
         Ok(())
     };
@@ -337,14 +354,31 @@ async fn run_partition(
     (resolved, result)
 }
 
-async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Batch>) -> Result<()> {
-    while let Some(batch) = rx.recv().await {
+async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()> {
+    while let Some(handoff) = rx.recv().await {
+        let (batch, early) = match handoff {
+            Handoff::Closed(batch) => (batch, None),
+            Handoff::Opened(_) if w.dry_run => continue,
+            Handoff::Opened(open) => {
+                // Stream the batch while the reader fills it; its Closed comes next.
+                let (early, next) = tokio::join!(w.sink.start_load(&open), rx.recv());
+                match next {
+                    Some(Handoff::Closed(batch)) => (batch, Some(early)),
+                    // The reader stopped without closing the batch (its error is reported);
+                    // the abandoned load was rolled back.
+                    _ => return Ok(()),
+                }
+            }
+        };
         w.stats.batches.fetch_add(1, Relaxed);
         if w.dry_run {
             continue;
         }
         let clock = Instant::now();
-        let done = w.sink.commit(&batch, &w.job_id, &w.range_key).await?;
+        let done = w
+            .sink
+            .commit(&batch, &w.job_id, &w.range_key, early)
+            .await?;
         w.stats.batch_seconds.observe(clock.elapsed().as_secs_f64());
         w.stats.rows_written.fetch_add(done.rows_written, Relaxed);
         w.stats.duplicates.fetch_add(done.duplicates, Relaxed);

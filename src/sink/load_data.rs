@@ -1,5 +1,8 @@
 //! The `LOAD DATA LOCAL INFILE` write path: rows rendered as tab-separated text in memory and
 //! streamed to the server inside the same transaction as the dead letters and the checkpoint.
+//! A batch starts streaming while it is still being filled ([`TsvData`]), so the server
+//! inserts rows while the reader converts the next ones; its chunks stay in memory until
+//! the commit, so a retry can send the batch again.
 //!
 //! sqlx cannot answer the server's LOCAL INFILE request, so this path keeps its own small
 //! `mysql_async` pool. With LOCAL, the server turns every error (duplicate key, bad value)
@@ -8,17 +11,120 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use mysql_async::prelude::Queryable;
+use tokio::sync::watch;
 
 use super::schema::{quote_ident, TableName};
 use crate::config::{SinkConfig, WriteMode};
 use crate::error::{is_retriable_code, Error, Result};
 use crate::records::{Column, ColumnType, Value};
 
-/// Size of the pieces the batch is streamed in (one protocol packet each).
-const CHUNK: usize = 256 * 1024;
+/// Size of the pieces a batch is streamed in (one protocol packet each): small enough that
+/// the server starts early and the last piece is quick, large enough to cost nothing per row.
+pub const CHUNK: usize = 64 * 1024;
+
+/// How far a batch's producer got: chunks published, and whether the batch is complete.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    chunks: usize,
+    closed: bool,
+}
+
+/// The builder's side of one batch's rows: publishes chunks, then closes the batch. Dropping
+/// it without [`TsvWriter::close`] abandons the batch: a load streaming it fails and nothing of
+/// it is committed.
+#[derive(Debug)]
+pub struct TsvWriter {
+    chunks: Arc<Mutex<Vec<Bytes>>>,
+    progress: watch::Sender<Progress>,
+    bytes: usize,
+}
+
+/// The writer's side of one batch's rows: a handle that can stream them, from the first chunk,
+/// as often as a retry needs, waiting for chunks not yet published.
+#[derive(Debug, Clone)]
+pub struct TsvData {
+    chunks: Arc<Mutex<Vec<Bytes>>>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// A new batch's two sides.
+pub fn tsv_batch() -> (TsvWriter, TsvData) {
+    let chunks = Arc::new(Mutex::new(Vec::new()));
+    let (progress, rx) = watch::channel(Progress::default());
+    (
+        TsvWriter {
+            chunks: chunks.clone(),
+            progress,
+            bytes: 0,
+        },
+        TsvData {
+            chunks,
+            progress: rx,
+        },
+    )
+}
+
+impl TsvWriter {
+    /// Publishes one chunk of complete lines.
+    pub fn publish(&mut self, chunk: Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.bytes += chunk.len();
+        self.chunks
+            .lock()
+            .expect("chunk list lock")
+            .push(Bytes::from(chunk));
+        self.progress.send_modify(|p| p.chunks += 1);
+    }
+
+    /// Bytes published so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Marks the batch complete: a stream of it ends after its last chunk.
+    pub fn close(self) {
+        self.progress.send_modify(|p| p.closed = true);
+    }
+}
+
+impl TsvData {
+    /// Whether the batch is complete (its producer closed it).
+    pub fn is_closed(&self) -> bool {
+        self.progress.borrow().closed
+    }
+
+    /// The batch's bytes from the start, as LOAD DATA input; ends with an error if the batch
+    /// is abandoned before it is closed.
+    fn stream(&self) -> mysql_async::InfileData {
+        let state = (self.clone(), 0usize);
+        Box::pin(futures::stream::unfold(
+            state,
+            |(mut data, next)| async move {
+                loop {
+                    let progress = *data.progress.borrow_and_update();
+                    if next < progress.chunks {
+                        let chunk = data.chunks.lock().expect("chunk list lock")[next].clone();
+                        return Some((Ok(chunk), (data, next + 1)));
+                    }
+                    if progress.closed {
+                        return None;
+                    }
+                    if data.progress.changed().await.is_err() {
+                        let abandoned = std::io::Error::other("the batch was abandoned");
+                        // Ends the stream: the load fails and its transaction is dropped.
+                        return Some((Err(abandoned), (data, usize::MAX)));
+                    }
+                }
+            },
+        ))
+    }
+}
 
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.
 pub struct LoadDataWriter {
@@ -55,58 +161,97 @@ impl LoadDataWriter {
         });
     }
 
-    /// Runs one batch in one transaction: LOAD DATA of `data`, then `then` (dead letters and
-    /// the checkpoint, as SQL text), then COMMIT. `check` sees what the load did and may refuse
-    /// it, which rolls everything back.
-    pub async fn commit(
+    /// Begins a batch's transaction and loads its rows, streaming them as they are published;
+    /// returns once the batch is closed and loaded, with the transaction still open.
+    pub async fn start(
         &self,
         statement: &str,
-        data: &Bytes,
+        data: &TsvData,
+    ) -> std::result::Result<Started, LoadError> {
+        let mut conn = self.pool.get_conn().await?;
+        match load(&mut conn, statement, data).await {
+            Ok(loaded) => Ok(Started { conn, loaded }),
+            Err(e) => {
+                discard(conn).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Completes a started batch: `check` sees what the load did and may refuse it (rolled
+    /// back); then `then` (dead letters and the checkpoint, as SQL text) and COMMIT.
+    pub async fn finish(
+        &self,
+        started: Started,
         then: &[String],
         check: impl FnOnce(&Loaded) -> std::result::Result<(), String>,
     ) -> std::result::Result<Loaded, LoadError> {
-        let mut conn = self.pool.get_conn().await?;
-        let chunks: Vec<std::io::Result<Bytes>> = (0..data.len())
-            .step_by(CHUNK)
-            .map(|at| Ok(data.slice(at..(at + CHUNK).min(data.len()))))
-            .collect();
-        conn.set_infile_handler(async move {
-            Ok(Box::pin(futures::stream::iter(chunks)) as mysql_async::InfileData)
-        });
-        let mut tx = conn
-            .start_transaction(mysql_async::TxOpts::default())
-            .await?;
-        tx.query_drop(statement).await?;
-        let inserted = tx.affected_rows();
-        let warnings: Option<u64> = tx.query_first("SELECT @@warning_count").await?;
-        let warnings = warnings.unwrap_or(0);
-        let first_warning = if warnings > 0 {
-            let row: Option<(String, u32, String)> =
-                tx.query_first("SHOW WARNINGS LIMIT 1").await?;
-            row.map(|(_, code, msg)| format!("{code}: {msg}"))
-        } else {
-            None
-        };
-        let loaded = Loaded {
-            inserted,
-            warnings,
-            first_warning,
-        };
+        let Started { mut conn, loaded } = started;
         if let Err(why) = check(&loaded) {
-            tx.rollback().await?;
+            discard(conn).await;
             return Err(LoadError::Refused(why));
         }
+        let mut result = Ok(());
         for sql in then {
-            tx.query_drop(sql.as_str()).await?;
+            result = conn.query_drop(sql.as_str()).await;
+            if result.is_err() {
+                break;
+            }
         }
-        tx.commit().await?;
-        Ok(loaded)
+        if result.is_ok() {
+            result = conn.query_drop("COMMIT").await;
+        }
+        match result {
+            Ok(()) => Ok(loaded),
+            Err(e) => {
+                discard(conn).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// Closes the pool's connections (a dropped pool leaves them to the server's timeout).
     pub async fn close(&self) {
         let _ = self.pool.clone().disconnect().await;
     }
+}
+
+/// A batch loaded inside an open transaction, waiting for its checkpoint and COMMIT.
+pub struct Started {
+    conn: mysql_async::Conn,
+    loaded: Loaded,
+}
+
+/// START TRANSACTION and the LOAD DATA statement, streaming `data`.
+async fn load(
+    conn: &mut mysql_async::Conn,
+    statement: &str,
+    data: &TsvData,
+) -> std::result::Result<Loaded, mysql_async::Error> {
+    let data = data.clone();
+    conn.set_infile_handler(async move { Ok(data.stream()) });
+    conn.query_drop("START TRANSACTION").await?;
+    conn.query_drop(statement).await?;
+    let inserted = conn.affected_rows();
+    let warnings: Option<u64> = conn.query_first("SELECT @@warning_count").await?;
+    let warnings = warnings.unwrap_or(0);
+    let first_warning = if warnings > 0 {
+        let row: Option<(String, u32, String)> = conn.query_first("SHOW WARNINGS LIMIT 1").await?;
+        row.map(|(_, code, msg)| format!("{code}: {msg}"))
+    } else {
+        None
+    };
+    Ok(Loaded {
+        inserted,
+        warnings,
+        first_warning,
+    })
+}
+
+/// Closes a connection whose transaction must not survive: the server rolls it back. Never
+/// returned to the pool, where the next batch would continue the transaction.
+async fn discard(conn: mysql_async::Conn) {
+    let _ = conn.disconnect().await;
 }
 
 /// Why a LOAD DATA batch did not commit.

@@ -7,12 +7,11 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, Executor, MySqlConnection, MySqlPool};
 
 use super::checkpoint;
-use super::load_data::{self, LoadDataWriter, LoadError};
+use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started, TsvData, TsvWriter};
 use super::schema::{quote_ident, read_columns, TableName};
 use crate::config::{SinkConfig, WriteMode, WriteStrategy};
 use crate::error::{is_retriable_sql, scrub, Backoff, Error, Result};
@@ -191,6 +190,8 @@ impl MysqlSink {
             current: String::new(),
             row: String::new(),
             tsv: Vec::new(),
+            tsv_batch: None,
+            opened: None,
             batch: Batch::empty(partition),
         }
     }
@@ -226,19 +227,27 @@ impl MysqlSink {
     /// Commits a batch: rows, dead letters and the checkpoint in one transaction. Transient
     /// failures are retried within the retry budget; when a commit's reply was lost, the
     /// checkpoint tells whether it landed, so a batch is never applied twice.
+    ///
+    /// `early` is the load [`MysqlSink::start_load`] began for this batch, if any; it counts
+    /// as the first attempt.
     pub async fn commit(
         &self,
         batch: &Batch,
         job_id: &str,
         range_key: &str,
+        early: Option<EarlyLoad>,
     ) -> Result<CommitStats> {
         let Some(last) = batch.last else {
             return Ok(CommitStats::default());
         };
+        let mut early = early;
         let mut backoff = Backoff::new(self.cfg.retry_budget);
         let mut retries = 0;
         loop {
-            match self.try_commit(batch, job_id, range_key).await {
+            match self
+                .try_commit(batch, job_id, range_key, early.take())
+                .await
+            {
                 Ok(mut stats) => {
                     stats.retries = retries;
                     return Ok(stats);
@@ -309,11 +318,27 @@ impl MysqlSink {
         ))
     }
 
+    /// Begins loading a LOAD DATA batch while it is still being filled; the result goes to
+    /// [`MysqlSink::commit`] once the batch is complete.
+    pub async fn start_load(&self, open: &OpenBatch) -> EarlyLoad {
+        let writer = self
+            .load_data
+            .as_ref()
+            .expect("open batches come from a LOAD DATA sink");
+        EarlyLoad(
+            writer
+                .start(&open.statement, &open.data)
+                .await
+                .map_err(WriteError::from),
+        )
+    }
+
     async fn try_commit(
         &self,
         batch: &Batch,
         job_id: &str,
         range_key: &str,
+        early: Option<EarlyLoad>,
     ) -> std::result::Result<CommitStats, WriteError> {
         let mut then = Vec::with_capacity(2);
         if !batch.dead_letters.is_empty() {
@@ -335,7 +360,17 @@ impl MysqlSink {
         ));
         let mut stats = match &batch.body {
             Body::Statements(statements) => self.insert_statements(statements, &then).await?,
-            Body::Tsv { statement, data } => self.load(statement, data, batch.rows, &then).await?,
+            Body::Tsv { statement, data } => {
+                let writer = self
+                    .load_data
+                    .as_ref()
+                    .expect("a LOAD DATA batch comes from a LOAD DATA sink");
+                let started = match early {
+                    Some(EarlyLoad(started)) => started?,
+                    None => writer.start(statement, data).await?,
+                };
+                self.finish_load(writer, started, batch.rows, &then).await?
+            }
         };
         stats.dead_lettered = batch.dead_letters.len() as u64;
         Ok(stats)
@@ -381,46 +416,41 @@ impl MysqlSink {
         Ok(stats)
     }
 
-    /// The LOAD DATA path. LOCAL makes the server skip duplicates and bad values with a
-    /// warning; only the duplicates `--mode ignore-duplicates` asked for may pass.
-    async fn load(
+    /// Completes a LOAD DATA batch. LOCAL makes the server skip duplicates and bad values
+    /// with a warning; only the duplicates `--mode ignore-duplicates` asked for may pass.
+    async fn finish_load(
         &self,
-        statement: &str,
-        data: &Bytes,
+        writer: &LoadDataWriter,
+        started: Started,
         rows: u64,
         then: &[String],
     ) -> std::result::Result<CommitStats, WriteError> {
-        let writer = self
-            .load_data
-            .as_ref()
-            .expect("a LOAD DATA batch comes from a LOAD DATA sink");
         let ignore = self.cfg.mode == WriteMode::IgnoreDuplicates;
-        let loaded = writer
-            .commit(statement, data, then, |l| {
-                let duplicates = rows.saturating_sub(l.inserted);
-                let detail = l.first_warning.as_deref().unwrap_or("no warning given");
-                if l.inserted > rows {
-                    Err(format!(
-                        "the server stored {} rows for a batch of {rows} ({detail}); the batch \
-                         was rolled back",
-                        l.inserted
-                    ))
-                } else if duplicates > 0 && !ignore {
-                    Err(format!(
-                        "{duplicates} of {rows} rows were not stored ({detail}); {DUPLICATE_HINT}; \
-                         the batch was rolled back"
-                    ))
-                } else if l.warnings > duplicates {
-                    Err(format!(
-                        "the server reported {} warnings for {duplicates} skipped duplicates; a \
-                         value was changed on the way in ({detail}); the batch was rolled back",
-                        l.warnings
-                    ))
-                } else {
-                    Ok(())
-                }
-            })
-            .await?;
+        let check = |l: &Loaded| {
+            let duplicates = rows.saturating_sub(l.inserted);
+            let detail = l.first_warning.as_deref().unwrap_or("no warning given");
+            if l.inserted > rows {
+                Err(format!(
+                    "the server stored {} rows for a batch of {rows} ({detail}); the batch \
+                     was rolled back",
+                    l.inserted
+                ))
+            } else if duplicates > 0 && !ignore {
+                Err(format!(
+                    "{duplicates} of {rows} rows were not stored ({detail}); {DUPLICATE_HINT}; \
+                     the batch was rolled back"
+                ))
+            } else if l.warnings > duplicates {
+                Err(format!(
+                    "the server reported {} warnings for {duplicates} skipped duplicates; a \
+                     value was changed on the way in ({detail}); the batch was rolled back",
+                    l.warnings
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let loaded = writer.finish(started, then, check).await?;
         Ok(CommitStats {
             rows_written: loaded.inserted,
             duplicates: rows - loaded.inserted,
@@ -428,6 +458,15 @@ impl MysqlSink {
         })
     }
 }
+
+/// A LOAD DATA batch still being filled, which the writer may start loading already.
+pub struct OpenBatch {
+    statement: Arc<str>,
+    data: TsvData,
+}
+
+/// A load begun early by [`MysqlSink::start_load`].
+pub struct EarlyLoad(std::result::Result<Started, WriteError>);
 
 /// Why one attempt at a batch failed.
 #[derive(Debug, thiserror::Error)]
@@ -566,8 +605,8 @@ pub struct DeadLetter {
 pub enum Body {
     /// Complete multi-row INSERT statements and the number of rows in each.
     Statements(Vec<(String, u64)>),
-    /// Tab-separated rows and the LOAD DATA statement that reads them.
-    Tsv { statement: Arc<str>, data: Bytes },
+    /// Tab-separated rows (complete) and the LOAD DATA statement that reads them.
+    Tsv { statement: Arc<str>, data: TsvData },
 }
 
 impl Default for Body {
@@ -625,8 +664,12 @@ pub struct BatchBuilder {
     current: String,
     /// INSERT: the row being rendered.
     row: String,
-    /// LOAD DATA: the batch's lines.
+    /// LOAD DATA: lines not yet published as a chunk.
     tsv: Vec<u8>,
+    /// LOAD DATA: the open batch's two sides (None until its first row).
+    tsv_batch: Option<(TsvWriter, TsvData)>,
+    /// LOAD DATA: a batch opened since the last [`BatchBuilder::take_opened`].
+    opened: Option<OpenBatch>,
     batch: Batch,
 }
 
@@ -635,7 +678,15 @@ impl BatchBuilder {
     pub fn push_row(&mut self, values: &[Value<'_>]) {
         self.batch.rows += 1;
         let (head, tail, max_statement_bytes) = match &self.format {
-            Format::Tsv { .. } => {
+            Format::Tsv { statement, .. } => {
+                let (writer, _) = self.tsv_batch.get_or_insert_with(|| {
+                    let (writer, data) = load_data::tsv_batch();
+                    self.opened = Some(OpenBatch {
+                        statement: statement.clone(),
+                        data: data.clone(),
+                    });
+                    (writer, data)
+                });
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
                         self.tsv.push(b'\t');
@@ -643,6 +694,13 @@ impl BatchBuilder {
                     load_data::write_tsv_field(&mut self.tsv, v);
                 }
                 self.tsv.push(b'\n');
+                if self.tsv.len() >= load_data::CHUNK {
+                    let chunk = std::mem::replace(
+                        &mut self.tsv,
+                        Vec::with_capacity(load_data::CHUNK + 1024),
+                    );
+                    writer.publish(chunk);
+                }
                 return;
             }
             Format::Insert {
@@ -695,8 +753,15 @@ impl BatchBuilder {
     /// Whether the batch reached its row limit (rows plus dead letters) or, for LOAD DATA,
     /// its byte limit.
     pub fn is_full(&self) -> bool {
+        let tsv_bytes = || self.tsv.len() + self.tsv_batch.as_ref().map_or(0, |(w, _)| w.bytes());
         self.batch.rows as usize + self.batch.dead_letters.len() >= self.max_rows
-            || matches!(self.format, Format::Tsv { max_bytes, .. } if self.tsv.len() >= max_bytes)
+            || matches!(self.format, Format::Tsv { max_bytes, .. } if tsv_bytes() >= max_bytes)
+    }
+
+    /// A LOAD DATA batch that got its first row since the last call: the writer can start
+    /// loading it while it fills.
+    pub fn take_opened(&mut self) -> Option<OpenBatch> {
+        self.opened.take()
     }
 
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
@@ -715,14 +780,19 @@ impl BatchBuilder {
                 }
             }
             Format::Tsv { statement, .. } => {
-                let capacity = self.tsv.len();
-                self.batch.body = Body::Tsv {
-                    statement: statement.clone(),
-                    data: Bytes::from(std::mem::replace(
+                // A batch of bad records only has no rows to load: its body stays empty.
+                if let Some((mut writer, data)) = self.tsv_batch.take() {
+                    let rest = std::mem::replace(
                         &mut self.tsv,
-                        Vec::with_capacity(capacity),
-                    )),
-                };
+                        Vec::with_capacity(load_data::CHUNK + 1024),
+                    );
+                    writer.publish(rest);
+                    writer.close();
+                    self.batch.body = Body::Tsv {
+                        statement: statement.clone(),
+                        data,
+                    };
+                }
             }
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
