@@ -631,7 +631,12 @@ impl PartitionReader {
         loop {
             if self.done.is_some() {
                 if let Some(mut c) = self.consumer.take() {
-                    let _ = c.close().await;
+                    // Closing is a courtesy (the subscription is non-durable and goes with the
+                    // connection); it costs a broker round trip that must not delay the last
+                    // batch, so it runs on its own.
+                    tokio::spawn(async move {
+                        let _ = c.close().await;
+                    });
                 }
                 return Ok(None);
             }
