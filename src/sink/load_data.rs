@@ -132,8 +132,11 @@ pub struct LoadDataWriter {
 }
 
 /// What the server reported for one LOAD DATA statement.
+#[derive(Debug, Default)]
 pub struct Loaded {
+    /// Rows the server stored (affected rows).
     pub inserted: u64,
+    /// `@@warning_count` after the load: skipped duplicates and changed values alike.
     pub warnings: u64,
     /// The first warning, as `code: message`, when there was one.
     pub first_warning: Option<String>,
@@ -170,7 +173,10 @@ impl LoadDataWriter {
     ) -> std::result::Result<Started, LoadError> {
         let mut conn = self.pool.get_conn().await?;
         match load(&mut conn, statement, data).await {
-            Ok(loaded) => Ok(Started { conn, loaded }),
+            Ok(loaded) => Ok(Started {
+                conn: Some(conn),
+                loaded,
+            }),
             Err(e) => {
                 discard(conn).await;
                 Err(e.into())
@@ -186,7 +192,12 @@ impl LoadDataWriter {
         then: &[String],
         check: impl FnOnce(&Loaded) -> std::result::Result<(), String>,
     ) -> std::result::Result<Loaded, LoadError> {
-        let Started { mut conn, loaded } = started;
+        let mut started = started;
+        let mut conn = started
+            .conn
+            .take()
+            .expect("a started batch holds its connection");
+        let loaded = std::mem::take(&mut started.loaded);
         if let Err(why) = check(&loaded) {
             discard(conn).await;
             return Err(LoadError::Refused(why));
@@ -216,10 +227,21 @@ impl LoadDataWriter {
     }
 }
 
-/// A batch loaded inside an open transaction, waiting for its checkpoint and COMMIT.
+/// A batch loaded inside an open transaction, waiting for its checkpoint and COMMIT. Dropped
+/// unfinished, it closes its connection (the server rolls the batch back): returned to the
+/// pool, the open transaction would be committed implicitly by the next batch's
+/// START TRANSACTION, without its checkpoint.
 pub struct Started {
-    conn: mysql_async::Conn,
+    conn: Option<mysql_async::Conn>,
     loaded: Loaded,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            tokio::spawn(discard(conn));
+        }
+    }
 }
 
 /// START TRANSACTION and the LOAD DATA statement, streaming `data`.

@@ -74,12 +74,7 @@ async fn mariadb_restart_in_the_middle_of_a_run() {
 #[tokio::test]
 #[ignore = "restarts MariaDB; scripts/test.sh runs it alone"]
 async fn mariadb_restart_in_the_middle_of_an_insert_run() {
-    survives_restart_of(
-        "mariadb",
-        "mdbrestart_ins",
-        &["--write-strategy", "insert"],
-    )
-    .await;
+    survives_restart_of("mariadb", "mdbrestart_ins", &["--write-strategy", "insert"]).await;
 }
 
 #[tokio::test]
