@@ -192,7 +192,8 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_MAX_BAD_RECORDS")]
     pub max_bad_records: Option<u64>,
 
-    /// Most rows per transaction. Default: 100000 (see BENCHMARKS.md).
+    /// Most rows per transaction. Default: 100000 for one partition, shared among the
+    /// partitions written at once (at least 20000; see BENCHMARKS.md).
     #[arg(long, env = "PULSAR2MYSQL_BATCH_ROWS")]
     pub batch_rows: Option<usize>,
 
@@ -373,7 +374,7 @@ impl RunArgs {
                 table,
                 mode: args.mode.unwrap_or(WriteMode::Insert),
                 strategy: args.write_strategy.unwrap_or_default(),
-                batch_rows: args.batch_rows.unwrap_or(100_000),
+                batch_rows: args.batch_rows,
                 batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
                 writers: args.writers.unwrap_or(4),
                 retry_budget,

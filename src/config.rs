@@ -357,8 +357,8 @@ pub struct SinkConfig {
     pub mode: WriteMode,
     /// INSERT statements or LOAD DATA (resolved against the server at connect time).
     pub strategy: WriteStrategy,
-    /// Most rows per transaction.
-    pub batch_rows: usize,
+    /// Most rows per transaction; `None` picks [`SinkConfig::batch_rows_for`]'s default.
+    pub batch_rows: Option<usize>,
     /// Most bytes of SQL per INSERT statement (also capped by the server's max_allowed_packet).
     pub batch_bytes: usize,
     /// Concurrent writer connections (partitions are spread over them).
@@ -383,6 +383,16 @@ impl fmt::Debug for SinkConfig {
 }
 
 impl SinkConfig {
+    /// Rows per transaction when `concurrent` partitions are written at once: what was asked
+    /// for, else 100,000 shared among them (at least 20,000). Bulk inserts into one table
+    /// take its AUTO-INC lock per statement (`innodb_autoinc_lock_mode=1`, MariaDB's
+    /// default), so concurrent partitions interleave better with shorter transactions; one
+    /// partition gets the largest (see BENCHMARKS.md).
+    pub fn batch_rows_for(&self, concurrent: usize) -> usize {
+        self.batch_rows
+            .unwrap_or_else(|| (100_000 / concurrent.max(1)).max(20_000))
+    }
+
     /// The URL with the password replaced, for logs and the summary.
     pub fn redacted_url(&self) -> String {
         crate::error::redact_url(&self.url)
@@ -412,7 +422,7 @@ impl Config {
                 )));
             }
         }
-        if self.sink.batch_rows == 0 || self.sink.writers == 0 {
+        if self.sink.batch_rows == Some(0) || self.sink.writers == 0 {
             return Err(Error::Config(
                 "--batch-rows and --writers must be at least 1".into(),
             ));
@@ -441,6 +451,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_rows_are_shared_among_concurrent_partitions_unless_given() {
+        let mut sink = SinkConfig {
+            url: "mysql://root@localhost/db".into(),
+            password: None,
+            table: "t".into(),
+            mode: WriteMode::Insert,
+            strategy: WriteStrategy::Auto,
+            batch_rows: None,
+            batch_bytes: 1 << 22,
+            writers: 4,
+            retry_budget: Duration::from_secs(1),
+        };
+        assert_eq!(sink.batch_rows_for(1), 100_000);
+        assert_eq!(sink.batch_rows_for(4), 25_000);
+        assert_eq!(sink.batch_rows_for(16), 20_000);
+        sink.batch_rows = Some(7);
+        assert_eq!(sink.batch_rows_for(4), 7);
+    }
 
     #[test]
     fn delimiter_forms() {

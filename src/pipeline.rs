@@ -192,12 +192,14 @@ async fn run_with_sink(
         dry_run: cfg.dry_run,
         stats: stats.clone(),
     };
+    let concurrent = readers.len().min(cfg.sink.writers);
     let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::stream::iter(readers)
         .map(|reader| {
             let builder = sink.batch_builder(
                 converter.columns(),
                 &reader.partition().topic,
                 reader.partition().checkpoint_index(),
+                concurrent,
             );
             run_partition(
                 cfg,

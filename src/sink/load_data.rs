@@ -521,7 +521,7 @@ mod tests {
             table: "t".into(),
             mode: WriteMode::Insert,
             strategy: Default::default(),
-            batch_rows: 1,
+            batch_rows: Some(1),
             batch_bytes: 1,
             writers: 2,
             retry_budget: std::time::Duration::from_secs(1),

@@ -173,8 +173,15 @@ impl MysqlSink {
         })
     }
 
-    /// A builder for batches of one partition, writing the given (mapped) columns.
-    pub fn batch_builder(&self, mapped: &[Column], topic: &str, partition: i32) -> BatchBuilder {
+    /// A builder for batches of one partition, writing the given (mapped) columns, while
+    /// `concurrent` partitions are written at once.
+    pub fn batch_builder(
+        &self,
+        mapped: &[Column],
+        topic: &str,
+        partition: i32,
+        concurrent: usize,
+    ) -> BatchBuilder {
         let format = match self.strategy {
             WriteStrategy::LoadData => Format::Tsv {
                 statement: load_data::load_statement(&self.table, mapped, self.cfg.mode).into(),
@@ -184,7 +191,7 @@ impl MysqlSink {
         };
         BatchBuilder {
             format,
-            max_rows: self.cfg.batch_rows,
+            max_rows: self.cfg.batch_rows_for(concurrent),
             topic: topic.to_string(),
             partition,
             current: String::new(),
