@@ -170,3 +170,32 @@ async fn load_data_refuses_upsert_at_configuration() {
         run.summary
     );
 }
+
+#[tokio::test]
+#[ignore = "turns local_infile off server-wide; scripts/test.sh runs it alone"]
+async fn without_local_infile_auto_inserts_and_load_data_is_refused() {
+    let db = TestDb::new("noinfile").await;
+    let topic = topic("noinfile");
+    produce(&topic, seed_records(0..100), 10).await;
+    db.exec("SET GLOBAL local_infile = 0").await;
+    let explicit = run_binary(&with(
+        run_args(&topic, &db),
+        &["--write-strategy", "load-data"],
+    ))
+    .await;
+    let auto = run_binary(&run_args(&topic, &db)).await;
+    db.exec("SET GLOBAL local_infile = 1").await;
+
+    assert_eq!(explicit.code, 2, "{}", explicit.stderr);
+    assert!(
+        explicit.summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("local_infile=OFF"),
+        "{}",
+        explicit.summary
+    );
+    assert_eq!(auto.code, 0, "{}", auto.stderr);
+    assert_eq!(auto.summary["write_strategy"], "insert");
+    assert_eq!(auto.u("rows_written"), 100);
+}
