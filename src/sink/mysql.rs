@@ -183,10 +183,13 @@ impl MysqlSink {
         concurrent: usize,
     ) -> BatchBuilder {
         let format = match self.strategy {
-            WriteStrategy::LoadData => Format::Tsv {
+            WriteStrategy::LoadData => Format::Tsv(TsvRows {
                 statement: load_data::load_statement(&self.table, mapped, self.cfg.mode).into(),
                 max_bytes: self.cfg.batch_bytes,
-            },
+                pending: Vec::new(),
+                open: None,
+                opened: None,
+            }),
             _ => self.insert_format(mapped),
         };
         BatchBuilder {
@@ -194,11 +197,6 @@ impl MysqlSink {
             max_rows: self.cfg.batch_rows_for(concurrent),
             topic: topic.to_string(),
             partition,
-            current: String::new(),
-            row: String::new(),
-            tsv: Vec::new(),
-            tsv_batch: None,
-            opened: None,
             batch: Batch::empty(partition),
         }
     }
@@ -224,11 +222,14 @@ impl MysqlSink {
             ),
             _ => String::new(),
         };
-        Format::Insert {
+        Format::Insert(InsertRows {
             head,
             tail,
             max_statement_bytes: self.max_statement_bytes,
-        }
+            current: String::new(),
+            rows_in_current: 0,
+            row: String::new(),
+        })
     }
 
     /// Commits a batch: rows, dead letters and the checkpoint in one transaction. Transient
@@ -645,77 +646,26 @@ impl Batch {
     }
 }
 
-/// How a builder renders rows.
+/// How a builder renders rows, with the state of the batch being filled.
 enum Format {
-    /// `head (row),(row)... tail`, split into statements of at most `max_statement_bytes`.
-    Insert {
-        head: String,
-        tail: String,
-        max_statement_bytes: usize,
-    },
-    /// One tab-separated line per row; a batch ends at `max_bytes`.
-    Tsv {
-        statement: Arc<str>,
-        max_bytes: usize,
-    },
+    Insert(InsertRows),
+    Tsv(TsvRows),
 }
 
-/// Accumulates rows of one partition into batches of at most `--batch-rows` rows, rendered
-/// as INSERT statements no larger than the server accepts or as LOAD DATA input.
-pub struct BatchBuilder {
-    format: Format,
-    max_rows: usize,
-    topic: String,
-    partition: i32,
-    /// INSERT: the statement being built.
+/// Rows as `head (row),(row)... tail` statements of at most `max_statement_bytes`.
+struct InsertRows {
+    head: String,
+    tail: String,
+    max_statement_bytes: usize,
+    /// The statement being built, and the rows in it.
     current: String,
-    /// INSERT: the row being rendered.
+    rows_in_current: u64,
+    /// The row being rendered.
     row: String,
-    /// LOAD DATA: lines not yet published as a chunk.
-    tsv: Vec<u8>,
-    /// LOAD DATA: the open batch's two sides (None until its first row).
-    tsv_batch: Option<(TsvWriter, TsvData)>,
-    /// LOAD DATA: a batch opened since the last [`BatchBuilder::take_opened`].
-    opened: Option<OpenBatch>,
-    batch: Batch,
 }
 
-impl BatchBuilder {
-    /// Adds one converted row.
-    pub fn push_row(&mut self, values: &[Value<'_>]) {
-        self.batch.rows += 1;
-        let (head, tail, max_statement_bytes) = match &self.format {
-            Format::Tsv { statement, .. } => {
-                let (writer, _) = self.tsv_batch.get_or_insert_with(|| {
-                    let (writer, data) = load_data::tsv_batch();
-                    self.opened = Some(OpenBatch {
-                        statement: statement.clone(),
-                        data: data.clone(),
-                    });
-                    (writer, data)
-                });
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        self.tsv.push(b'\t');
-                    }
-                    load_data::write_tsv_field(&mut self.tsv, v);
-                }
-                self.tsv.push(b'\n');
-                if self.tsv.len() >= load_data::CHUNK {
-                    let chunk = std::mem::replace(
-                        &mut self.tsv,
-                        Vec::with_capacity(load_data::CHUNK + 1024),
-                    );
-                    writer.publish(chunk);
-                }
-                return;
-            }
-            Format::Insert {
-                head,
-                tail,
-                max_statement_bytes,
-            } => (head, tail, *max_statement_bytes),
-        };
+impl InsertRows {
+    fn push(&mut self, values: &[Value<'_>], body: &mut Body) {
         self.row.clear();
         self.row.push('(');
         for (i, v) in values.iter().enumerate() {
@@ -726,19 +676,110 @@ impl BatchBuilder {
         }
         self.row.push(')');
         if !self.current.is_empty()
-            && self.current.len() + 1 + self.row.len() + tail.len() > max_statement_bytes
+            && self.current.len() + 1 + self.row.len() + self.tail.len() > self.max_statement_bytes
         {
-            let statement = std::mem::take(&mut self.current);
-            let rows_so_far = self.batch.rows - 1;
-            finish_statement(&mut self.batch, tail, statement, rows_so_far);
+            self.finish_statement(body);
         }
         if self.current.is_empty() {
-            self.current.reserve(max_statement_bytes.min(1 << 20));
-            self.current.push_str(head);
+            self.current.reserve(self.max_statement_bytes.min(1 << 20));
+            self.current.push_str(&self.head);
         } else {
             self.current.push(',');
         }
         self.current.push_str(&self.row);
+        self.rows_in_current += 1;
+    }
+
+    /// Closes the statement being built, if any, into `body`.
+    fn finish_statement(&mut self, body: &mut Body) {
+        if self.current.is_empty() {
+            return;
+        }
+        let Body::Statements(statements) = body else {
+            unreachable!("INSERT batches have a statement body")
+        };
+        let mut statement = std::mem::take(&mut self.current);
+        statement.push_str(&self.tail);
+        statements.push((statement, std::mem::take(&mut self.rows_in_current)));
+    }
+}
+
+/// Rows as tab-separated lines, published in chunks to a batch the writer may already be
+/// streaming; a batch ends at `max_bytes`.
+struct TsvRows {
+    statement: Arc<str>,
+    max_bytes: usize,
+    /// Lines not yet published as a chunk.
+    pending: Vec<u8>,
+    /// The open batch's two sides (None until its first row).
+    open: Option<(TsvWriter, TsvData)>,
+    /// A batch opened since the last [`BatchBuilder::take_opened`].
+    opened: Option<OpenBatch>,
+}
+
+impl TsvRows {
+    fn push(&mut self, values: &[Value<'_>]) {
+        let (writer, _) = self.open.get_or_insert_with(|| {
+            let (writer, data) = load_data::tsv_batch();
+            self.opened = Some(OpenBatch {
+                statement: self.statement.clone(),
+                data: data.clone(),
+            });
+            (writer, data)
+        });
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.pending.push(b'\t');
+            }
+            load_data::write_tsv_field(&mut self.pending, v);
+        }
+        self.pending.push(b'\n');
+        if self.pending.len() >= load_data::CHUNK {
+            writer.publish(take_chunk(&mut self.pending));
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.pending.len() + self.open.as_ref().map_or(0, |(w, _)| w.bytes())
+    }
+
+    /// Closes the open batch into `body`. A batch of bad records only has no rows to load:
+    /// its body stays empty.
+    fn close(&mut self, body: &mut Body) {
+        if let Some((mut writer, data)) = self.open.take() {
+            writer.publish(take_chunk(&mut self.pending));
+            writer.close();
+            *body = Body::Tsv {
+                statement: self.statement.clone(),
+                data,
+            };
+        }
+    }
+}
+
+/// The lines gathered so far, leaving an empty buffer the size of a chunk.
+fn take_chunk(pending: &mut Vec<u8>) -> Vec<u8> {
+    std::mem::replace(pending, Vec::with_capacity(load_data::CHUNK + 1024))
+}
+
+/// Accumulates rows of one partition into batches of at most `--batch-rows` rows, rendered
+/// as INSERT statements no larger than the server accepts or as LOAD DATA input.
+pub struct BatchBuilder {
+    format: Format,
+    max_rows: usize,
+    topic: String,
+    partition: i32,
+    batch: Batch,
+}
+
+impl BatchBuilder {
+    /// Adds one converted row.
+    pub fn push_row(&mut self, values: &[Value<'_>]) {
+        self.batch.rows += 1;
+        match &mut self.format {
+            Format::Insert(rows) => rows.push(values, &mut self.batch.body),
+            Format::Tsv(rows) => rows.push(values),
+        }
     }
 
     /// Adds a record that goes to the dead-letter table.
@@ -760,15 +801,17 @@ impl BatchBuilder {
     /// Whether the batch reached its row limit (rows plus dead letters) or, for LOAD DATA,
     /// its byte limit.
     pub fn is_full(&self) -> bool {
-        let tsv_bytes = || self.tsv.len() + self.tsv_batch.as_ref().map_or(0, |(w, _)| w.bytes());
         self.batch.rows as usize + self.batch.dead_letters.len() >= self.max_rows
-            || matches!(self.format, Format::Tsv { max_bytes, .. } if tsv_bytes() >= max_bytes)
+            || matches!(&self.format, Format::Tsv(rows) if rows.bytes() >= rows.max_bytes)
     }
 
     /// A LOAD DATA batch that got its first row since the last call: the writer can start
     /// loading it while it fills.
     pub fn take_opened(&mut self) -> Option<OpenBatch> {
-        self.opened.take()
+        match &mut self.format {
+            Format::Tsv(rows) => rows.opened.take(),
+            Format::Insert(_) => None,
+        }
     }
 
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
@@ -778,44 +821,14 @@ impl BatchBuilder {
 
     /// The batch so far; the builder starts a new one.
     pub fn take(&mut self) -> Batch {
-        match &self.format {
-            Format::Insert { tail, .. } => {
-                if !self.current.is_empty() {
-                    let statement = std::mem::take(&mut self.current);
-                    let rows_so_far = self.batch.rows;
-                    finish_statement(&mut self.batch, tail, statement, rows_so_far);
-                }
-            }
-            Format::Tsv { statement, .. } => {
-                // A batch of bad records only has no rows to load: its body stays empty.
-                if let Some((mut writer, data)) = self.tsv_batch.take() {
-                    let rest = std::mem::replace(
-                        &mut self.tsv,
-                        Vec::with_capacity(load_data::CHUNK + 1024),
-                    );
-                    writer.publish(rest);
-                    writer.close();
-                    self.batch.body = Body::Tsv {
-                        statement: statement.clone(),
-                        data,
-                    };
-                }
-            }
+        match &mut self.format {
+            Format::Insert(rows) => rows.finish_statement(&mut self.batch.body),
+            Format::Tsv(rows) => rows.close(&mut self.batch.body),
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
         batch.topic = self.topic.clone();
         batch
     }
-}
-
-/// Closes an INSERT statement of `batch` holding the rows up to `rows_so_far`.
-fn finish_statement(batch: &mut Batch, tail: &str, mut statement: String, rows_so_far: u64) {
-    let Body::Statements(statements) = &mut batch.body else {
-        unreachable!("INSERT batches have a statement body")
-    };
-    let rows_before: u64 = statements.iter().map(|(_, n)| n).sum();
-    statement.push_str(tail);
-    statements.push((statement, rows_so_far - rows_before));
 }
 
 /// Appends `v` as a SQL literal. Text is quoted with backslash escapes (the session's sql_mode

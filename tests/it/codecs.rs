@@ -15,23 +15,19 @@ fn produce_with_python(topic: &str, count: u32, compression: &str, batching: boo
         env!("CARGO_MANIFEST_DIR"),
         "/tests/producers/python_producer.py"
     );
-    let out = Command::new(python())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            script,
-            &pulsar_url(),
-            topic,
-            "0",
-            &count.to_string(),
-            compression,
-        ])
-        .arg(if batching { "1" } else { "0" })
-        .output()
-        .expect("python with pulsar-client (scripts/test.sh installs it into .cache/venv-pulsar)");
-    assert!(
-        out.status.success(),
-        "python producer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    must_succeed(
+        Command::new(python())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                script,
+                &pulsar_url(),
+                topic,
+                "0",
+                &count.to_string(),
+                compression,
+            ])
+            .arg(if batching { "1" } else { "0" }),
+        "python producer (with pulsar-client, installed by scripts/test.sh into .cache/venv-pulsar)",
     );
 }
 

@@ -150,26 +150,32 @@ pub fn seed_records(ids: std::ops::Range<i64>) -> impl Iterator<Item = Vec<u8>> 
 /// Creates a partitioned topic through the admin REST API.
 pub fn create_partitioned(topic: &str, partitions: u32) {
     let path = topic.trim_start_matches("persistent://");
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-f",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-        ])
-        .arg(partitions.to_string())
-        .arg(format!(
-            "{}/admin/v2/persistent/{path}/partitions",
-            admin_url()
-        ))
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+    ])
+    .arg(partitions.to_string())
+    .arg(format!(
+        "{}/admin/v2/persistent/{path}/partitions",
+        admin_url()
+    ));
+    must_succeed(&mut cmd, "create partitioned topic");
+}
+
+/// Runs a helper command and fails the test, with its stderr, unless it succeeds.
+pub fn must_succeed(cmd: &mut Command, what: &str) {
+    let out = cmd
         .output()
-        .expect("curl");
+        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
     assert!(
         out.status.success(),
-        "create partitioned topic: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -9,14 +9,9 @@ use crate::common::*;
 
 fn services(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
-    let out = Command::new(script)
-        .args(args)
-        .output()
-        .expect("scripts/services.sh");
-    assert!(
-        out.status.success(),
-        "services.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    must_succeed(
+        Command::new(script).args(args),
+        &format!("services.sh {args:?}"),
     );
 }
 
