@@ -71,7 +71,7 @@ PUSHGW_PID=$RUN/pushgateway.pid
 PUSHGW_LOG=$LOGS/pushgateway.log
 PUSHGW_DATA=$CACHE/pushgateway/metrics.data
 
-APT_PACKAGES=(mariadb-server mariadb-client protobuf-compiler prometheus-pushgateway curl)
+APT_PACKAGES=(mariadb-server mariadb-client protobuf-compiler prometheus-pushgateway curl openssl)
 
 # --- where things listen, derived from the URLs ------------------------------
 
