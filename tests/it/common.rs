@@ -294,10 +294,28 @@ pub async fn wait_mid_run(db: &TestDb, child: &mut std::process::Child, rows: i6
         if reached {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not reach {rows} rows within 2 minutes"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                use std::io::Read;
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            let tail: String = stderr
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!(
+                "the run did not reach {rows} rows within 2 minutes (it had {} rows); its \
+                 stderr ends with:\n{tail}",
+                db.scalar("SELECT COUNT(*) FROM sink_table").await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
