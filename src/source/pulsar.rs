@@ -2,8 +2,8 @@
 //!
 //! Each partition gets its own non-durable, exclusive consumer: nothing is acknowledged and no
 //! subscription outlives the run. The end of each partition is fixed once, when its reader
-//! opens (`get_last_message_id`), so a run always ends, even on an empty partition or a window
-//! whose end lies in the future. On any consumer error the reader reconnects after the last
+//! opens (`get_last_message_id`, asked on a consumer of its own that receives nothing), so a
+//! run always ends, even on an empty partition or a window whose end lies in the future. On any consumer error the reader reconnects after the last
 //! position it returned and drops replays, so nothing is read twice or skipped.
 
 use std::future::Future;
@@ -529,9 +529,9 @@ impl PartitionReader {
         }
     }
 
-    async fn connect(&mut self) -> std::result::Result<(), pulsar::Error> {
-        if let Some(mut old) = self.consumer.take() {
-            let _ = old.close().await;
+    async fn connect(&mut self) -> std::result::Result<(), String> {
+        if let Some(old) = self.consumer.take() {
+            close_in_background(old);
         }
         let mut options = ConsumerOptions::default()
             .durable(false)
@@ -543,7 +543,16 @@ impl PartitionReader {
             // resume_id makes the broker deliver the entry holding `first` itself.
             options = options.starting_on_message(resume_id(first));
         }
-        let mut consumer: Consumer<Vec<u8>, TokioExecutor> = self
+        // The end is fixed once, first, by a consumer of its own (see `last_message_of`).
+        // Not concurrently with the subscription below: pulsar-rs's connection manager can
+        // drop a connection that a concurrent request is still using.
+        let end = match self.end {
+            Some(end) => end,
+            None => last_message_of(&self.client, &self.partition.topic)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let consumer: Consumer<Vec<u8>, TokioExecutor> = self
             .client
             .consumer()
             .with_topic(self.partition.topic.clone())
@@ -555,16 +564,9 @@ impl PartitionReader {
             .with_batch_size(2000)
             .with_options(options)
             .build()
-            .await?;
-        if self.end.is_none() {
-            let last = consumer.get_last_message_id().await?;
-            let end = last.first().and_then(|id| {
-                let p = from_proto(id);
-                // entry -1 (u64::MAX on the wire): the current ledger holds nothing yet.
-                (p.ledger_id >= 0 && p.entry_id >= 0).then_some(p)
-            });
-            self.end = Some(end);
-        }
+            .await
+            .map_err(|e| e.to_string())?;
+        self.end = Some(end);
         self.consumer = Some(consumer);
         Ok(())
     }
@@ -572,7 +574,12 @@ impl PartitionReader {
     async fn connect_with_retry(&mut self) -> Result<()> {
         let mut backoff = Backoff::new(self.retry_budget);
         loop {
-            match self.connect().await {
+            let attempt = tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, self.connect()).await;
+            match attempt.unwrap_or_else(|_| {
+                Err(format!(
+                    "subscribing did not finish within {CONNECT_ATTEMPT_TIMEOUT:?}"
+                ))
+            }) {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(partition = %self.partition.topic, error = %e, "cannot subscribe yet; retrying");
@@ -630,13 +637,9 @@ impl PartitionReader {
     pub async fn next(&mut self) -> Result<Option<SourceMessage>> {
         loop {
             if self.done.is_some() {
-                if let Some(mut c) = self.consumer.take() {
-                    // Closing is a courtesy (the subscription is non-durable and goes with the
-                    // connection); it costs a broker round trip that must not delay the last
-                    // batch, so it runs on its own.
-                    tokio::spawn(async move {
-                        let _ = c.close().await;
-                    });
+                if let Some(c) = self.consumer.take() {
+                    // Not awaited: the round trip must not delay the last batch.
+                    close_in_background(c);
                 }
                 return Ok(None);
             }
@@ -736,6 +739,57 @@ impl PartitionReader {
             }));
         }
     }
+}
+
+/// How long one subscribe attempt (lookup, subscribe, end snapshot) may take. pulsar-rs
+/// retries inside an attempt on its own, up to minutes with its options; past this the attempt
+/// counts as failed and the reader's own backoff and retry budget decide.
+const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long closing a consumer may take before it is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The last message of a partition now: `None` when the broker names none (nothing written
+/// yet).
+///
+/// Asked through a consumer of its own that is given no permits (batch size 0: no Flow, a
+/// vendor/pulsar patch), so the broker never sends it a message. pulsar-rs answers `get_last_message_id` from the consumer's engine task, and
+/// that task blocks while its receiver queue is full: asked on the reading consumer, which
+/// the broker starts filling at once, the question could wait forever.
+async fn last_message_of(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+) -> std::result::Result<Option<Position>, pulsar::Error> {
+    let mut probe: Consumer<Vec<u8>, TokioExecutor> = client
+        .consumer()
+        .with_topic(topic)
+        .with_subscription(format!("pulsar2mysql-end-{:016x}", rand_suffix(topic)))
+        .with_subscription_type(SubType::Exclusive)
+        .with_batch_size(0)
+        .with_options(
+            ConsumerOptions::default()
+                .durable(false)
+                .with_receiver_queue_size(1),
+        )
+        .build()
+        .await?;
+    let last = probe.get_last_message_id().await;
+    close_in_background(probe);
+    Ok(last?.first().and_then(|id| {
+        let p = from_proto(id);
+        // entry -1 (u64::MAX on the wire): the current ledger holds nothing yet.
+        (p.ledger_id >= 0 && p.entry_id >= 0).then_some(p)
+    }))
+}
+
+/// Closes a consumer without waiting for it. Closing is a courtesy (subscriptions are
+/// non-durable and end with the connection), and pulsar-rs routes it through the consumer's
+/// engine, which may be blocked on a full queue; after CLOSE_TIMEOUT the consumer is dropped,
+/// which ends its engine.
+fn close_in_background(mut consumer: Consumer<Vec<u8>, TokioExecutor>) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.close()).await;
+    });
 }
 
 /// A per-process, per-topic suffix so concurrent runs never share a subscription name.

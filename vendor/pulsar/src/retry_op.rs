@@ -136,14 +136,19 @@ pub async fn retry_subscribe_consumer<Exe: Executor>(
         }
         current_retries += 1;
     }
-    connection
-        .sender()
-        .send_flow(consumer_id, batch_size)
-        .await
-        .map_err(|err| {
-            error!("TopicConsumer::send_flow({topic}) error: {err:?}");
-            Error::Consumer(ConsumerError::Connection(err))
-        })?;
+    // pulsar2mysql patch: a batch size of 0 asks for no messages at all (a consumer used
+    // only for `get_last_message_id`). The broker rejects a Flow of 0 permits by closing
+    // the connection, so none is sent; the engine never sends one either (0 < 0 is false).
+    if batch_size > 0 {
+        connection
+            .sender()
+            .send_flow(consumer_id, batch_size)
+            .await
+            .map_err(|err| {
+                error!("TopicConsumer::send_flow({topic}) error: {err:?}");
+                Error::Consumer(ConsumerError::Connection(err))
+            })?;
+    }
 
     Ok(messages)
 }
