@@ -285,13 +285,21 @@ pub fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
 /// gets there within two minutes.
 pub async fn wait_mid_run(db: &TestDb, child: &mut std::process::Child, rows: i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // One connection for the whole wait: a new one per poll floods the server's log with
+    // aborted connections and adds load to the run under test.
+    let mut conn = db.conn().await;
     loop {
-        let reached = db.scalar("SELECT COUNT(*) FROM sink_table").await >= rows;
+        let count: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS SIGNED) FROM sink_table")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let reached = count >= rows;
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before it reached {rows} rows"
         );
         if reached {
+            let _ = conn.close().await;
             return;
         }
         if tokio::time::Instant::now() >= deadline {
