@@ -126,6 +126,9 @@ impl TsvData {
     }
 }
 
+/// How long getting a connection may take, as the sqlx pool's acquire timeout.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.
 pub struct LoadDataWriter {
     pool: mysql_async::Pool,
@@ -158,7 +161,7 @@ impl LoadDataWriter {
     pub fn warm_up(&self) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            if let Ok(conn) = pool.get_conn().await {
+            if let Ok(conn) = connection(&pool).await {
                 drop(conn); // back to the pool, idle
             }
         });
@@ -171,7 +174,7 @@ impl LoadDataWriter {
         statement: &str,
         data: &TsvData,
     ) -> std::result::Result<Started, LoadError> {
-        let mut conn = self.pool.get_conn().await?;
+        let mut conn = connection(&self.pool).await?;
         match load(&mut conn, statement, data).await {
             Ok(loaded) => Ok(Started {
                 conn: Some(conn),
@@ -241,6 +244,24 @@ impl Drop for Started {
         if let Some(conn) = self.conn.take() {
             tokio::spawn(discard(conn));
         }
+    }
+}
+
+/// A connection from the pool, or a retriable timeout: `mysql_async` has no connect
+/// timeout of its own, and a server that accepts TCP but never answers must not stall
+/// the run.
+async fn connection(
+    pool: &mysql_async::Pool,
+) -> std::result::Result<mysql_async::Conn, mysql_async::Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, pool.get_conn()).await {
+        Ok(conn) => conn,
+        Err(_) => Err(mysql_async::Error::Io(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection to MySQL within {CONNECT_TIMEOUT:?}"),
+            )
+            .into(),
+        )),
     }
 }
 
