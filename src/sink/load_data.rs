@@ -443,6 +443,9 @@ fn connect_opts(cfg: &SinkConfig, session_init: &str) -> Result<mysql_async::Opt
                 .with_constraints(
                     mysql_async::PoolConstraints::new(0, cfg.writers.max(1)).expect("0 <= writers"),
                 )
+                // Keep idle connections for the next batch. Without a TTL the pool keeps only
+                // `min` (0) idle ones, so every batch (and the warm-up) would connect anew.
+                .with_inactive_connection_ttl(std::time::Duration::from_secs(60))
                 .with_reset_connection(false),
         );
     let mut ssl_mode = String::new();
