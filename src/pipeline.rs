@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{BadRecordPolicy, Config, EndBound, RecordsConfig, WriteStrategy};
+use crate::config::{
+    BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, WriteStrategy,
+};
 use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
@@ -136,11 +138,34 @@ async fn run_inner(
     write_strategy: &mut Option<WriteStrategy>,
 ) -> Result<()> {
     cfg.validate()?;
-    let sink = Arc::new(MysqlSink::connect(&cfg.sink, cfg.dry_run).await?);
+    // Side by side: neither needs the other, and both are round trips on the critical path
+    // of a short run. The first error ends both.
+    let (sink, readers) = tokio::try_join!(
+        async {
+            MysqlSink::connect(&cfg.sink, cfg.dry_run)
+                .await
+                .map(Arc::new)
+        },
+        open_readers(&cfg.source),
+    )?;
     *write_strategy = Some(sink.write_strategy());
-    let result = run_with_sink(cfg, shutdown, stats, resolved, &sink).await;
+    let result = run_with_sink(cfg, shutdown, stats, resolved, &sink, readers).await;
     sink.close().await;
     result
+}
+
+/// The Pulsar side of a run's setup: each partition's end snapshot (taken now: this is when
+/// the run starts) and a reader from the range's start. Readers open before the checkpoints
+/// are known, so the broker's first delivery overlaps the MySQL setup; a partition with a
+/// checkpoint is moved to it afterwards ([`PartitionReader::resume_after`]).
+async fn open_readers(cfg: &SourceConfig) -> Result<Vec<PartitionReader>> {
+    let source = PulsarSource::connect(cfg).await?;
+    let partitions = source.partitions().await?;
+    futures::future::try_join_all(partitions.into_iter().map(|p| async {
+        let end = source.end_snapshot(&p).await?;
+        source.open(p, None, end).await
+    }))
+    .await
 }
 
 async fn run_with_sink(
@@ -149,6 +174,7 @@ async fn run_with_sink(
     stats: &Arc<Stats>,
     resolved: &mut Vec<ResolvedRange>,
     sink: &Arc<MysqlSink>,
+    mut readers: Vec<PartitionReader>,
 ) -> Result<()> {
     let converter = converter_for(sink, &cfg.records)?;
 
@@ -171,19 +197,16 @@ async fn run_with_sink(
         }
     };
 
-    let source = PulsarSource::connect(&cfg.source).await?;
-    let partitions = source.partitions().await?;
     tracing::info!(
         job_id = %cfg.job_id, topic = %cfg.source.topic, table = %sink.table(),
-        from = %cfg.source.from, to = %cfg.source.to, partitions = partitions.len(),
+        from = %cfg.source.from, to = %cfg.source.to, partitions = readers.len(),
         resumed = checkpoints.len(), "run starts"
     );
-    let readers: Vec<PartitionReader> =
-        futures::future::try_join_all(partitions.into_iter().map(|p| {
-            let cp = checkpoints.get(&p.checkpoint_index()).map(|c| c.position);
-            source.open(p, cp)
-        }))
-        .await?;
+    futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
+        let cp = checkpoints.get(&reader.partition().checkpoint_index())?;
+        Some(reader.resume_after(cp.position))
+    }))
+    .await?;
 
     let writer = Writer {
         sink: sink.clone(),
@@ -266,6 +289,11 @@ async fn run_partition(
                 if shutdown.is_cancelled() {
                     break;
                 }
+                // Buffered messages never make this loop wait, and pulsar-rs's channels are
+                // not tokio's, so nothing else makes it yield: without this, the writer task
+                // it wakes (streaming the batch to MySQL) waits in this worker's LIFO slot
+                // until the whole buffer is read.
+                tokio::task::yield_now().await;
             }
             let next = tokio::select! {
                 biased;

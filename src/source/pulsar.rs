@@ -53,6 +53,11 @@ pub struct ResolvedRange {
     pub stopped_because: Option<&'static str>,
 }
 
+/// A partition's last message when the run started (`None`: the broker named none, the
+/// partition is empty or its current ledger holds nothing yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndSnapshot(pub Option<Position>);
+
 /// Upper end of a position range where a missing batch index means "the whole entry".
 fn entry_end(p: Position) -> Position {
     if p.batch_index < 0 {
@@ -414,12 +419,41 @@ impl PulsarSource {
         }
     }
 
-    /// Opens a reader on one partition. `checkpoint` is the last position committed by an
-    /// earlier run of the same job and range; reading resumes strictly after it.
+    /// The partition's last message now, which bounds what a run reads of it (`to = latest`
+    /// and every other bound: nothing published after the run started is waited for).
+    /// Retried within the retry budget. Independent of checkpoints, so a run takes it while
+    /// it sets up MySQL.
+    pub async fn end_snapshot(&self, partition: &Partition) -> Result<EndSnapshot> {
+        let mut backoff = Backoff::new(self.cfg.retry_budget);
+        loop {
+            let attempt = tokio::time::timeout(
+                CONNECT_ATTEMPT_TIMEOUT,
+                last_message_of(&self.client, &partition.topic),
+            )
+            .await;
+            let error = match attempt {
+                Ok(Ok(last)) => return Ok(EndSnapshot(last)),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {CONNECT_ATTEMPT_TIMEOUT:?}"),
+            };
+            tracing::warn!(partition = %partition.topic, %error, "cannot ask for the last message yet; retrying");
+            if !backoff.wait().await {
+                return Err(source_err(
+                    &format!("cannot find the last message of {}", partition.topic),
+                    error,
+                ));
+            }
+        }
+    }
+
+    /// Opens a reader on one partition, up to `end` (its [`Self::end_snapshot`]).
+    /// `checkpoint` is the last position committed by an earlier run of the same job and
+    /// range; reading resumes strictly after it.
     pub async fn open(
         &self,
         partition: Partition,
         checkpoint: Option<Position>,
+        end: EndSnapshot,
     ) -> Result<PartitionReader> {
         let start_after = match (&checkpoint, &self.cfg.from) {
             (Some(p), _) => Some(*p),
@@ -468,7 +502,7 @@ impl PulsarSource {
             from_publish_time,
             to_publish_time,
             stop_at,
-            end: None,
+            end: end.0,
             done: None,
             idle_timeout: self.cfg.idle_timeout,
             retry_budget: self.cfg.retry_budget,
@@ -493,9 +527,8 @@ pub struct PartitionReader {
     from_publish_time: Option<i64>,
     to_publish_time: Option<i64>,
     stop_at: Option<Position>,
-    /// The partition's last message when the reader opened: `None` until known,
-    /// `Some(None)` when the broker could not name one.
-    end: Option<Option<Position>>,
+    /// The partition's last message when the run started; `None` when the broker named none.
+    end: Option<Position>,
     done: Option<&'static str>,
     idle_timeout: Duration,
     retry_budget: Duration,
@@ -522,7 +555,7 @@ impl PartitionReader {
             start_after: self.start_after.map(show),
             from_publish_time: self.from_publish_time,
             window_start: self.seek_to.map(show),
-            end_snapshot: self.end.flatten().map(show),
+            end_snapshot: self.end.map(show),
             stop_at: self.stop_at.map(show),
             to_publish_time: self.to_publish_time,
             stopped_because: self.done,
@@ -543,15 +576,6 @@ impl PartitionReader {
             // resume_id makes the broker deliver the entry holding `first` itself.
             options = options.starting_on_message(resume_id(first));
         }
-        // The end is fixed once, first, by a consumer of its own (see `last_message_of`).
-        // Not concurrently with the subscription below: pulsar-rs's connection manager can
-        // drop a connection that a concurrent request is still using.
-        let end = match self.end {
-            Some(end) => end,
-            None => last_message_of(&self.client, &self.partition.topic)
-                .await
-                .map_err(|e| e.to_string())?,
-        };
         let consumer: Consumer<Vec<u8>, TokioExecutor> = self
             .client
             .consumer()
@@ -566,7 +590,6 @@ impl PartitionReader {
             .build()
             .await
             .map_err(|e| e.to_string())?;
-        self.end = Some(end);
         self.consumer = Some(consumer);
         Ok(())
     }
@@ -592,7 +615,7 @@ impl PartitionReader {
                 }
             }
         }
-        if let (Some(Some(end)), Some(after)) = (self.end, self.start_after) {
+        if let (Some(end), Some(after)) = (self.end, self.start_after) {
             // A whole entry (not batched, or a bound without batch index) at or past the end
             // entry, or the end's own last message (the broker names the last message of a
             // batched entry by its batch index): nothing of the snapshot is left to read.
@@ -604,10 +627,25 @@ impl PartitionReader {
                 self.done = Some("already_at_end");
             }
         }
-        if matches!(self.end, Some(None)) && self.last_seen.is_none() {
+        if self.end.is_none() && self.last_seen.is_none() {
             tracing::debug!(partition = %self.partition.topic, "broker reports no last message; the partition may be empty");
         }
         Ok(())
+    }
+
+    /// Moves the start to just after `checkpoint`, found after this reader opened (a run opens
+    /// its readers while it reads its checkpoints from MySQL): resubscribes there, dropping
+    /// whatever the first subscription buffered. Only before the first `next`.
+    pub async fn resume_after(&mut self, checkpoint: Position) -> Result<()> {
+        debug_assert!(
+            self.last_seen == self.start_after,
+            "resume_after after reading"
+        );
+        self.start_after = Some(checkpoint);
+        self.last_seen = Some(checkpoint);
+        self.seek_to = None;
+        self.done = None;
+        self.connect_with_retry().await
     }
 
     /// Reconnects after the last position seen. Reconnects that bring no new message share one
@@ -644,7 +682,7 @@ impl PartitionReader {
                 return Ok(None);
             }
             let consumer = self.consumer.as_mut().expect("connected");
-            let end = self.end.flatten();
+            let end = self.end;
             // Most messages are already buffered: take them without arming a timer (a timer
             // per message costs a clock read and a timer-wheel entry).
             let ready = match consumer.try_next().now_or_never() {
@@ -741,7 +779,7 @@ impl PartitionReader {
     }
 }
 
-/// How long one subscribe attempt (lookup, subscribe, end snapshot) may take. pulsar-rs
+/// How long one subscribe attempt (lookup and subscribe, or the end snapshot) may take. pulsar-rs
 /// retries inside an attempt on its own, up to minutes with its options; past this the attempt
 /// counts as failed and the reader's own backoff and retry budget decide.
 const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
