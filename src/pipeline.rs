@@ -161,11 +161,7 @@ async fn run_inner(
 async fn open_readers(cfg: &SourceConfig) -> Result<Vec<PartitionReader>> {
     let source = PulsarSource::connect(cfg).await?;
     let partitions = source.partitions().await?;
-    futures::future::try_join_all(partitions.into_iter().map(|p| async {
-        let end = source.end_snapshot(&p).await?;
-        source.open(p, None, end).await
-    }))
-    .await
+    futures::future::try_join_all(partitions.into_iter().map(|p| source.open_from_start(p))).await
 }
 
 async fn run_with_sink(
@@ -178,22 +174,26 @@ async fn run_with_sink(
 ) -> Result<()> {
     let converter = converter_for(sink, &cfg.records)?;
 
-    let lock = if cfg.dry_run {
+    let mut lock = if cfg.dry_run {
         None
     } else {
         Some(JobLock::acquire(sink.acquire().await?, &cfg.job_id).await?)
     };
     let range_key = cfg.range_key();
     let checkpoints = {
-        let mut conn = sink.acquire().await?;
+        let mut own = None;
+        let conn = match lock.as_mut() {
+            Some(lock) => lock.connection(),
+            None => &mut **own.insert(sink.acquire().await?),
+        };
         if cfg.reprocess && !cfg.dry_run {
-            let n = checkpoint::clear(&mut conn, &cfg.job_id, &range_key).await?;
+            let n = checkpoint::clear(conn, &cfg.job_id, &range_key).await?;
             tracing::info!(cleared = n, "--reprocess: forgot this range's checkpoints");
         }
         if cfg.reprocess {
             Default::default()
         } else {
-            checkpoint::load(&mut conn, &cfg.job_id, &range_key).await?
+            checkpoint::load(conn, &cfg.job_id, &range_key).await?
         }
     };
 

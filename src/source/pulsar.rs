@@ -455,6 +455,30 @@ impl PulsarSource {
         checkpoint: Option<Position>,
         end: EndSnapshot,
     ) -> Result<PartitionReader> {
+        let mut reader = self.subscribe(partition, checkpoint).await?;
+        reader.end_is(end);
+        Ok(reader)
+    }
+
+    /// Opens a reader from the range's start while the end snapshot is taken, the two
+    /// subscriptions side by side. A checkpoint found afterwards moves the reader with
+    /// [`PartitionReader::resume_after`].
+    pub async fn open_from_start(&self, partition: Partition) -> Result<PartitionReader> {
+        let (end, mut reader) = futures::future::try_join(
+            self.end_snapshot(&partition),
+            self.subscribe(partition.clone(), None),
+        )
+        .await?;
+        reader.end_is(end);
+        Ok(reader)
+    }
+
+    /// A subscribed reader whose end is not known yet (`end_is` must follow).
+    async fn subscribe(
+        &self,
+        partition: Partition,
+        checkpoint: Option<Position>,
+    ) -> Result<PartitionReader> {
         let start_after = match (&checkpoint, &self.cfg.from) {
             (Some(p), _) => Some(*p),
             (None, StartBound::AfterId(ids)) => {
@@ -502,7 +526,7 @@ impl PulsarSource {
             from_publish_time,
             to_publish_time,
             stop_at,
-            end: end.0,
+            end: None,
             done: None,
             idle_timeout: self.cfg.idle_timeout,
             retry_budget: self.cfg.retry_budget,
@@ -615,6 +639,21 @@ impl PartitionReader {
                 }
             }
         }
+        self.check_already_at_end();
+        Ok(())
+    }
+
+    /// Sets the end snapshot (once, when the reader opens).
+    fn end_is(&mut self, end: EndSnapshot) {
+        self.end = end.0;
+        if self.end.is_none() && self.last_seen.is_none() {
+            tracing::debug!(partition = %self.partition.topic, "broker reports no last message; the partition may be empty");
+        }
+        self.check_already_at_end();
+    }
+
+    /// Marks the reader done when its start is already at or past its end.
+    fn check_already_at_end(&mut self) {
         if let (Some(end), Some(after)) = (self.end, self.start_after) {
             // A whole entry (not batched, or a bound without batch index) at or past the end
             // entry, or the end's own last message (the broker names the last message of a
@@ -627,10 +666,6 @@ impl PartitionReader {
                 self.done = Some("already_at_end");
             }
         }
-        if self.end.is_none() && self.last_seen.is_none() {
-            tracing::debug!(partition = %self.partition.topic, "broker reports no last message; the partition may be empty");
-        }
-        Ok(())
     }
 
     /// Moves the start to just after `checkpoint`, found after this reader opened (a run opens
