@@ -193,7 +193,7 @@ async fn run_with_sink(
         if cfg.reprocess {
             Default::default()
         } else {
-            checkpoint::load(conn, &cfg.job_id, &range_key).await?
+            checkpoint::load(conn, &cfg.job_id, &range_key, !cfg.dry_run).await?
         }
     };
 

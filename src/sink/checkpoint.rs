@@ -71,19 +71,30 @@ pub struct Checkpoint {
 }
 
 /// The checkpoints of one job and range, keyed by partition index (-1 = not partitioned).
+///
+/// `settled` makes it a locking read, which waits for a transaction still writing these
+/// checkpoints: a run killed (or cut off) right after sending COMMIT leaves that COMMIT to
+/// finish on the server after its job lock is already released, and a plain read would return
+/// the checkpoint from before it, so its batch would be written twice. Dry runs, which write
+/// nothing, read without locking (and need no write privilege).
 pub async fn load(
     conn: &mut MySqlConnection,
     job_id: &str,
     range_key: &str,
+    settled: bool,
 ) -> Result<HashMap<i32, Checkpoint>> {
-    let rows = sqlx::query(
+    let sql = if settled {
         "SELECT partition_index, ledger_id, entry_id, batch_index, publish_time, records
-           FROM p2m_checkpoint WHERE job_id = ? AND range_key = ?",
-    )
-    .bind(job_id)
-    .bind(range_key)
-    .fetch_all(&mut *conn)
-    .await;
+           FROM p2m_checkpoint WHERE job_id = ? AND range_key = ? LOCK IN SHARE MODE"
+    } else {
+        "SELECT partition_index, ledger_id, entry_id, batch_index, publish_time, records
+           FROM p2m_checkpoint WHERE job_id = ? AND range_key = ?"
+    };
+    let rows = sqlx::query(sql)
+        .bind(job_id)
+        .bind(range_key)
+        .fetch_all(&mut *conn)
+        .await;
     let rows = match rows {
         Ok(rows) => rows,
         // A dry run skips the migrations: no checkpoint table means no checkpoints yet.
@@ -158,8 +169,9 @@ pub async fn position_of(
     partition: i32,
 ) -> std::result::Result<Option<Position>, sqlx::Error> {
     let row = sqlx::query(
+        // A locking read: the lost commit may still be finishing on the server.
         "SELECT ledger_id, entry_id, batch_index FROM p2m_checkpoint
-          WHERE job_id = ? AND range_key = ? AND partition_index = ?",
+          WHERE job_id = ? AND range_key = ? AND partition_index = ? LOCK IN SHARE MODE",
     )
     .bind(job_id)
     .bind(range_key)
