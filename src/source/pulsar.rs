@@ -680,6 +680,14 @@ impl PartitionReader {
         self.last_seen = Some(checkpoint);
         self.seek_to = None;
         self.done = None;
+        self.check_already_at_end();
+        if self.done.is_some() {
+            // A finished range (a re-run): nothing to subscribe for.
+            if let Some(c) = self.consumer.take() {
+                close_in_background(c);
+            }
+            return Ok(());
+        }
         self.connect_with_retry().await
     }
 
