@@ -277,7 +277,7 @@ pub fn render(
     w.head(
         name,
         "histogram",
-        "Time to commit one batch (rows, dead letters and checkpoint), retries included.",
+        "From a batch's last row to its commit (rows, dead letters, checkpoint), retries included.",
     );
     for (i, count) in buckets.iter().enumerate() {
         let le = BATCH_SECONDS_BUCKETS

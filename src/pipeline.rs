@@ -386,14 +386,17 @@ async fn run_partition(
 
 async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()> {
     while let Some(handoff) = rx.recv().await {
-        let (batch, early) = match handoff {
-            Handoff::Closed(batch) => (batch, None),
+        // The batch duration runs from the batch's last row (when it is closed) to its commit:
+        // the part of writing that reading does not hide, for both strategies.
+        let (batch, early, closed_at) = match handoff {
+            Handoff::Closed(batch) => (batch, None, Instant::now()),
             Handoff::Opened(_) if w.dry_run => continue,
             Handoff::Opened(open) => {
                 // Stream the batch while the reader fills it; its Closed comes next.
-                let (early, next) = tokio::join!(w.sink.start_load(&open), rx.recv());
+                let closed = async { (rx.recv().await, Instant::now()) };
+                let (early, (next, closed_at)) = tokio::join!(w.sink.start_load(&open), closed);
                 match next {
-                    Some(Handoff::Closed(batch)) => (batch, Some(early)),
+                    Some(Handoff::Closed(batch)) => (batch, Some(early), closed_at),
                     // The reader stopped without closing the batch (its error is reported);
                     // the abandoned load was rolled back.
                     _ => return Ok(()),
@@ -404,12 +407,13 @@ async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()>
         if w.dry_run {
             continue;
         }
-        let clock = Instant::now();
         let done = w
             .sink
             .commit(&batch, &w.job_id, &w.range_key, early)
             .await?;
-        w.stats.batch_seconds.observe(clock.elapsed().as_secs_f64());
+        w.stats
+            .batch_seconds
+            .observe(closed_at.elapsed().as_secs_f64());
         w.stats.rows_written.fetch_add(done.rows_written, Relaxed);
         w.stats.duplicates.fetch_add(done.duplicates, Relaxed);
         w.stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);

@@ -24,7 +24,8 @@ pub struct Stats {
     pub retries: AtomicU64,
     pub bad_total: AtomicU64,
     bad_by_reason: Mutex<BTreeMap<BadReason, u64>>,
-    /// Time to commit one batch (rows, dead letters and checkpoint), retries included.
+    /// From a batch's last row to its commit (rows, dead letters and checkpoint), retries
+    /// included: the write time that reading does not hide.
     pub batch_seconds: Histogram,
     partitions: Mutex<BTreeMap<i32, PartitionProgress>>,
 }
