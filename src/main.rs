@@ -42,9 +42,14 @@ fn init_logging(cli: &Cli) {
         .or_else(|_| EnvFilter::try_new(&cli.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // pulsar-rs logs whole protocol frames at trace level, the CONNECT frame with its auth
-    // token included: never let them through, whatever level was asked for.
+    // token included: never let them through, whatever level was asked for. It also logs
+    // every subscription as a warning ("Retry #0 -> connecting consumer"), which reads like
+    // a fault; its real retries and failures are logged as errors, which stay.
     let no_frames = tracing_subscriber::filter::filter_fn(|m| {
-        !(*m.level() == tracing::Level::TRACE && m.target().starts_with("pulsar::connection"))
+        let frame =
+            *m.level() == tracing::Level::TRACE && m.target().starts_with("pulsar::connection");
+        let subscribing = *m.level() == tracing::Level::WARN && m.target() == "pulsar::retry_op";
+        !(frame || subscribing)
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
