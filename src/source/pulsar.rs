@@ -53,11 +53,6 @@ pub struct ResolvedRange {
     pub stopped_because: Option<&'static str>,
 }
 
-/// A partition's last message when the run started (`None`: the broker named none, the
-/// partition is empty or its current ledger holds nothing yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EndSnapshot(pub Option<Position>);
-
 /// Upper end of a position range where a missing batch index means "the whole entry".
 fn entry_end(p: Position) -> Position {
     if p.batch_index < 0 {
@@ -419,69 +414,42 @@ impl PulsarSource {
         }
     }
 
-    /// The partition's last message now, which bounds what a run reads of it (`to = latest`
-    /// and every other bound: nothing published after the run started is waited for).
-    /// Retried within the retry budget. Independent of checkpoints, so a run takes it while
-    /// it sets up MySQL.
-    pub async fn end_snapshot(&self, partition: &Partition) -> Result<EndSnapshot> {
+    /// The partition's last message now (`None`: the broker names none, the partition is
+    /// empty or its current ledger holds nothing yet), which bounds what a run reads of it:
+    /// nothing published after the run started is waited for.
+    async fn end_snapshot(&self, partition: &Partition) -> Result<Option<Position>> {
         let mut backoff = Backoff::new(self.cfg.retry_budget);
         loop {
-            let attempt = tokio::time::timeout(
-                CONNECT_ATTEMPT_TIMEOUT,
-                last_message_of(&self.client, &partition.topic),
-            )
-            .await;
-            let error = match attempt {
-                Ok(Ok(last)) => return Ok(EndSnapshot(last)),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {CONNECT_ATTEMPT_TIMEOUT:?}"),
-            };
-            tracing::warn!(partition = %partition.topic, %error, "cannot ask for the last message yet; retrying");
-            if !backoff.wait().await {
-                return Err(source_err(
-                    &format!("cannot find the last message of {}", partition.topic),
-                    error,
-                ));
+            match bounded(last_message_of(&self.client, &partition.topic)).await {
+                Ok(last) => return Ok(last),
+                Err(e) => {
+                    retry_or_give_up(&mut backoff, "find the last message of", partition, e).await?
+                }
             }
         }
     }
 
-    /// Opens a reader on one partition, up to `end` (its [`Self::end_snapshot`]).
-    /// `checkpoint` is the last position committed by an earlier run of the same job and
-    /// range; reading resumes strictly after it.
-    pub async fn open(
-        &self,
-        partition: Partition,
-        checkpoint: Option<Position>,
-        end: EndSnapshot,
-    ) -> Result<PartitionReader> {
-        let mut reader = self.subscribe(partition, checkpoint).await?;
-        reader.end_is(end);
-        Ok(reader)
-    }
-
-    /// Opens a reader from the range's start while the end snapshot is taken, the two
-    /// subscriptions side by side. A checkpoint found afterwards moves the reader with
-    /// [`PartitionReader::resume_after`].
+    /// Opens a reader on one partition from the range's start, while the end snapshot is
+    /// taken (the two subscriptions side by side). A checkpoint found afterwards moves the
+    /// reader with [`PartitionReader::resume_after`].
     pub async fn open_from_start(&self, partition: Partition) -> Result<PartitionReader> {
         let (end, mut reader) = futures::future::try_join(
             self.end_snapshot(&partition),
-            self.subscribe(partition.clone(), None),
+            self.subscribe(partition.clone()),
         )
         .await?;
-        reader.end_is(end);
+        reader.end = end;
+        if end.is_none() && reader.last_seen.is_none() {
+            tracing::debug!(partition = %reader.partition.topic, "broker reports no last message; the partition may be empty");
+        }
+        reader.check_already_at_end();
         Ok(reader)
     }
 
-    /// A subscribed reader whose end is not known yet (`end_is` must follow).
-    async fn subscribe(
-        &self,
-        partition: Partition,
-        checkpoint: Option<Position>,
-    ) -> Result<PartitionReader> {
-        let start_after = match (&checkpoint, &self.cfg.from) {
-            (Some(p), _) => Some(*p),
-            (None, StartBound::AfterId(ids)) => {
+    /// A subscribed reader whose end is not known yet.
+    async fn subscribe(&self, partition: Partition) -> Result<PartitionReader> {
+        let start_after = match &self.cfg.from {
+            StartBound::AfterId(ids) => {
                 let id = id_for_partition(ids, partition.index).ok_or_else(|| {
                     Error::Config(format!(
                         "--from gives no message id for partition {}",
@@ -586,7 +554,7 @@ impl PartitionReader {
         }
     }
 
-    async fn connect(&mut self) -> std::result::Result<(), String> {
+    async fn connect(&mut self) -> std::result::Result<(), pulsar::Error> {
         if let Some(old) = self.consumer.take() {
             close_in_background(old);
         }
@@ -612,8 +580,7 @@ impl PartitionReader {
             .with_batch_size(2000)
             .with_options(options)
             .build()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.consumer = Some(consumer);
         Ok(())
     }
@@ -621,35 +588,15 @@ impl PartitionReader {
     async fn connect_with_retry(&mut self) -> Result<()> {
         let mut backoff = Backoff::new(self.retry_budget);
         loop {
-            let attempt = tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, self.connect()).await;
-            match attempt.unwrap_or_else(|_| {
-                Err(format!(
-                    "subscribing did not finish within {CONNECT_ATTEMPT_TIMEOUT:?}"
-                ))
-            }) {
+            match bounded(self.connect()).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(partition = %self.partition.topic, error = %e, "cannot subscribe yet; retrying");
-                    if !backoff.wait().await {
-                        return Err(source_err(
-                            &format!("cannot read {}", self.partition.topic),
-                            e,
-                        ));
-                    }
+                    retry_or_give_up(&mut backoff, "subscribe to", &self.partition, e).await?
                 }
             }
         }
         self.check_already_at_end();
         Ok(())
-    }
-
-    /// Sets the end snapshot (once, when the reader opens).
-    fn end_is(&mut self, end: EndSnapshot) {
-        self.end = end.0;
-        if self.end.is_none() && self.last_seen.is_none() {
-            tracing::debug!(partition = %self.partition.topic, "broker reports no last message; the partition may be empty");
-        }
-        self.check_already_at_end();
     }
 
     /// Marks the reader done when its start is already at or past its end.
@@ -826,6 +773,35 @@ impl PartitionReader {
 /// retries inside an attempt on its own, up to minutes with its options; past this the attempt
 /// counts as failed and the reader's own backoff and retry budget decide.
 const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One attempt at a broker operation, bounded by CONNECT_ATTEMPT_TIMEOUT.
+async fn bounded<T, E: std::fmt::Display>(
+    attempt: impl Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, attempt).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {CONNECT_ATTEMPT_TIMEOUT:?}")),
+    }
+}
+
+/// After a failed attempt to `doing` a partition: logs it and waits out the backoff, or
+/// returns the error once the retry budget is spent.
+async fn retry_or_give_up(
+    backoff: &mut Backoff,
+    doing: &str,
+    partition: &Partition,
+    error: String,
+) -> Result<()> {
+    tracing::warn!(partition = %partition.topic, %error, "cannot {doing} the partition yet; retrying");
+    if backoff.wait().await {
+        Ok(())
+    } else {
+        Err(source_err(
+            &format!("cannot {doing} {}", partition.topic),
+            error,
+        ))
+    }
+}
 
 /// How long closing a consumer may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

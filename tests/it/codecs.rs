@@ -86,34 +86,12 @@ async fn snappy_from_python() {
 /// pulsar-rs producers write framed Snappy; the patched decoder must still read it.
 #[tokio::test]
 async fn snappy_framed_from_rust() {
-    use pulsar::{compression, producer::ProducerOptions, Pulsar, TokioExecutor};
+    use pulsar::compression::{Compression, CompressionSnappy};
 
     let db = TestDb::new("codec_snappy_framed").await;
     let topic = topic("codec-snappy-framed");
-    let client = Pulsar::builder(pulsar_url(), TokioExecutor)
-        .build()
-        .await
-        .unwrap();
-    let mut producer = client
-        .producer()
-        .with_topic(&topic)
-        .with_options(ProducerOptions {
-            compression: Some(compression::Compression::Snappy(
-                compression::CompressionSnappy::default(),
-            )),
-            ..Default::default()
-        })
-        .build()
-        .await
-        .unwrap();
-    for i in 0..300u32 {
-        producer
-            .send_non_blocking(format!("{i}|msg-{i}").into_bytes())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    let snappy = Compression::Snappy(CompressionSnappy::default());
+    produce_with(&topic, seed_records(0..300), 1, Some(snappy)).await;
     let run = run_binary(&run_args(&topic, &db)).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.u("rows_written"), 300);

@@ -110,6 +110,16 @@ pub fn topic(prefix: &str) -> String {
 
 /// Produces `payloads` with the Rust client (batched when `batch` > 1).
 pub async fn produce(topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>, batch: u32) {
+    produce_with(topic, payloads, batch, None).await
+}
+
+/// [`produce`], compressed with `compression`.
+pub async fn produce_with(
+    topic: &str,
+    payloads: impl IntoIterator<Item = Vec<u8>>,
+    batch: u32,
+    compression: Option<pulsar::compression::Compression>,
+) {
     let client = Pulsar::builder(pulsar_url(), TokioExecutor)
         .build()
         .await
@@ -120,6 +130,7 @@ pub async fn produce(topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>, b
         .with_options(ProducerOptions {
             batch_size: (batch > 1).then_some(batch),
             block_queue_if_full: true,
+            compression,
             ..Default::default()
         })
         .build()
