@@ -14,7 +14,8 @@ use self::proto::*;
 pub use self::proto::{BaseCommand, MessageMetadata as Metadata};
 use crate::{connection::RequestKey, error::ConnectionError};
 
-const CRC_CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+const CRC_CASTAGNOLI: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// Pulsar binary message
 ///
@@ -325,13 +326,13 @@ impl tokio_util::codec::Decoder for Codec {
 
                         let metadata = Metadata::decode(payload_frame.metadata)?;
 
-                        //computing crc from metadata using the CRC_CASTAGNOLI checksum
-                        let mut reconstructed_crc_data = Vec::new();
-                        reconstructed_crc_data.put_u32(payload_frame.metadata_size);
-                        reconstructed_crc_data.extend_from_slice(payload_frame.metadata);
-                        reconstructed_crc_data.extend_from_slice(buf);
-
-                        let computed_crc_32 = CRC_CASTAGNOLI.checksum(&reconstructed_crc_data);
+                        // CRC32C over metadata size, metadata and payload, digested in place
+                        // (pulsar2mysql patch: no copy of the entry, slice-by-16 table).
+                        let mut digest = CRC_CASTAGNOLI.digest();
+                        digest.update(&payload_frame.metadata_size.to_be_bytes());
+                        digest.update(payload_frame.metadata);
+                        digest.update(buf);
+                        let computed_crc_32 = digest.finalize();
 
                         let checksum32 = payload_frame.checksum;
                         if checksum32 == computed_crc_32 {
@@ -452,13 +453,13 @@ impl asynchronous_codec::Decoder for Codec {
 
                         let metadata = Metadata::decode(payload_frame.metadata)?;
 
-                        //computing crc from metadata using the CRC_CASTAGNOLI checksum
-                        let mut reconstructed_crc_data = Vec::new();
-                        reconstructed_crc_data.put_u32(payload_frame.metadata_size);
-                        reconstructed_crc_data.extend_from_slice(payload_frame.metadata);
-                        reconstructed_crc_data.extend_from_slice(buf);
-
-                        let computed_crc_32 = CRC_CASTAGNOLI.checksum(&reconstructed_crc_data);
+                        // CRC32C over metadata size, metadata and payload, digested in place
+                        // (pulsar2mysql patch: no copy of the entry, slice-by-16 table).
+                        let mut digest = CRC_CASTAGNOLI.digest();
+                        digest.update(&payload_frame.metadata_size.to_be_bytes());
+                        digest.update(payload_frame.metadata);
+                        digest.update(buf);
+                        let computed_crc_32 = digest.finalize();
 
                         let checksum32 = payload_frame.checksum;
                         if checksum32 == computed_crc_32 {

@@ -67,6 +67,14 @@ impl Iterator for BatchedMessageIterator {
             None
         }
     }
+
+    // pulsar2mysql patch: an exact hint, so collecting a batch allocates once instead of
+    // growing (and copying) its vector of large items step by step.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let remaining =
+            ((self.total_messages - self.current_index) as usize).min(self.messages.len());
+        (remaining, Some(remaining))
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,16 @@
-use std::sync::Arc;
+use std::{
+    future::poll_fn,
+    sync::{
+        atomic::{AtomicBool, AtomicI64, Ordering},
+        Arc,
+    },
+    task::Poll,
+};
 
-use futures::channel::{mpsc, oneshot};
+use futures::{
+    channel::{mpsc, oneshot},
+    task::AtomicWaker,
+};
 
 use crate::{
     connection::Connection,
@@ -8,7 +18,73 @@ use crate::{
     Error, Executor, Payload,
 };
 
-pub type MessageIdDataReceiver = mpsc::Receiver<Result<(MessageIdData, Payload), Error>>;
+/// The messages of one broker entry (a batch, or a single message), in order.
+pub type Entry = Vec<(MessageIdData, Payload)>;
+
+pub type MessageIdDataReceiver = mpsc::UnboundedReceiver<Result<Entry, Error>>;
+
+/// The receiver queue's bound, counted in messages, between a consumer's engine and the
+/// consumer (pulsar2mysql patch, see vendor/README.md).
+///
+/// The engine hands the consumer a whole entry per channel item, instead of one item per
+/// message: a batch of 500 messages costs one channel operation and one wake-up instead of
+/// 500. The channel itself is unbounded; this credit keeps the number of buffered messages
+/// at the configured receiver queue size, as the bounded per-message channel did.
+#[derive(Debug)]
+pub struct QueueCredit {
+    available: AtomicI64,
+    closed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl QueueCredit {
+    pub fn new(messages: u32) -> Self {
+        QueueCredit {
+            available: AtomicI64::new(i64::from(messages.max(1))),
+            closed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Engine side: waits until the queue has room, then takes `messages` from it (it may go
+    /// below zero by one entry, as a bounded channel holds one item per sender beyond its
+    /// capacity). False once the consumer is gone.
+    pub async fn acquire(&self, messages: usize) -> bool {
+        poll_fn(|cx| {
+            for registered in [false, true] {
+                if self.closed.load(Ordering::Acquire) {
+                    return Poll::Ready(false);
+                }
+                if self.available.load(Ordering::Acquire) > 0 {
+                    self.available
+                        .fetch_sub(messages as i64, Ordering::AcqRel);
+                    return Poll::Ready(true);
+                }
+                if !registered {
+                    // Register, then look again: a release between the first look and the
+                    // registration would otherwise be missed.
+                    self.waker.register(cx.waker());
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Consumer side: `messages` left the queue.
+    pub fn release(&self, messages: usize) {
+        let before = self.available.fetch_add(messages as i64, Ordering::AcqRel);
+        if before <= 0 {
+            self.waker.wake();
+        }
+    }
+
+    /// Consumer side: the consumer is gone; an engine waiting for room stops waiting.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
 
 pub enum EngineEvent<Exe: Executor> {
     Message(Option<RawMessage>),

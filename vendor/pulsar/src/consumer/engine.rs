@@ -14,7 +14,7 @@ use crate::{
     connection::Connection,
     consumer::{
         batched_message_iterator::BatchedMessageIterator,
-        data::{DeadLetterPolicy, EngineEvent, EngineMessage},
+        data::{DeadLetterPolicy, EngineEvent, EngineMessage, Entry, QueueCredit},
         options::ConsumerOptions,
     },
     error::{ConnectionError, ConsumerError},
@@ -40,7 +40,8 @@ pub struct ConsumerEngine<Exe: Executor> {
     sub_type: SubType,
     id: u64,
     name: Option<String>,
-    tx: mpsc::Sender<Result<(MessageIdData, Payload), Error>>,
+    tx: mpsc::UnboundedSender<Result<Entry, Error>>,
+    credit: Arc<QueueCredit>,
     messages_rx: Option<mpsc::UnboundedReceiver<RawMessage>>,
     engine_rx: Option<mpsc::UnboundedReceiver<EngineMessage<Exe>>>,
     event_rx: mpsc::UnboundedReceiver<EngineEvent<Exe>>,
@@ -63,7 +64,8 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
         sub_type: SubType,
         id: u64,
         name: Option<String>,
-        tx: mpsc::Sender<Result<(MessageIdData, Payload), Error>>,
+        tx: mpsc::UnboundedSender<Result<Entry, Error>>,
+        credit: Arc<QueueCredit>,
         messages_rx: mpsc::UnboundedReceiver<RawMessage>,
         engine_rx: mpsc::UnboundedReceiver<EngineMessage<Exe>>,
         batch_size: u32,
@@ -81,6 +83,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             id,
             name,
             tx,
+            credit,
             messages_rx: Some(messages_rx),
             engine_rx: Some(engine_rx),
             event_rx,
@@ -264,9 +267,9 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                     // End of Topic
                     Ok(false) => Some(Ok(())),
                     Err(e) => {
-                        if let Err(e) = self.tx.send(Err(e)).await {
+                        if let Err(e) = self.tx.unbounded_send(Err(e)) {
                             error!("cannot send a message from the consumer engine to the consumer({}), stopping the engine", self.id);
-                            Some(Err(Error::Consumer(e.into())))
+                            Some(Err(Error::Consumer(e.into_send_error().into())))
                         } else {
                             None
                         }
@@ -547,11 +550,14 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             }
         };
 
-        let payloads = if payload.metadata.num_messages_in_batch.is_some() {
+        let payloads: Entry = if payload.metadata.num_messages_in_batch.is_some() {
             BatchedMessageIterator::new(message.message_id, payload)?.collect()
         } else {
             vec![(message.message_id, payload)]
         };
+        if self.dead_letter_policy.is_none() || message.redelivery_count.is_none() {
+            return self.send_to_consumer(payloads).await;
+        }
         for (message_id, payload) in payloads {
             match (message.redelivery_count, &self.dead_letter_policy) {
                 (Some(redelivery_count), Some(dead_letter_policy))
@@ -607,29 +613,29 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
 
                     self.ack(message_id, false).await;
                 }
-                _ => self.send_to_consumer(message_id, payload).await?,
+                _ => self.send_to_consumer(vec![(message_id, payload)]).await?,
             }
         }
         Ok(())
     }
 
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
-    async fn send_to_consumer(
-        &mut self,
-        message_id: MessageIdData,
-        payload: Payload,
-    ) -> Result<(), Error> {
+    async fn send_to_consumer(&mut self, entry: Entry) -> Result<(), Error> {
         let now = Instant::now();
-        self.tx
-            .send(Ok((message_id.clone(), payload)))
-            .await
-            .map_err(|e| {
-                error!("tx returned {:?}", e);
-                Error::Custom("tx closed".to_string())
-            })?;
         if let Some(duration) = self.unacked_message_redelivery_delay {
-            self.unacked_messages.insert(message_id, now + duration);
+            for (message_id, _) in &entry {
+                self.unacked_messages
+                    .insert(message_id.clone(), now + duration);
+            }
         }
+        if !self.credit.acquire(entry.len()).await {
+            error!("tx returned: the consumer is gone");
+            return Err(Error::Custom("tx closed".to_string()));
+        }
+        self.tx.unbounded_send(Ok(entry)).map_err(|e| {
+            error!("tx returned {:?}", e);
+            Error::Custom("tx closed".to_string())
+        })?;
         Ok(())
     }
 

@@ -19,7 +19,10 @@ use crate::{
     connection::Connection,
     consumer::{
         config::ConsumerConfig,
-        data::{DeadLetterPolicy, EngineMessage, MessageData, MessageIdDataReceiver},
+        data::{
+            DeadLetterPolicy, EngineMessage, Entry, MessageData, MessageIdDataReceiver,
+            QueueCredit,
+        },
         engine::ConsumerEngine,
         message::Message,
     },
@@ -36,6 +39,9 @@ pub struct TopicConsumer<T: DeserializeMessage, Exe: Executor> {
     pub(crate) config: ConsumerConfig,
     topic: String,
     messages: Pin<Box<MessageIdDataReceiver>>,
+    /// The rest of the entry being read (pulsar2mysql patch: the engine sends whole entries).
+    entry: std::vec::IntoIter<(MessageIdData, Payload)>,
+    credit: Arc<QueueCredit>,
     engine_tx: mpsc::UnboundedSender<EngineMessage<Exe>>,
     data_type: PhantomData<fn(Payload) -> T::Output>,
     pub(crate) dead_letter_policy: Option<DeadLetterPolicy>,
@@ -104,7 +110,8 @@ impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
             }
         }
         let receiver_queue_size = options.receiver_queue_size.unwrap_or(1000);
-        let (tx, rx) = mpsc::channel(receiver_queue_size as usize);
+        let (tx, rx) = mpsc::unbounded();
+        let credit = Arc::new(QueueCredit::new(receiver_queue_size));
         let mut c = ConsumerEngine::new(
             client.clone(),
             connection.clone(),
@@ -114,6 +121,7 @@ impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
             consumer_id,
             consumer_name,
             tx,
+            credit.clone(),
             messages,
             engine_rx,
             batch_size,
@@ -137,6 +145,8 @@ impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
             config,
             topic,
             messages: Box::pin(rx),
+            entry: Entry::new().into_iter(),
+            credit,
             engine_tx,
             data_type: PhantomData,
             dead_letter_policy,
@@ -319,18 +329,31 @@ impl<T: DeserializeMessage, Exe: Executor> Stream for TopicConsumer<T, Exe> {
 
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.messages.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Ok((id, payload)))) => {
-                self.last_message_received = Some(Utc::now());
+        loop {
+            if let Some((id, payload)) = self.entry.next() {
                 self.messages_received += 1;
-                Poll::Ready(Some(Ok(self.create_message(id, payload))))
+                return Poll::Ready(Some(Ok(self.create_message(id, payload))));
             }
-            Poll::Ready(Some(Err(e))) => {
-                error!("we are using in the single-consumer and we got an error, {e}");
-                Poll::Ready(Some(Err(e)))
+            match self.messages.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Ok(entry))) => {
+                    self.credit.release(entry.len());
+                    self.last_message_received = Some(Utc::now());
+                    self.entry = entry.into_iter();
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    error!("we are using in the single-consumer and we got an error, {e}");
+                    return Poll::Ready(Some(Err(e)));
+                }
             }
         }
+    }
+}
+
+impl<T: DeserializeMessage, Exe: Executor> Drop for TopicConsumer<T, Exe> {
+    fn drop(&mut self) {
+        // An engine waiting for room in the queue must notice that nobody will make any.
+        self.credit.close();
     }
 }
