@@ -880,4 +880,46 @@ mod tests {
         let id = resume_id(Position::new(7, 3, -1));
         assert_eq!((id.ledger_id, id.entry_id, id.batch_index), (7, 3, Some(0)));
     }
+
+    /// The vendored pulsar-rs bounds its receiver queue in messages while handing over whole
+    /// entries (vendor/README.md): the reader's memory depends on it.
+    #[test]
+    fn the_receiver_queue_holds_its_bound_in_messages() {
+        use futures::FutureExt;
+        use pulsar::consumer::data::QueueCredit;
+
+        let credit = QueueCredit::new(1000);
+        // Room: entries go in whole, the last one may overshoot the bound.
+        assert_eq!(credit.acquire(500).now_or_never(), Some(true));
+        assert_eq!(credit.acquire(600).now_or_never(), Some(true));
+        // Full (1,100 buffered): the engine waits...
+        let mut waiting = Box::pin(credit.acquire(500));
+        assert_eq!(waiting.as_mut().now_or_never(), None);
+        // ...until the consumer takes an entry out.
+        credit.release(500);
+        assert_eq!(waiting.as_mut().now_or_never(), Some(true));
+
+        // A waiting engine is woken by a release from another thread, and stops waiting
+        // (false) once the consumer is gone.
+        let credit = std::sync::Arc::new(QueueCredit::new(1));
+        assert_eq!(credit.acquire(10).now_or_never(), Some(true));
+        let releaser = {
+            let credit = credit.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                credit.release(10);
+            })
+        };
+        assert!(futures::executor::block_on(credit.acquire(10)));
+        releaser.join().unwrap();
+        let closer = {
+            let credit = credit.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                credit.close();
+            })
+        };
+        assert!(!futures::executor::block_on(credit.acquire(10)));
+        closer.join().unwrap();
+    }
 }

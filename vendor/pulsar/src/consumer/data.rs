@@ -18,8 +18,25 @@ use crate::{
     Error, Executor, Payload,
 };
 
-/// The messages of one broker entry (a batch, or a single message), in order.
-pub type Entry = Vec<(MessageIdData, Payload)>;
+/// One broker entry, as the engine hands it to the consumer (pulsar2mysql patch).
+pub enum Entry {
+    /// Its messages, split by the engine (a single message, or a batch whose messages the
+    /// engine had to look at one by one: dead-letter policy, unacked-message tracking).
+    Messages(Vec<(MessageIdData, Payload)>),
+    /// A whole batch, split by the consumer as it is read: no vector of hundreds of
+    /// metadata-sized items built and copied per entry.
+    Batch(MessageIdData, Payload),
+}
+
+impl Entry {
+    /// How many messages it holds, for the receiver queue's bound.
+    pub fn len(&self) -> usize {
+        match self {
+            Entry::Messages(messages) => messages.len(),
+            Entry::Batch(_, payload) => payload.metadata.num_messages_in_batch.unwrap_or(1).max(1) as usize,
+        }
+    }
+}
 
 pub type MessageIdDataReceiver = mpsc::UnboundedReceiver<Result<Entry, Error>>;
 

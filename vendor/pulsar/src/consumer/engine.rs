@@ -25,7 +25,7 @@ use crate::{
     producer::Message,
     proto,
     proto::{BaseCommand, CommandCloseConsumer, CommandMessage},
-    retry_op::retry_subscribe_consumer,
+    retry_op::{first_flow, retry_subscribe_consumer},
     Error, Executor, Payload, Pulsar,
 };
 
@@ -89,7 +89,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             event_rx,
             event_tx,
             batch_size,
-            remaining_messages: batch_size as i64,
+            remaining_messages: first_flow(batch_size) as i64,
             unacked_message_redelivery_delay,
             unacked_messages: HashMap::new(),
             dead_letter_policy,
@@ -550,13 +550,23 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             }
         };
 
-        let payloads: Entry = if payload.metadata.num_messages_in_batch.is_some() {
+        let per_message = self.unacked_message_redelivery_delay.is_some()
+            || (self.dead_letter_policy.is_some() && message.redelivery_count.is_some());
+        if !per_message {
+            let entry = if payload.metadata.num_messages_in_batch.is_some() {
+                Entry::Batch(message.message_id, payload)
+            } else {
+                Entry::Messages(vec![(message.message_id, payload)])
+            };
+            return self.send_to_consumer(entry).await;
+        }
+        let payloads: Vec<_> = if payload.metadata.num_messages_in_batch.is_some() {
             BatchedMessageIterator::new(message.message_id, payload)?.collect()
         } else {
             vec![(message.message_id, payload)]
         };
         if self.dead_letter_policy.is_none() || message.redelivery_count.is_none() {
-            return self.send_to_consumer(payloads).await;
+            return self.send_to_consumer(Entry::Messages(payloads)).await;
         }
         for (message_id, payload) in payloads {
             match (message.redelivery_count, &self.dead_letter_policy) {
@@ -613,7 +623,10 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
 
                     self.ack(message_id, false).await;
                 }
-                _ => self.send_to_consumer(vec![(message_id, payload)]).await?,
+                _ => {
+                    self.send_to_consumer(Entry::Messages(vec![(message_id, payload)]))
+                        .await?
+                }
             }
         }
         Ok(())
@@ -622,8 +635,10 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     async fn send_to_consumer(&mut self, entry: Entry) -> Result<(), Error> {
         let now = Instant::now();
-        if let Some(duration) = self.unacked_message_redelivery_delay {
-            for (message_id, _) in &entry {
+        if let (Some(duration), Entry::Messages(messages)) =
+            (self.unacked_message_redelivery_delay, &entry)
+        {
+            for (message_id, _) in messages {
                 self.unacked_messages
                     .insert(message_id.clone(), now + duration);
             }
@@ -670,7 +685,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
         )
         .await?;
 
-        self.remaining_messages = self.batch_size as i64;
+        self.remaining_messages = first_flow(self.batch_size) as i64;
         self.messages_rx = Some(messages);
 
         Ok(())

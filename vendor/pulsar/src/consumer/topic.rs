@@ -18,6 +18,7 @@ use futures::{
 use crate::{
     connection::Connection,
     consumer::{
+        batched_message_iterator::BatchedMessageIterator,
         config::ConsumerConfig,
         data::{
             DeadLetterPolicy, EngineMessage, Entry, MessageData, MessageIdDataReceiver,
@@ -40,7 +41,7 @@ pub struct TopicConsumer<T: DeserializeMessage, Exe: Executor> {
     topic: String,
     messages: Pin<Box<MessageIdDataReceiver>>,
     /// The rest of the entry being read (pulsar2mysql patch: the engine sends whole entries).
-    entry: std::vec::IntoIter<(MessageIdData, Payload)>,
+    entry: EntryReader,
     credit: Arc<QueueCredit>,
     engine_tx: mpsc::UnboundedSender<EngineMessage<Exe>>,
     data_type: PhantomData<fn(Payload) -> T::Output>,
@@ -145,7 +146,7 @@ impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
             config,
             topic,
             messages: Box::pin(rx),
-            entry: Entry::new().into_iter(),
+            entry: EntryReader::Messages(Vec::new().into_iter()),
             credit,
             engine_tx,
             data_type: PhantomData,
@@ -340,13 +341,40 @@ impl<T: DeserializeMessage, Exe: Executor> Stream for TopicConsumer<T, Exe> {
                 Poll::Ready(Some(Ok(entry))) => {
                     self.credit.release(entry.len());
                     self.last_message_received = Some(Utc::now());
-                    self.entry = entry.into_iter();
+                    self.entry = match entry {
+                        Entry::Messages(messages) => EntryReader::Messages(messages.into_iter()),
+                        Entry::Batch(id, payload) => match BatchedMessageIterator::new(id, payload)
+                        {
+                            Ok(messages) => EntryReader::Batch(messages),
+                            Err(e) => {
+                                error!("cannot split a batched entry: {e}");
+                                return Poll::Ready(Some(Err(e.into())));
+                            }
+                        },
+                    };
                 }
                 Poll::Ready(Some(Err(e))) => {
                     error!("we are using in the single-consumer and we got an error, {e}");
                     return Poll::Ready(Some(Err(e)));
                 }
             }
+        }
+    }
+}
+
+/// What is left of the entry a consumer is reading (pulsar2mysql patch).
+enum EntryReader {
+    Messages(std::vec::IntoIter<(MessageIdData, Payload)>),
+    Batch(BatchedMessageIterator),
+}
+
+impl Iterator for EntryReader {
+    type Item = (MessageIdData, Payload);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            EntryReader::Messages(messages) => messages.next(),
+            EntryReader::Batch(messages) => messages.next(),
         }
     }
 }
