@@ -6,6 +6,7 @@
 //! memory flat whatever the size of the range. Batches of one partition commit in order, so
 //! its checkpoint only ever moves forward over committed rows.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::config::{
@@ -21,7 +23,7 @@ use crate::config::{
 use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
-use crate::sink::checkpoint::{self, JobLock};
+use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::mysql::OpenBatch;
 use crate::sink::{Batch, BatchBuilder, MysqlSink};
 use crate::source::pulsar::ResolvedRange;
@@ -138,18 +140,36 @@ async fn run_inner(
     write_strategy: &mut Option<WriteStrategy>,
 ) -> Result<()> {
     cfg.validate()?;
-    // Side by side: neither needs the other, and both are round trips on the critical path
-    // of a short run. The first error ends both.
-    let (sink, readers) = tokio::try_join!(
-        async {
-            MysqlSink::connect(&cfg.sink, cfg.dry_run)
-                .await
-                .map(Arc::new)
-        },
-        open_readers(&cfg.source),
-    )?;
+    // Side by side: neither side needs the other, and both are round trips on the critical
+    // path of a short run. The Pulsar side is a task of its own, so it progresses on another
+    // worker while this one does the MySQL side's round trips (joined in one task, it waited
+    // for the MySQL side's whole conversation). The first error ends both: dropping the
+    // handle aborts the task.
+    let source = cfg.source.clone();
+    let pulsar_side = AbortOnDropHandle::new(tokio::spawn(
+        async move { open_readers(&source).await }.in_current_span(),
+    ));
+    let pulsar_side = async {
+        pulsar_side.await.unwrap_or_else(|e| {
+            Err(Error::Source(format!(
+                "opening the readers of {} stopped unexpectedly: {e}",
+                cfg.source.topic
+            )))
+        })
+    };
+    let mysql_side = async {
+        let sink = Arc::new(MysqlSink::connect(&cfg.sink, cfg.dry_run).await?);
+        match claim_range(cfg, &sink).await {
+            Ok(claim) => Ok((sink, claim)),
+            Err(e) => {
+                sink.close().await;
+                Err(e)
+            }
+        }
+    };
+    let ((sink, claim), readers) = tokio::try_join!(mysql_side, pulsar_side)?;
     *write_strategy = Some(sink.write_strategy());
-    let result = run_with_sink(cfg, shutdown, stats, resolved, &sink, readers).await;
+    let result = run_with_sink(cfg, shutdown, stats, resolved, &sink, claim, readers).await;
     sink.close().await;
     result
 }
@@ -164,16 +184,16 @@ async fn open_readers(cfg: &SourceConfig) -> Result<Vec<PartitionReader>> {
     futures::future::try_join_all(partitions.into_iter().map(|p| source.open_from_start(p))).await
 }
 
-async fn run_with_sink(
-    cfg: &Config,
-    shutdown: &CancellationToken,
-    stats: &Arc<Stats>,
-    resolved: &mut Vec<ResolvedRange>,
-    sink: &Arc<MysqlSink>,
-    mut readers: Vec<PartitionReader>,
-) -> Result<()> {
-    let converter = converter_for(sink, &cfg.records)?;
+/// What a run holds on the MySQL side before it reads: the row converter for the table, the
+/// job's lock (none in a dry run) and the range's checkpoints, read under that lock.
+struct Claim {
+    converter: RowConverter,
+    lock: Option<JobLock>,
+    checkpoints: HashMap<i32, Checkpoint>,
+}
 
+async fn claim_range(cfg: &Config, sink: &MysqlSink) -> Result<Claim> {
+    let converter = converter_for(sink, &cfg.records)?;
     let mut lock = if cfg.dry_run {
         None
     } else {
@@ -196,7 +216,28 @@ async fn run_with_sink(
             checkpoint::load(conn, &cfg.job_id, &range_key, !cfg.dry_run).await?
         }
     };
+    Ok(Claim {
+        converter,
+        lock,
+        checkpoints,
+    })
+}
 
+async fn run_with_sink(
+    cfg: &Config,
+    shutdown: &CancellationToken,
+    stats: &Arc<Stats>,
+    resolved: &mut Vec<ResolvedRange>,
+    sink: &Arc<MysqlSink>,
+    claim: Claim,
+    mut readers: Vec<PartitionReader>,
+) -> Result<()> {
+    let Claim {
+        converter,
+        lock,
+        checkpoints,
+    } = claim;
+    let range_key = cfg.range_key();
     tracing::info!(
         job_id = %cfg.job_id, topic = %cfg.source.topic, table = %sink.table(),
         from = %cfg.source.from, to = %cfg.source.to, partitions = readers.len(),
