@@ -52,7 +52,7 @@ def main(path):
             rss_cell = f"{rss:.1f}" if c.startswith("run") or c == "dry-run" else "-"
             out.append(
                 f"| {size:,} | `{c}` | {len(ok)}/{len(rs)} | {per} | **{med:,.0f}** | "
-                f"{wall:.2f} | {cpu:.2f} | {srv:.2f} | {brk:.2f} | {rss_cell} |"
+                f"{wall:.3f} | {cpu:.2f} | {srv:.2f} | {brk:.2f} | {rss_cell} |"
             )
     out.append("")
     out.append("| records | contender | / load-data | / insert-dump | / dry-run |")
