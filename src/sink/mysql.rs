@@ -734,7 +734,12 @@ impl TsvRows {
             load_data::write_tsv_field(&mut self.pending, v);
         }
         self.pending.push(b'\n');
-        if self.pending.len() >= load_data::CHUNK {
+        let chunk = if writer.bytes() == 0 {
+            load_data::FIRST_CHUNK
+        } else {
+            load_data::CHUNK
+        };
+        if self.pending.len() >= chunk {
             writer.publish(take_chunk(&mut self.pending));
         }
     }

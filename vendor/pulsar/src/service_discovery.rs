@@ -145,6 +145,19 @@ impl<Exe: Executor> ServiceDiscovery<Exe> {
                 return Err(ServiceDiscoveryError::NotFound);
             };
 
+            // pulsar2mysql patch: a broker that asks to be reached through the service URL (a
+            // standalone broker always does) while that URL names the broker itself needs no
+            // proxying: the client keeps the service URL's connection instead of opening a
+            // second one to the same socket.
+            let endpoint = |u: &Url| {
+                (
+                    u.scheme().to_owned(),
+                    u.host_str().map(str::to_owned),
+                    u.port().unwrap_or(broker_port),
+                )
+            };
+            let proxy = proxy && endpoint(&connection_url) != endpoint(&base_url);
+
             // if going through a proxy, we use the base URL
             let url = if proxied_query || proxy {
                 base_url.clone()
