@@ -18,6 +18,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::watch;
 
 use super::schema::{quote_ident, TableName};
+use super::CONNECT_TIMEOUT;
 use crate::config::{SinkConfig, WriteMode};
 use crate::error::{is_retriable_code, Error, Result};
 use crate::records::{Column, ColumnType, Value};
@@ -129,9 +130,6 @@ impl TsvData {
         ))
     }
 }
-
-/// How long getting a connection may take, as the sqlx pool's acquire timeout.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.
 pub struct LoadDataWriter {

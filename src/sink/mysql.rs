@@ -72,7 +72,7 @@ impl MysqlSink {
             .timezone(Some("+00:00".to_string()));
         let pool = MySqlPoolOptions::new()
             .max_connections(cfg.writers as u32 + 2)
-            .acquire_timeout(std::time::Duration::from_secs(15))
+            .acquire_timeout(super::CONNECT_TIMEOUT)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(SESSION_INIT).await?;

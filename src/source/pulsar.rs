@@ -3,8 +3,9 @@
 //! Each partition gets its own non-durable, exclusive consumer: nothing is acknowledged and no
 //! subscription outlives the run. The end of each partition is fixed once, when its reader
 //! opens (`get_last_message_id`, asked on a consumer of its own that receives nothing), so a
-//! run always ends, even on an empty partition or a window whose end lies in the future. On any consumer error the reader reconnects after the last
-//! position it returned and drops replays, so nothing is read twice or skipped.
+//! run always ends, even on an empty partition or a window whose end lies in the future. On
+//! any consumer error the reader reconnects after the last position it returned and drops
+//! replays, so nothing is read twice or skipped.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -810,9 +811,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// yet).
 ///
 /// Asked through a consumer of its own that is given no permits (batch size 0: no Flow, a
-/// vendor/pulsar patch), so the broker never sends it a message. pulsar-rs answers `get_last_message_id` from the consumer's engine task, and
-/// that task blocks while its receiver queue is full: asked on the reading consumer, which
-/// the broker starts filling at once, the question could wait forever.
+/// vendor/pulsar patch), so the broker never sends it a message. pulsar-rs answers
+/// `get_last_message_id` from the consumer's engine task, and that task blocks while its
+/// receiver queue is full: asked on the reading consumer, which the broker starts filling at
+/// once, the question could wait forever.
 async fn last_message_of(
     client: &Pulsar<TokioExecutor>,
     topic: &str,

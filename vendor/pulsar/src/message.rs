@@ -17,6 +17,16 @@ use crate::{connection::RequestKey, error::ConnectionError};
 const CRC_CASTAGNOLI: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
+/// The CRC32C a payload frame carries: over the metadata size, the metadata and the payload.
+/// pulsar2mysql patch: digested in place (no copy of the entry) with a slice-by-16 table.
+fn payload_crc(frame: &PayloadFrame, payload: &[u8]) -> u32 {
+    let mut digest = CRC_CASTAGNOLI.digest();
+    digest.update(&frame.metadata_size.to_be_bytes());
+    digest.update(frame.metadata);
+    digest.update(payload);
+    digest.finalize()
+}
+
 /// Pulsar binary message
 ///
 /// this structure holds any command sent to pulsar, like looking up a topic or
@@ -326,13 +336,7 @@ impl tokio_util::codec::Decoder for Codec {
 
                         let metadata = Metadata::decode(payload_frame.metadata)?;
 
-                        // CRC32C over metadata size, metadata and payload, digested in place
-                        // (pulsar2mysql patch: no copy of the entry, slice-by-16 table).
-                        let mut digest = CRC_CASTAGNOLI.digest();
-                        digest.update(&payload_frame.metadata_size.to_be_bytes());
-                        digest.update(payload_frame.metadata);
-                        digest.update(buf);
-                        let computed_crc_32 = digest.finalize();
+                        let computed_crc_32 = payload_crc(&payload_frame, buf);
 
                         let checksum32 = payload_frame.checksum;
                         if checksum32 == computed_crc_32 {
@@ -453,13 +457,7 @@ impl asynchronous_codec::Decoder for Codec {
 
                         let metadata = Metadata::decode(payload_frame.metadata)?;
 
-                        // CRC32C over metadata size, metadata and payload, digested in place
-                        // (pulsar2mysql patch: no copy of the entry, slice-by-16 table).
-                        let mut digest = CRC_CASTAGNOLI.digest();
-                        digest.update(&payload_frame.metadata_size.to_be_bytes());
-                        digest.update(payload_frame.metadata);
-                        digest.update(buf);
-                        let computed_crc_32 = digest.finalize();
+                        let computed_crc_32 = payload_crc(&payload_frame, buf);
 
                         let checksum32 = payload_frame.checksum;
                         if checksum32 == computed_crc_32 {

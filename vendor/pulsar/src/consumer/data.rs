@@ -33,7 +33,9 @@ impl Entry {
     pub fn len(&self) -> usize {
         match self {
             Entry::Messages(messages) => messages.len(),
-            Entry::Batch(_, payload) => payload.metadata.num_messages_in_batch.unwrap_or(1).max(1) as usize,
+            Entry::Batch(_, payload) => {
+                payload.metadata.num_messages_in_batch.unwrap_or(1).max(1) as usize
+            }
         }
     }
 }
@@ -73,8 +75,7 @@ impl QueueCredit {
                     return Poll::Ready(false);
                 }
                 if self.available.load(Ordering::Acquire) > 0 {
-                    self.available
-                        .fetch_sub(messages as i64, Ordering::AcqRel);
+                    self.available.fetch_sub(messages as i64, Ordering::AcqRel);
                     return Poll::Ready(true);
                 }
                 if !registered {

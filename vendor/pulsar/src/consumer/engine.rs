@@ -550,22 +550,22 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             }
         };
 
-        let per_message = self.unacked_message_redelivery_delay.is_some()
-            || (self.dead_letter_policy.is_some() && message.redelivery_count.is_some());
-        if !per_message {
-            let entry = if payload.metadata.num_messages_in_batch.is_some() {
-                Entry::Batch(message.message_id, payload)
-            } else {
-                Entry::Messages(vec![(message.message_id, payload)])
-            };
-            return self.send_to_consumer(entry).await;
+        // pulsar2mysql patch: a batch travels to the consumer whole, unless this engine must
+        // look at its messages one by one (unacked-message tracking, dead letters).
+        let batched = payload.metadata.num_messages_in_batch.is_some();
+        let dead_letters_possible =
+            self.dead_letter_policy.is_some() && message.redelivery_count.is_some();
+        if batched && self.unacked_message_redelivery_delay.is_none() && !dead_letters_possible {
+            return self
+                .send_to_consumer(Entry::Batch(message.message_id, payload))
+                .await;
         }
-        let payloads: Vec<_> = if payload.metadata.num_messages_in_batch.is_some() {
+        let payloads: Vec<_> = if batched {
             BatchedMessageIterator::new(message.message_id, payload)?.collect()
         } else {
             vec![(message.message_id, payload)]
         };
-        if self.dead_letter_policy.is_none() || message.redelivery_count.is_none() {
+        if !dead_letters_possible {
             return self.send_to_consumer(Entry::Messages(payloads)).await;
         }
         for (message_id, payload) in payloads {
