@@ -14,6 +14,7 @@ P2M_CACHE_DIR=$(realpath -m "$P2M_CACHE_DIR")
 : "${PULSAR_TLS_URL:=pulsar+ssl://127.0.0.1:6651}"
 : "${MYSQL_URL:=mysql://root@127.0.0.1:3306/pulsar2mysql}"
 : "${PUSHGATEWAY_URL:=http://127.0.0.1:9091}"
+: "${TOXIPROXY_URL:=http://127.0.0.1:8474}"
 
 # Messages go to stderr so that stdout stays clean for machine-readable
 # output (e.g. `services.sh env`).

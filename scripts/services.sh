@@ -2,13 +2,14 @@
 # Local services for pulsar2mysql, without Docker or systemd:
 #   - Apache Pulsar in standalone mode (tarball from Maven Central),
 #   - MariaDB (Debian package) as our own instance with its own datadir,
-#   - Prometheus Pushgateway (Debian package).
+#   - Prometheus Pushgateway (Debian package),
+#   - Toxiproxy (built from the Go module proxy), the TCP fault proxy of the fault tests.
 #
 # usage: scripts/services.sh up|down|status|env
 #   up      install what is missing, start what is not running, wait until
 #           every service is ready, print where they listen. Idempotent.
 #   down    stop the services cleanly (data is kept for the next `up`).
-#   stop S  stop one service S (pulsar, mariadb or pushgateway); `up` restarts it.
+#   stop S  stop one service S (pulsar, mariadb, pushgateway or toxiproxy); `up` restarts it.
 #   status  print each service's state; exit status 1 if any is not ready.
 #   env     print `export VAR=value` lines: eval "$(scripts/services.sh env)"
 #
@@ -18,8 +19,10 @@
 #   PULSAR_TLS_URL    [pulsar+ssl://127.0.0.1:6651] TLS listener (same host)
 #   MYSQL_URL         [mysql://root@127.0.0.1:3306/pulsar2mysql]
 #   PUSHGATEWAY_URL   [http://127.0.0.1:9091]
+#   TOXIPROXY_URL     [http://127.0.0.1:8474]     Toxiproxy's API
 #   P2M_CACHE_DIR     [<repo>/.cache]  downloads, data dirs, logs, pid files
 #   PULSAR_VERSION    [4.0.8]
+#   TOXIPROXY_VERSION [2.12.0]
 #   PULSAR_MEM        [-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g]
 #   P2M_PULSAR_WIPE=1 start Pulsar with an empty data dir (topics are lost)
 #   P2M_PULSAR_TIMEOUT [240] / P2M_MARIADB_TIMEOUT [120] /
@@ -36,6 +39,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PULSAR_VERSION=${PULSAR_VERSION:-4.0.8}
+TOXIPROXY_VERSION=${TOXIPROXY_VERSION:-2.12.0}
 # The machine (2 cores, 24 GiB) is shared with MariaDB, cargo builds and the
 # tests; Pulsar's own default (2g heap, 4g direct) is sized for a real broker.
 PULSAR_MEM=${PULSAR_MEM:--Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g}
@@ -71,6 +75,10 @@ PUSHGW_PID=$RUN/pushgateway.pid
 PUSHGW_LOG=$LOGS/pushgateway.log
 PUSHGW_DATA=$CACHE/pushgateway/metrics.data
 
+TOXIPROXY_BIN=$CACHE/bin/toxiproxy-server-$TOXIPROXY_VERSION
+TOXIPROXY_PID=$RUN/toxiproxy.pid
+TOXIPROXY_LOG=$LOGS/toxiproxy.log
+
 APT_PACKAGES=(mariadb-server mariadb-client protobuf-compiler prometheus-pushgateway curl openssl)
 
 # --- where things listen, derived from the URLs ------------------------------
@@ -90,6 +98,9 @@ parse_urls() {
     MYSQL_DB=${URL_PATH:-pulsar2mysql}
     url_parse "$PUSHGATEWAY_URL"
     PUSHGW_HOST=$URL_HOST PUSHGW_PORT=$URL_PORT
+    TOXIPROXY_URL=${TOXIPROXY_URL%/}
+    url_parse "$TOXIPROXY_URL"
+    TOXIPROXY_HOST=$URL_HOST TOXIPROXY_PORT=$URL_PORT
     # Standalone has a single bindAddress for both ports.
     [[ $PULSAR_HOST == "$PULSAR_WEB_HOST" && $PULSAR_HOST == "$PULSAR_TLS_HOST" ]] ||
         die "PULSAR_URL, PULSAR_ADMIN_URL and PULSAR_TLS_URL must use the same host" \
@@ -107,6 +118,7 @@ print_env() {
     printf 'export PULSAR_TOKEN_FILE=%q\n' "$PULSAR_TOKEN_FILE"
     printf 'export MYSQL_URL=%q\n' "$MYSQL_URL"
     printf 'export PUSHGATEWAY_URL=%q\n' "$PUSHGATEWAY_URL"
+    printf 'export TOXIPROXY_URL=%q\n' "$TOXIPROXY_URL"
 }
 
 # --- installation -------------------------------------------------------------
@@ -512,6 +524,54 @@ pushgw_wait() {
 
 pushgw_stop() { stop_daemon pushgateway "$PUSHGW_PID" pushgateway 30; }
 
+# --- Toxiproxy -----------------------------------------------------------------
+
+# Built once with `go install` from the Go module proxy (the project's own pinned version),
+# into the cache. The machine's Go is used; Debian's golang-go is installed when there is none
+# (GOTOOLCHAIN=auto then fetches the toolchain toxiproxy's go.mod asks for).
+ensure_toxiproxy_installed() {
+    [[ -x $TOXIPROXY_BIN ]] && return 0
+    local go tmp
+    go=$(command -v go || true)
+    [[ -n $go ]] || { [[ -x /usr/local/go/bin/go ]] && go=/usr/local/go/bin/go; }
+    if [[ -z $go ]]; then
+        log "installing Debian's Go (to build toxiproxy)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go >&2 ||
+            die "apt-get could not install golang-go (needed to build toxiproxy)"
+        go=$(command -v go)
+    fi
+    log "building toxiproxy $TOXIPROXY_VERSION with $go (log: $LOGS/go.log)"
+    mkdir -p "$LOGS" "$(dirname "$TOXIPROXY_BIN")"
+    tmp=$(mktemp -d "$CACHE/.gobin.XXXXXX")
+    GOBIN=$tmp GOTOOLCHAIN=${GOTOOLCHAIN:-auto} \
+        "$go" install "github.com/Shopify/toxiproxy/v2/cmd/server@v$TOXIPROXY_VERSION" >>"$LOGS/go.log" 2>&1 || {
+        tail -n 20 "$LOGS/go.log" >&2
+        rm -rf "$tmp"
+        die "go install of toxiproxy $TOXIPROXY_VERSION failed; see $LOGS/go.log"
+    }
+    mv "$tmp/server" "$TOXIPROXY_BIN"
+    rm -rf "$tmp"
+}
+
+toxiproxy_running() { pid_alive "$TOXIPROXY_PID" toxiproxy-server; }
+
+toxiproxy_ready() { curl -fsS -o /dev/null --max-time 2 "$TOXIPROXY_URL/version" 2>/dev/null; }
+
+toxiproxy_start() {
+    if toxiproxy_running; then return 0; fi
+    log "starting Toxiproxy (log: $TOXIPROXY_LOG)"
+    # -proxy-metrics: per-proxy byte counters at /metrics (a test checks which path bytes took).
+    start_daemon "$TOXIPROXY_PID" "$TOXIPROXY_LOG" "$TOXIPROXY_BIN" \
+        -host "$TOXIPROXY_HOST" -port "$TOXIPROXY_PORT" -proxy-metrics
+}
+
+toxiproxy_wait() {
+    wait_until toxiproxy 30 "$TOXIPROXY_LOG" "$TOXIPROXY_PID" toxiproxy-server toxiproxy_ready ||
+        die "Toxiproxy did not come up; see $TOXIPROXY_LOG"
+}
+
+toxiproxy_stop() { stop_daemon toxiproxy "$TOXIPROXY_PID" toxiproxy-server 10; }
+
 # --- shared -------------------------------------------------------------------
 
 # foreign_listener NAME: when NAME's own instance is not running but something
@@ -528,6 +588,8 @@ foreign_listener() {
             args=("$MYSQL_HOST" "$MYSQL_PORT") ;;
         pushgateway) pushgw_running && return 1
             args=("$PUSHGW_HOST" "$PUSHGW_PORT") ;;
+        toxiproxy) toxiproxy_running && return 1
+            args=("$TOXIPROXY_HOST" "$TOXIPROXY_PORT") ;;
     esac
     set -- "${args[@]}"
     while (($# >= 2)); do
@@ -542,7 +604,7 @@ foreign_listener() {
 # somebody else's server).
 refuse_foreign_listeners() {
     local name addr errors=0
-    for name in pulsar mariadb pushgateway; do
+    for name in pulsar mariadb pushgateway toxiproxy; do
         addr=$(foreign_listener "$name") || continue
         log "ERROR: $addr is in use by another process ($(port_owner "${addr##*:}")), not by the $name instance that scripts/services.sh manages in $CACHE."
         case $name in
@@ -550,6 +612,7 @@ refuse_foreign_listeners() {
             mariadb) log "  If that is the system MariaDB, stop it (e.g. 'mariadb-admin shutdown' as root," \
                 "or 'service mariadb stop'); or set MYSQL_URL to another port." ;;
             pushgateway) log "  Stop it (Debian's prometheus-pushgateway service?), or set PUSHGATEWAY_URL to another port." ;;
+            toxiproxy) log "  Stop it, or set TOXIPROXY_URL to another port." ;;
         esac
         errors=1
     done
@@ -566,6 +629,8 @@ service_state() {
             where="$MYSQL_URL  socket $MARIADB_SOCK" ;;
         pushgateway) running=pushgw_running ready=pushgw_ready pidfile=$PUSHGW_PID log=$PUSHGW_LOG
             where=$PUSHGATEWAY_URL ;;
+        toxiproxy) running=toxiproxy_running ready=toxiproxy_ready pidfile=$TOXIPROXY_PID log=$TOXIPROXY_LOG
+            where=$TOXIPROXY_URL ;;
     esac
     if $running; then
         if $ready; then
@@ -584,7 +649,7 @@ service_state() {
 
 print_status() {
     local rc=0 s
-    for s in pulsar mariadb pushgateway; do service_state "$s" || rc=1; done
+    for s in pulsar mariadb pushgateway toxiproxy; do service_state "$s" || rc=1; done
     return $rc
 }
 
@@ -596,14 +661,17 @@ cmd_up() {
     ensure_packages
     refuse_foreign_listeners
     ensure_pulsar_installed
+    ensure_toxiproxy_installed
     # Start everything first, then wait: Pulsar's startup (5 s on the dev
     # machine, up to 90 s on slow ones) overlaps with MariaDB's.
     pulsar_start
     mariadb_start
     pushgw_start
+    toxiproxy_start
     mariadb_wait
     mariadb_bootstrap
     pushgw_wait
+    toxiproxy_wait
     pulsar_wait
     print_status
     log "services up in $((SECONDS - t0))s; logs in $LOGS"
@@ -616,6 +684,7 @@ cmd_down() {
     # In parallel: Pulsar's clean shutdown dominates and the others need not
     # wait for it.
     pushgw_stop & pids+=($!)
+    toxiproxy_stop & pids+=($!)
     mariadb_stop & pids+=($!)
     pulsar_stop & pids+=($!)
     for p in "${pids[@]}"; do wait "$p"; done
@@ -630,7 +699,8 @@ cmd_stop_one() {
         pulsar) pulsar_stop ;;
         mariadb) mariadb_stop ;;
         pushgateway) pushgw_stop ;;
-        *) die "usage: $0 stop pulsar|mariadb|pushgateway" ;;
+        toxiproxy) toxiproxy_stop ;;
+        *) die "usage: $0 stop pulsar|mariadb|pushgateway|toxiproxy" ;;
     esac
 }
 

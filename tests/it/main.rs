@@ -9,6 +9,7 @@ mod check;
 mod codecs;
 mod end_snapshot;
 mod exactly_once;
+mod faults;
 mod metrics;
 mod partitions;
 mod ranges;
