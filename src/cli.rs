@@ -211,9 +211,15 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: Option<u64>,
 
-    /// Seconds of retrying (reconnects, transient write errors) before giving up. Default: 120.
+    /// Seconds of retrying (reconnects, transient write errors) before giving up, counted from
+    /// the first failure. Default: 120.
     #[arg(long, env = "PULSAR2MYSQL_RETRY_BUDGET_SECS")]
     pub retry_budget_secs: Option<u64>,
+
+    /// Seconds MySQL may take to answer one statement (or to take the next piece of a LOAD DATA
+    /// batch) before the connection counts as cut and the batch is retried. Default: 30.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_IO_TIMEOUT_SECS")]
+    pub mysql_io_timeout_secs: Option<u64>,
 
     /// Read and convert the range but write nothing.
     #[arg(long, env = "PULSAR2MYSQL_DRY_RUN")]
@@ -272,7 +278,8 @@ impl RunArgs {
             batch_bytes,
             writers,
             idle_timeout_secs,
-            retry_budget_secs
+            retry_budget_secs,
+            mysql_io_timeout_secs
         ))
     }
 
@@ -378,6 +385,7 @@ impl RunArgs {
                 batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
                 writers: args.writers.unwrap_or(4),
                 retry_budget,
+                io_timeout: Duration::from_secs(args.mysql_io_timeout_secs.unwrap_or(30).max(1)),
             },
             dry_run: args.dry_run,
             reprocess: args.reprocess,

@@ -365,6 +365,8 @@ pub struct SinkConfig {
     pub writers: usize,
     /// Total time allowed for retrying a batch before the run fails.
     pub retry_budget: Duration,
+    /// Longest wait for one answer from MySQL: a silent network partition is noticed after it.
+    pub io_timeout: Duration,
 }
 
 impl fmt::Debug for SinkConfig {
@@ -464,6 +466,7 @@ mod tests {
             batch_bytes: 1 << 22,
             writers: 4,
             retry_budget: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(1),
         };
         assert_eq!(sink.batch_rows_for(1), 100_000);
         assert_eq!(sink.batch_rows_for(4), 25_000);

@@ -33,6 +33,11 @@ pub enum Error {
     )]
     Locked(String),
 
+    /// A batch's checkpoint was moved by somebody else while this run held the job: a second
+    /// runner of the same job (its lock lost, or checkpoints edited by hand).
+    #[error("{0}")]
+    Fenced(String),
+
     /// SIGTERM/SIGINT arrived; work committed so far is kept and checkpointed.
     #[error(
         "interrupted: the run was stopped by a signal after committing its last complete batch"
@@ -71,7 +76,7 @@ impl Error {
             Error::Source(_) => ExitCode::SourceUnavailable,
             Error::Sink(_) => ExitCode::SinkUnavailable,
             Error::BadRecords(_) => ExitCode::BadRecords,
-            Error::Locked(_) => ExitCode::Locked,
+            Error::Locked(_) | Error::Fenced(_) => ExitCode::Locked,
             Error::Interrupted => ExitCode::Interrupted,
         }
     }
@@ -84,7 +89,7 @@ impl Error {
             Error::Source(_) => "source_unavailable",
             Error::Sink(_) => "sink_unavailable",
             Error::BadRecords(_) => "bad_record_limit",
-            Error::Locked(_) => "locked",
+            Error::Locked(_) | Error::Fenced(_) => "locked",
             Error::Interrupted => "interrupted",
         }
     }

@@ -159,11 +159,22 @@ async fn run_inner(
     };
     let mysql_side = async {
         let sink = Arc::new(MysqlSink::connect(&cfg.sink, cfg.dry_run).await?);
-        match claim_range(cfg, &sink).await {
-            Ok(claim) => Ok((sink, claim)),
-            Err(e) => {
+        // Each setup query is a single round trip, but none of them has a deadline of its own:
+        // a server that stops answering must not hold the run here.
+        let limit = cfg.sink.io_timeout * 4;
+        match tokio::time::timeout(limit, claim_range(cfg, &sink)).await {
+            Ok(Ok(claim)) => Ok((sink, claim)),
+            Ok(Err(e)) => {
                 sink.close().await;
                 Err(e)
+            }
+            Err(_) => {
+                sink.close().await;
+                Err(Error::Sink(format!(
+                    "MySQL did not answer while taking the job lock and reading checkpoints \
+                     within {}s (a network partition, or a server that stopped responding)",
+                    limit.as_secs()
+                )))
             }
         }
     };
@@ -259,11 +270,13 @@ async fn run_with_sink(
     let concurrent = readers.len().min(cfg.sink.writers);
     let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::stream::iter(readers)
         .map(|reader| {
+            let index = reader.partition().checkpoint_index();
             let builder = sink.batch_builder(
                 converter.columns(),
                 &reader.partition().topic,
-                reader.partition().checkpoint_index(),
+                index,
                 concurrent,
+                checkpoints.get(&index).map(|cp| cp.position),
             );
             run_partition(
                 cfg,
@@ -287,7 +300,7 @@ async fn run_with_sink(
     }
     resolved.sort_by_key(|r| r.partition);
     if let Some(lock) = lock {
-        lock.release().await;
+        lock.release(cfg.sink.io_timeout).await;
     }
     first_error.map_or(Ok(()), Err)
 }
@@ -435,7 +448,8 @@ async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()>
             Handoff::Opened(open) => {
                 // Stream the batch while the reader fills it; its Closed comes next.
                 let closed = async { (rx.recv().await, Instant::now()) };
-                let (early, (next, closed_at)) = tokio::join!(w.sink.start_load(&open), closed);
+                let early = w.sink.start_load(&open, &w.job_id, &w.range_key);
+                let (early, (next, closed_at)) = tokio::join!(early, closed);
                 match next {
                     Some(Handoff::Closed(batch)) => (batch, Some(early), closed_at),
                     // The reader stopped without closing the batch (its error is reported);

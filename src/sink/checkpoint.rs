@@ -161,30 +161,98 @@ pub fn advance_sql(
     sql
 }
 
-/// The last committed position of one partition, read on its own (after a lost commit reply).
-pub async fn position_of(
-    conn: &mut MySqlConnection,
-    job_id: &str,
-    range_key: &str,
-    partition: i32,
-) -> std::result::Result<Option<Position>, sqlx::Error> {
-    let row = sqlx::query(
-        // A locking read: the lost commit may still be finishing on the server.
-        "SELECT ledger_id, entry_id, batch_index FROM p2m_checkpoint
-          WHERE job_id = ? AND range_key = ? AND partition_index = ? LOCK IN SHARE MODE",
-    )
-    .bind(job_id)
-    .bind(range_key)
-    .bind(partition)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| {
-        Position::new(
-            r.try_get(0).unwrap_or(0),
-            r.try_get(1).unwrap_or(0),
-            r.try_get(2).unwrap_or(-1),
+/// The condition every attempt at a batch writes under. Inside the batch's transaction, before
+/// any row, the partition's checkpoint row is read `FOR UPDATE`: that waits for any earlier
+/// attempt still open on the server (a COMMIT whose reply was lost, a connection cut in the
+/// middle), and then tells whether to write, whether that earlier attempt already landed, or
+/// whether somebody else moved the checkpoint (a second runner of the same job).
+#[derive(Debug, Clone)]
+pub struct Fence {
+    job_id: String,
+    range_key: String,
+    lock_sql: String,
+    /// Where the checkpoint stands before this batch (None: no row yet).
+    after: Option<Position>,
+    /// The batch's last position, once the batch is complete.
+    end: Option<Position>,
+}
+
+/// What an attempt found in its partition's checkpoint row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The checkpoint is where this writer left it: write the batch.
+    Write,
+    /// The checkpoint stands exactly at the batch's end: an earlier attempt committed it.
+    Landed,
+    /// The checkpoint is somewhere this writer did not put it.
+    Moved(Option<Position>),
+}
+
+impl Fence {
+    /// The fence of partition `partition`'s batch that follows `after` and ends at `end`
+    /// (unknown while a LOAD DATA batch is still being filled).
+    pub fn new(
+        job_id: &str,
+        range_key: &str,
+        partition: i32,
+        after: Option<Position>,
+        end: Option<Position>,
+    ) -> Fence {
+        let mut lock_sql = String::from(
+            "SELECT ledger_id, entry_id, batch_index FROM p2m_checkpoint WHERE job_id = ",
+        );
+        write_literal(&mut lock_sql, &Value::Text(job_id));
+        lock_sql.push_str(" AND range_key = ");
+        write_literal(&mut lock_sql, &Value::Text(range_key));
+        let _ = write!(lock_sql, " AND partition_index = {partition} FOR UPDATE");
+        Fence {
+            job_id: job_id.to_string(),
+            range_key: range_key.to_string(),
+            lock_sql,
+            after,
+            end,
+        }
+    }
+
+    /// The job the fenced batch belongs to.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The range the fenced batch belongs to.
+    pub fn range_key(&self) -> &str {
+        &self.range_key
+    }
+
+    /// The locking read, as SQL text (both write paths run it).
+    pub fn lock_sql(&self) -> &str {
+        &self.lock_sql
+    }
+
+    /// What to do, given the position the locking read found (None: no row).
+    pub fn judge(&self, found: Option<Position>) -> Verdict {
+        if found == self.after {
+            return Verdict::Write;
+        }
+        // Exactly the batch's end, not "at or past it": past it, somebody else has written
+        // rows this writer never saw, and skipping ahead would hide them.
+        match (found, self.end) {
+            (Some(found), Some(end)) if found == end => Verdict::Landed,
+            _ => Verdict::Moved(found),
+        }
+    }
+
+    /// The sentence for a [`Verdict::Moved`] checkpoint.
+    pub fn moved_message(&self, partition: i32, found: Option<Position>) -> String {
+        let show = |p: Option<Position>| p.map_or("nothing".to_string(), |p| p.to_string());
+        format!(
+            "the checkpoint of partition {partition} holds {} where this run left {}: another \
+             run of the same job is writing this range (or its checkpoints were changed by \
+             hand); this run stopped without writing its batch",
+            show(found),
+            show(self.after)
         )
-    }))
+    }
 }
 
 /// Holds `GET_LOCK` for a job on a dedicated connection for as long as it lives; a second run
@@ -227,13 +295,20 @@ impl JobLock {
         self.conn.as_mut().expect("held until released")
     }
 
-    /// Releases the lock explicitly (dropping the lock does it too, by closing the connection).
-    pub async fn release(mut self) {
+    /// Releases the lock explicitly, waiting at most `limit` for the server; a connection that
+    /// does not answer is closed instead, which releases the lock on the server just as well.
+    pub async fn release(mut self, limit: std::time::Duration) {
         if let Some(mut conn) = self.conn.take() {
-            let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
-                .bind(&self.name)
-                .execute(&mut *conn)
-                .await;
+            let released = tokio::time::timeout(
+                limit,
+                sqlx::query("SELECT RELEASE_LOCK(?)")
+                    .bind(&self.name)
+                    .execute(&mut *conn),
+            )
+            .await;
+            if !matches!(released, Ok(Ok(_))) {
+                drop(conn.detach());
+            }
         }
     }
 }
@@ -266,5 +341,35 @@ mod tests {
         let n = lock_name(&"x".repeat(500));
         assert!(n.len() <= 64, "{n}");
         assert_ne!(lock_name("a"), lock_name("b"));
+    }
+
+    #[test]
+    fn the_fence_writes_only_where_this_writer_left_the_checkpoint() {
+        let p = |e: i64| Position::new(7, e, -1);
+        let fence = Fence::new("job", "range", 3, Some(p(10)), Some(p(20)));
+        assert!(fence.lock_sql().ends_with("partition_index = 3 FOR UPDATE"));
+        assert_eq!(fence.judge(Some(p(10))), Verdict::Write);
+        // An earlier attempt's COMMIT landed after all.
+        assert_eq!(fence.judge(Some(p(20))), Verdict::Landed);
+        assert_eq!(fence.judge(Some(p(25))), Verdict::Moved(Some(p(25))));
+        // Somebody else wrote part of the way, or took the checkpoint back.
+        assert_eq!(fence.judge(Some(p(15))), Verdict::Moved(Some(p(15))));
+        assert_eq!(fence.judge(Some(p(5))), Verdict::Moved(Some(p(5))));
+        assert_eq!(fence.judge(None), Verdict::Moved(None));
+        // A partition's first batch: no row yet.
+        let first = Fence::new("job", "range", -1, None, Some(p(20)));
+        assert_eq!(first.judge(None), Verdict::Write);
+        assert_eq!(first.judge(Some(p(20))), Verdict::Landed);
+        // While a LOAD DATA batch is still filling, its end is unknown: any move is suspect.
+        let open = Fence::new("job", "range", -1, Some(p(10)), None);
+        assert_eq!(open.judge(Some(p(10))), Verdict::Write);
+        assert_eq!(open.judge(Some(p(99))), Verdict::Moved(Some(p(99))));
+        // Quotes in the job id stay inside the literal.
+        let quoted = Fence::new("it's", "r", 0, None, None);
+        assert!(
+            quoted.lock_sql().contains(r"'it\'s'"),
+            "{}",
+            quoted.lock_sql()
+        );
     }
 }

@@ -10,13 +10,17 @@
 //! batch back unless the only warnings are the duplicates the mode asked to skip.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use mysql_async::prelude::Queryable;
 use tokio::sync::watch;
 
+use super::checkpoint::{Fence, Verdict};
 use super::schema::{quote_ident, TableName};
 use super::CONNECT_TIMEOUT;
 use crate::config::{SinkConfig, WriteMode};
@@ -105,35 +109,84 @@ impl TsvData {
     }
 
     /// The batch's bytes from the start, as LOAD DATA input; ends with an error if the batch
-    /// is abandoned before it is closed.
-    fn stream(&self) -> mysql_async::InfileData {
+    /// is abandoned before it is closed. `pulse` hears of every piece the driver takes.
+    fn stream(&self, pulse: Arc<Pulse>) -> mysql_async::InfileData {
         let state = (self.clone(), 0usize);
-        Box::pin(futures::stream::unfold(
-            state,
-            |(mut data, next)| async move {
+        Box::pin(futures::stream::unfold(state, move |(mut data, next)| {
+            let pulse = pulse.clone();
+            async move {
                 loop {
                     let progress = *data.progress.borrow_and_update();
                     if next < progress.chunks {
                         let chunk = data.chunks.lock().expect("chunk list lock")[next].clone();
+                        pulse.beat();
                         return Some((Ok(chunk), (data, next + 1)));
                     }
                     if progress.closed {
+                        pulse.beat();
                         return None;
                     }
-                    if data.progress.changed().await.is_err() {
+                    pulse.wait_for_reader();
+                    let changed = data.progress.changed().await;
+                    pulse.beat();
+                    if changed.is_err() {
                         let abandoned = std::io::Error::other("the batch was abandoned");
                         // Ends the stream: the load fails and its transaction is dropped.
                         return Some((Err(abandoned), (data, usize::MAX)));
                     }
                 }
-            },
-        ))
+            }
+        }))
+    }
+}
+
+/// When a streaming LOAD DATA statement last made progress: the driver took a piece of the
+/// batch, or the reader published one. Time spent waiting for the reader is not the network's:
+/// only silence while the driver has something to send or an answer to wait for counts.
+struct Pulse {
+    last: Mutex<tokio::time::Instant>,
+    waiting_for_reader: AtomicBool,
+}
+
+impl Pulse {
+    fn new() -> Arc<Pulse> {
+        Arc::new(Pulse {
+            last: Mutex::new(tokio::time::Instant::now()),
+            waiting_for_reader: AtomicBool::new(false),
+        })
+    }
+
+    fn beat(&self) {
+        *self.last.lock().expect("pulse lock") = tokio::time::Instant::now();
+        self.waiting_for_reader.store(false, Ordering::Relaxed);
+    }
+
+    fn wait_for_reader(&self) {
+        self.waiting_for_reader.store(true, Ordering::Relaxed);
+    }
+
+    /// Resolves once the statement has been silent for `limit` while not waiting for the
+    /// reader.
+    async fn silence(&self, limit: Duration) {
+        loop {
+            let last = *self.last.lock().expect("pulse lock");
+            if self.waiting_for_reader.load(Ordering::Relaxed) {
+                tokio::time::sleep(limit).await;
+                continue;
+            }
+            if last.elapsed() >= limit {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
     }
 }
 
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.
 pub struct LoadDataWriter {
     pool: mysql_async::Pool,
+    /// Longest wait for one answer (see [`SinkConfig::io_timeout`]).
+    io_timeout: Duration,
 }
 
 /// What the server reported for one LOAD DATA statement.
@@ -154,6 +207,7 @@ impl LoadDataWriter {
         let opts = connect_opts(cfg, session_init)?;
         Ok(LoadDataWriter {
             pool: mysql_async::Pool::new(opts),
+            io_timeout: cfg.io_timeout,
         })
     }
 
@@ -169,22 +223,35 @@ impl LoadDataWriter {
         });
     }
 
-    /// Begins a batch's transaction and loads its rows, streaming them as they are published;
-    /// returns once the batch is closed and loaded, with the transaction still open.
+    /// Begins a batch's transaction, passes its fence, and loads its rows, streaming them as
+    /// they are published; returns once the batch is closed and loaded, with the transaction
+    /// still open.
     pub async fn start(
         &self,
         statement: &str,
         data: &TsvData,
+        fence: &Fence,
     ) -> std::result::Result<Started, LoadError> {
         let mut conn = connection(&self.pool).await?;
-        match load(&mut conn, statement, data).await {
+        match self.load(&mut conn, statement, data, fence).await {
             Ok(loaded) => Ok(Started {
                 conn: Some(conn),
                 loaded,
             }),
+            Err(LoadError::Fence(Verdict::Landed)) => {
+                let thread = conn.id();
+                match self
+                    .bounded(thread, "ROLLBACK", conn.query_drop("ROLLBACK"))
+                    .await
+                {
+                    Ok(()) => drop(conn), // clean: back to the pool
+                    Err(_) => discard(conn).await,
+                }
+                Err(LoadError::Fence(Verdict::Landed))
+            }
             Err(e) => {
                 discard(conn).await;
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -208,27 +275,114 @@ impl LoadDataWriter {
             return Err(LoadError::Refused(why));
         }
         let mut result = Ok(());
-        for sql in then {
-            result = conn.query_drop(sql.as_str()).await;
+        let thread = conn.id();
+        for sql in then.iter().map(String::as_str).chain(["COMMIT"]) {
+            let what = if sql == "COMMIT" {
+                "COMMIT"
+            } else {
+                "the checkpoint"
+            };
+            result = self.bounded(thread, what, conn.query_drop(sql)).await;
             if result.is_err() {
                 break;
             }
-        }
-        if result.is_ok() {
-            result = conn.query_drop("COMMIT").await;
         }
         match result {
             Ok(()) => Ok(loaded),
             Err(e) => {
                 discard(conn).await;
-                Err(e.into())
+                Err(e)
             }
         }
     }
 
     /// Closes the pool's connections (a dropped pool leaves them to the server's timeout).
     pub async fn close(&self) {
-        let _ = self.pool.clone().disconnect().await;
+        let _ = tokio::time::timeout(self.io_timeout, self.pool.clone().disconnect()).await;
+    }
+
+    /// START TRANSACTION, the fence, and the LOAD DATA statement, streaming `data`. The
+    /// statement may wait for the reader as long as it needs; silence beyond `io_timeout`
+    /// while the driver has something to send or an answer to wait for ends it as stalled.
+    async fn load(
+        &self,
+        conn: &mut mysql_async::Conn,
+        statement: &str,
+        data: &TsvData,
+        fence: &Fence,
+    ) -> std::result::Result<Loaded, LoadError> {
+        let thread = conn.id();
+        let pulse = Pulse::new();
+        let (stream_data, stream_pulse) = (data.clone(), pulse.clone());
+        conn.set_infile_handler(async move { Ok(stream_data.stream(stream_pulse)) });
+        self.bounded(
+            thread,
+            "START TRANSACTION",
+            conn.query_drop("START TRANSACTION"),
+        )
+        .await?;
+        let found: Option<(i64, i64, i32)> = self
+            .bounded(
+                thread,
+                "the checkpoint read",
+                conn.query_first(fence.lock_sql()),
+            )
+            .await?;
+        match fence.judge(found.map(|(l, e, b)| crate::source::Position::new(l, e, b))) {
+            Verdict::Write => {}
+            verdict => return Err(LoadError::Fence(verdict)),
+        }
+        pulse.beat();
+        tokio::select! {
+            done = conn.query_drop(statement) => done?,
+            () = pulse.silence(self.io_timeout) => {
+                return Err(LoadError::Stalled { what: "LOAD DATA", after: self.io_timeout, thread })
+            }
+        }
+        let inserted = conn.affected_rows();
+        let warnings: Option<u64> = self
+            .bounded(
+                thread,
+                "a warning count",
+                conn.query_first("SELECT @@warning_count"),
+            )
+            .await?;
+        let warnings = warnings.unwrap_or(0);
+        let first_warning = if warnings > 0 {
+            let row: Option<(String, u32, String)> = self
+                .bounded(
+                    thread,
+                    "SHOW WARNINGS",
+                    conn.query_first("SHOW WARNINGS LIMIT 1"),
+                )
+                .await?;
+            row.map(|(_, code, msg)| format!("{code}: {msg}"))
+        } else {
+            None
+        };
+        Ok(Loaded {
+            inserted,
+            warnings,
+            first_warning,
+        })
+    }
+
+    /// One round trip on the connection of server thread `thread` that must answer within
+    /// `io_timeout`.
+    async fn bounded<T>(
+        &self,
+        thread: u32,
+        what: &'static str,
+        op: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
+    ) -> std::result::Result<T, LoadError> {
+        match tokio::time::timeout(self.io_timeout, op).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(LoadError::Stalled {
+                what,
+                after: self.io_timeout,
+                thread,
+            }),
+        }
     }
 }
 
@@ -267,36 +421,12 @@ async fn connection(
     }
 }
 
-/// START TRANSACTION and the LOAD DATA statement, streaming `data`.
-async fn load(
-    conn: &mut mysql_async::Conn,
-    statement: &str,
-    data: &TsvData,
-) -> std::result::Result<Loaded, mysql_async::Error> {
-    let data = data.clone();
-    conn.set_infile_handler(async move { Ok(data.stream()) });
-    conn.query_drop("START TRANSACTION").await?;
-    conn.query_drop(statement).await?;
-    let inserted = conn.affected_rows();
-    let warnings: Option<u64> = conn.query_first("SELECT @@warning_count").await?;
-    let warnings = warnings.unwrap_or(0);
-    let first_warning = if warnings > 0 {
-        let row: Option<(String, u32, String)> = conn.query_first("SHOW WARNINGS LIMIT 1").await?;
-        row.map(|(_, code, msg)| format!("{code}: {msg}"))
-    } else {
-        None
-    };
-    Ok(Loaded {
-        inserted,
-        warnings,
-        first_warning,
-    })
-}
-
 /// Closes a connection whose transaction must not survive: the server rolls it back. Never
-/// returned to the pool, where the next batch would continue the transaction.
+/// returned to the pool, where the next batch would continue the transaction. Bounded: on a
+/// cut connection the goodbye may never get out, and the connection is then simply dropped
+/// (already marked disconnected, so the pool does not take it back).
 async fn discard(conn: mysql_async::Conn) {
-    let _ = conn.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.disconnect()).await;
 }
 
 /// Why a LOAD DATA batch did not commit.
@@ -304,6 +434,15 @@ pub enum LoadError {
     Driver(mysql_async::Error),
     /// The load ran but its result was refused (unexpected duplicates or warnings).
     Refused(String),
+    /// The server did not answer `what` within `after`; the connection (server thread
+    /// `thread`) was dropped.
+    Stalled {
+        what: &'static str,
+        after: Duration,
+        thread: u32,
+    },
+    /// The fence did not let the batch be written (see [`Fence`]).
+    Fence(Verdict),
 }
 
 impl From<mysql_async::Error> for LoadError {
@@ -413,7 +552,8 @@ pub fn write_tsv_field(out: &mut Vec<u8>, v: &Value<'_>) {
 }
 
 /// `mysql_async` options from the same URL and password sqlx uses. sqlx's URL parameters are
-/// mapped (`ssl-mode`, `ssl-ca`, `socket`); anything else is ignored by this pool.
+/// mapped (`ssl-mode`, `ssl-ca`, `socket`); anything else is ignored by this pool. A Unix
+/// socket is used only when the URL names one.
 fn connect_opts(cfg: &SinkConfig, session_init: &str) -> Result<mysql_async::Opts> {
     let url = url::Url::parse(&cfg.url).map_err(|e| {
         Error::Config(format!(
@@ -436,6 +576,11 @@ fn connect_opts(cfg: &SinkConfig, session_init: &str) -> Result<mysql_async::Opt
         .user(user)
         .pass(password)
         .db_name((!db.is_empty()).then(|| decode(db)))
+        // Connect where the URL says. By default the driver asks a server reached over TCP for
+        // its @@socket and reconnects through that path on this machine: past any proxy, and
+        // to whatever local server listens there.
+        .prefer_socket(false)
+        .tcp_keepalive(Some(Duration::from_secs(30)))
         .init(vec![
             "SET NAMES utf8mb4".to_string(),
             session_init.to_string(),
@@ -551,6 +696,7 @@ mod tests {
             batch_bytes: 1,
             writers: 2,
             retry_budget: std::time::Duration::from_secs(1),
+            io_timeout: std::time::Duration::from_secs(1),
         };
         let o = connect_opts(&cfg("mysql://u%40x:p%2Fw@db.example:3307/my%20db"), "").unwrap();
         assert_eq!(o.ip_or_hostname(), "db.example");
@@ -559,6 +705,13 @@ mod tests {
         assert_eq!(o.pass(), Some("p/w"));
         assert_eq!(o.db_name(), Some("my db"));
         assert!(o.ssl_opts().is_none());
+        assert!(
+            !o.prefer_socket(),
+            "a TCP URL must never switch to the server's Unix socket"
+        );
+        assert_eq!(o.socket(), None);
+        let o = connect_opts(&cfg("mysql://u@localhost/db?socket=%2Frun%2Fm.sock"), "").unwrap();
+        assert_eq!(o.socket(), Some("/run/m.sock"));
         let o = connect_opts(&cfg("mysql://u@h/db?ssl-mode=REQUIRED"), "").unwrap();
         assert!(o.ssl_opts().is_some());
         assert!(connect_opts(&cfg("mysql://u@h/db?ssl-mode=sometimes"), "").is_err());

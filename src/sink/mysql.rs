@@ -4,13 +4,15 @@
 //! transient failures without ever applying a batch twice.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{Connection, Executor, MySqlConnection, MySqlPool};
+use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection, MySqlPool};
 
-use super::checkpoint;
+use super::checkpoint::{self, Fence, Verdict};
 use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started, TsvData, TsvWriter};
 use super::schema::{quote_ident, read_columns, TableName};
 use crate::config::{SinkConfig, WriteMode, WriteStrategy};
@@ -69,7 +71,10 @@ impl MysqlSink {
         options = options
             .charset("utf8mb4")
             .pipes_as_concat(false)
-            .timezone(Some("+00:00".to_string()));
+            .timezone(Some("+00:00".to_string()))
+            // sqlx logs every statement, and slow ones whole at WARN: batches are megabytes of
+            // row values. Logs never carry rows; slowness shows in the batch metrics.
+            .disable_statement_logging();
         let pool = MySqlPoolOptions::new()
             .max_connections(cfg.writers as u32 + 2)
             .acquire_timeout(super::CONNECT_TIMEOUT)
@@ -103,20 +108,37 @@ impl MysqlSink {
                 }
             }
         };
-        if !read_only {
-            checkpoint::migrate(&mut conn).await?;
-        }
-        let columns = read_columns(&mut conn, &table).await?;
-        let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| Error::Sink(format!("cannot read max_allowed_packet: {e}")))?;
+        // A handful of single round trips; a server that stops answering must not hold the run.
+        let limit = cfg.io_timeout * 4;
+        let setup = async {
+            if !read_only {
+                checkpoint::migrate(&mut conn).await?;
+            }
+            let columns = read_columns(&mut conn, &table).await?;
+            let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| Error::Sink(format!("cannot read max_allowed_packet: {e}")))?;
+            let strategy = resolve_strategy(cfg, &mut conn).await?;
+            Ok::<_, Error>((columns, packet, strategy))
+        };
+        let (columns, packet, strategy) = match tokio::time::timeout(limit, setup).await {
+            Ok(done) => done?,
+            Err(_) => {
+                drop(conn.detach());
+                return Err(Error::Sink(format!(
+                    "{} did not answer the set-up queries (migrations, the table's columns) \
+                     within {}s (a network partition, or a server that stopped responding)",
+                    cfg.redacted_url(),
+                    limit.as_secs()
+                )));
+            }
+        };
         // Leave room for the statement's head and tail and the protocol's own framing.
         let max_statement_bytes = cfg
             .batch_bytes
             .min((packet as usize).saturating_sub(16 * 1024))
             .max(16 * 1024);
-        let strategy = resolve_strategy(cfg, &mut conn).await?;
         let load_data = if strategy == WriteStrategy::LoadData && !read_only {
             let writer = LoadDataWriter::new(cfg, SESSION_INIT)?;
             writer.warm_up();
@@ -174,13 +196,15 @@ impl MysqlSink {
     }
 
     /// A builder for batches of one partition, writing the given (mapped) columns, while
-    /// `concurrent` partitions are written at once.
+    /// `concurrent` partitions are written at once; `after` is the partition's checkpoint when
+    /// the run starts.
     pub fn batch_builder(
         &self,
         mapped: &[Column],
         topic: &str,
         partition: i32,
         concurrent: usize,
+        after: Option<Position>,
     ) -> BatchBuilder {
         let format = match self.strategy {
             WriteStrategy::LoadData => Format::Tsv(TsvRows {
@@ -198,6 +222,7 @@ impl MysqlSink {
             topic: topic.to_string(),
             partition,
             batch: Batch::empty(partition),
+            after,
         }
     }
 
@@ -233,8 +258,10 @@ impl MysqlSink {
     }
 
     /// Commits a batch: rows, dead letters and the checkpoint in one transaction. Transient
-    /// failures are retried within the retry budget; when a commit's reply was lost, the
-    /// checkpoint tells whether it landed, so a batch is never applied twice.
+    /// failures (including a server that stops answering within `--mysql-io-timeout-secs`) are
+    /// retried within the retry budget, counted from the first failure. Every attempt passes
+    /// the batch's [`Fence`] first, so an attempt whose COMMIT reply was lost is never applied
+    /// twice, and a second writer of the same partition stops the run.
     ///
     /// `early` is the load [`MysqlSink::start_load`] began for this batch, if any; it counts
     /// as the first attempt.
@@ -248,59 +275,124 @@ impl MysqlSink {
         let Some(last) = batch.last else {
             return Ok(CommitStats::default());
         };
+        let fence = Fence::new(
+            job_id,
+            range_key,
+            batch.partition,
+            batch.after,
+            Some(last.0),
+        );
         let mut early = early;
-        let mut backoff = Backoff::new(self.cfg.retry_budget);
+        let mut backoff: Option<Backoff> = None;
+        let mut first_failure: Option<(Instant, String)> = None;
         let mut retries = 0;
+        // The server thread of an attempt dropped because it stopped answering: it may still
+        // hold the batch's locks (or be committing it), so the next attempt ends it first.
+        let mut abandoned: Option<u32> = None;
         loop {
-            match self
-                .try_commit(batch, job_id, range_key, early.take())
-                .await
-            {
-                Ok(mut stats) => {
+            let attempt_began = Instant::now();
+            let attempt = match abandoned {
+                Some(thread) => self.kill(thread).await,
+                None => Ok(()),
+            };
+            let attempt = match attempt {
+                Ok(()) => {
+                    abandoned = None;
+                    self.try_commit(batch, &fence, early.take()).await
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(Attempt::Committed(mut stats)) => {
                     stats.retries = retries;
                     return Ok(stats);
                 }
+                Ok(Attempt::Landed) => {
+                    tracing::info!(
+                        partition = batch.partition,
+                        "the lost commit had landed; not writing it again"
+                    );
+                    return Ok(CommitStats {
+                        rows_written: batch.rows,
+                        duplicates: 0,
+                        dead_lettered: batch.dead_letters.len() as u64,
+                        retries,
+                    });
+                }
                 Err(e) if e.is_retriable() => {
+                    if let WriteError::Stalled { thread, .. } = e {
+                        abandoned = abandoned.or(thread);
+                    }
                     retries += 1;
                     let cause = scrub(&e.to_string(), self.cfg.password.as_deref());
+                    let (since, first) =
+                        first_failure.get_or_insert_with(|| (attempt_began, cause.clone()));
                     tracing::warn!(partition = batch.partition, retries, %cause, "batch failed with a transient error; retrying");
-                    if !backoff.wait().await {
-                        return Err(Error::Sink(format!(
-                            "gave up writing to {} after {retries} retries over {:?}: {cause}",
-                            self.cfg.redacted_url(),
-                            self.cfg.retry_budget
-                        )));
-                    }
-                    if self
-                        .landed(batch.partition, last.0, job_id, range_key)
+                    let budget = self.cfg.retry_budget;
+                    if !backoff
+                        .get_or_insert_with(|| Backoff::new(budget))
+                        .wait()
                         .await
                     {
-                        tracing::info!(
-                            partition = batch.partition,
-                            "the lost commit had landed; not writing it again"
-                        );
-                        return Ok(CommitStats {
-                            rows_written: batch.rows,
-                            duplicates: 0,
-                            dead_lettered: batch.dead_letters.len() as u64,
-                            retries,
-                        });
+                        let first = if *first == cause {
+                            String::new()
+                        } else {
+                            format!(" (the first failure: {first})")
+                        };
+                        return Err(Error::Sink(format!(
+                            "gave up writing partition {} to {} after {retries} failed attempts \
+                             over {:.1}s (retry budget {}s): {cause}{first}",
+                            batch.partition,
+                            self.cfg.redacted_url(),
+                            since.elapsed().as_secs_f64(),
+                            budget.as_secs()
+                        )));
                     }
                 }
                 Err(WriteError::Refused(msg)) => return Err(Error::Sink(msg)),
+                Err(WriteError::Moved(found)) => {
+                    return Err(Error::Fenced(fence.moved_message(batch.partition, found)))
+                }
                 Err(e) => return Err(self.explain(e, batch)),
             }
         }
     }
 
-    async fn landed(&self, partition: i32, last: Position, job_id: &str, range_key: &str) -> bool {
-        let Ok(mut conn) = self.pool.acquire().await else {
-            return false;
-        };
-        matches!(
-            checkpoint::position_of(&mut conn, job_id, range_key, partition).await,
-            Ok(Some(p)) if p >= last
+    /// A connection for an attempt, within `--mysql-io-timeout-secs`: on a silent network the
+    /// pool would wait for its own, longer, connect timeout.
+    async fn connection(
+        &self,
+    ) -> std::result::Result<sqlx::pool::PoolConnection<sqlx::MySql>, WriteError> {
+        bounded(
+            self.cfg.io_timeout,
+            "a new connection",
+            None,
+            self.pool.acquire(),
         )
+        .await
+    }
+
+    /// Ends the server thread of an abandoned attempt, so that its transaction rolls back (or
+    /// finishes committing) before the next attempt reads the fence.
+    async fn kill(&self, thread: u32) -> std::result::Result<(), WriteError> {
+        let mut conn = self.connection().await?;
+        let sql = format!("KILL CONNECTION {thread}");
+        let result = bounded(
+            self.cfg.io_timeout,
+            "KILL",
+            None,
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
+        )
+        .await;
+        match result {
+            // 1094: unknown thread, already gone.
+            Err(e) if e.server_code() == Some(1094) => Ok(()),
+            Err(e @ WriteError::Stalled { .. }) => {
+                conn.close_on_drop();
+                Err(e)
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     fn explain(&self, e: WriteError, batch: &Batch) -> Error {
@@ -328,14 +420,15 @@ impl MysqlSink {
 
     /// Begins loading a LOAD DATA batch while it is still being filled; the result goes to
     /// [`MysqlSink::commit`] once the batch is complete.
-    pub async fn start_load(&self, open: &OpenBatch) -> EarlyLoad {
+    pub async fn start_load(&self, open: &OpenBatch, job_id: &str, range_key: &str) -> EarlyLoad {
         let writer = self
             .load_data
             .as_ref()
             .expect("open batches come from a LOAD DATA sink");
+        let fence = Fence::new(job_id, range_key, open.partition, open.after, None);
         EarlyLoad(
             writer
-                .start(&open.statement, &open.data)
+                .start(&open.statement, &open.data, &fence)
                 .await
                 .map_err(WriteError::from),
         )
@@ -344,14 +437,13 @@ impl MysqlSink {
     async fn try_commit(
         &self,
         batch: &Batch,
-        job_id: &str,
-        range_key: &str,
+        fence: &Fence,
         early: Option<EarlyLoad>,
-    ) -> std::result::Result<CommitStats, WriteError> {
+    ) -> std::result::Result<Attempt, WriteError> {
         let mut then = Vec::with_capacity(2);
         if !batch.dead_letters.is_empty() {
             then.push(dead_letter_sql(
-                job_id,
+                fence.job_id(),
                 &batch.topic,
                 batch.partition,
                 &batch.dead_letters,
@@ -359,50 +451,117 @@ impl MysqlSink {
         }
         let (position, publish_time) = batch.last.expect("checked by commit");
         then.push(checkpoint::advance_sql(
-            job_id,
-            range_key,
+            fence.job_id(),
+            fence.range_key(),
             batch.partition,
             position,
             publish_time,
             batch.consumed,
         ));
-        let mut stats = match &batch.body {
-            Body::Statements(statements) => self.insert_statements(statements, &then).await?,
+        let started = match &batch.body {
+            Body::Statements(statements) => {
+                let mut conn = self.connection().await?;
+                let result = self
+                    .insert_statements(&mut conn, fence, statements, &then)
+                    .await;
+                if matches!(result, Err(WriteError::Stalled { .. })) {
+                    // Cut in the middle of a round trip: never back to the pool.
+                    drop(conn.detach());
+                }
+                return result.map(|attempt| match attempt {
+                    Attempt::Committed(mut stats) => {
+                        stats.dead_lettered = batch.dead_letters.len() as u64;
+                        Attempt::Committed(stats)
+                    }
+                    landed => landed,
+                });
+            }
             Body::Tsv { statement, data } => {
                 let writer = self
                     .load_data
                     .as_ref()
                     .expect("a LOAD DATA batch comes from a LOAD DATA sink");
-                let started = match early {
-                    Some(EarlyLoad(started)) => started?,
-                    None => writer.start(statement, data).await?,
-                };
-                self.finish_load(writer, started, batch.rows, &then).await?
+                match early {
+                    Some(EarlyLoad(started)) => started,
+                    None => writer
+                        .start(statement, data, fence)
+                        .await
+                        .map_err(Into::into),
+                }
             }
         };
+        let started = match started {
+            Ok(started) => started,
+            // The early load found the checkpoint moved (it could not know the batch's end);
+            // judged again now that the end is known.
+            Err(WriteError::Moved(found)) => match fence.judge(found) {
+                Verdict::Landed => return Ok(Attempt::Landed),
+                _ => return Err(WriteError::Moved(found)),
+            },
+            Err(WriteError::Landed) => return Ok(Attempt::Landed),
+            Err(e) => return Err(e),
+        };
+        let writer = self.load_data.as_ref().expect("checked above");
+        let mut stats = self.finish_load(writer, started, batch.rows, &then).await?;
         stats.dead_lettered = batch.dead_letters.len() as u64;
-        Ok(stats)
+        Ok(Attempt::Committed(stats))
     }
 
-    /// The INSERT path: the statements, then `then`, in one sqlx transaction.
+    /// The INSERT path: the fence, the statements, then `then`, in one sqlx transaction, each
+    /// round trip bounded by `--mysql-io-timeout-secs`.
     async fn insert_statements(
         &self,
+        conn: &mut MySqlConnection,
+        fence: &Fence,
         statements: &[(String, u64)],
         then: &[String],
-    ) -> std::result::Result<CommitStats, WriteError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+    ) -> std::result::Result<Attempt, WriteError> {
+        let limit = self.cfg.io_timeout;
+        let thread: u64 = bounded(
+            limit,
+            "a connection id",
+            None,
+            sqlx::query_scalar("SELECT CONNECTION_ID()").fetch_one(&mut *conn),
+        )
+        .await?;
+        let thread = Some(thread as u32);
+        let mut tx = bounded(limit, "START TRANSACTION", thread, conn.begin()).await?;
+        let found: Option<(i64, i64, i32)> = bounded(
+            limit,
+            "the checkpoint read",
+            thread,
+            sqlx::query_as(sqlx::AssertSqlSafe(fence.lock_sql())).fetch_optional(&mut *tx),
+        )
+        .await?;
+        match fence.judge(found.map(|(l, e, b)| Position::new(l, e, b))) {
+            Verdict::Write => {}
+            Verdict::Landed => {
+                bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;
+                return Ok(Attempt::Landed);
+            }
+            Verdict::Moved(found) => return Err(WriteError::Moved(found)),
+        }
         let mut stats = CommitStats::default();
         for (sql, rows) in statements {
             // Values are rendered by `write_literal`, which escapes them.
-            let affected = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let affected = bounded(
+                limit,
+                "an INSERT",
+                thread,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *tx),
+            )
+            .await?
+            .rows_affected();
             match self.cfg.mode {
                 WriteMode::IgnoreDuplicates => {
                     let dup = rows.saturating_sub(affected);
-                    check_only_duplicate_warnings(&mut tx, dup).await?;
+                    bounded(
+                        limit,
+                        "a warning count",
+                        thread,
+                        check_only_duplicate_warnings(&mut tx, dup),
+                    )
+                    .await?;
                     stats.rows_written += affected;
                     stats.duplicates += dup;
                 }
@@ -416,12 +575,16 @@ impl MysqlSink {
         }
         for sql in then {
             // Rendered by `write_literal` (dead letters, checkpoint).
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
-                .execute(&mut *tx)
-                .await?;
+            bounded(
+                limit,
+                "the checkpoint",
+                thread,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *tx),
+            )
+            .await?;
         }
-        tx.commit().await?;
-        Ok(stats)
+        bounded(limit, "COMMIT", thread, tx.commit()).await?;
+        Ok(Attempt::Committed(stats))
     }
 
     /// Completes a LOAD DATA batch. LOCAL makes the server skip duplicates and bad values
@@ -471,10 +634,20 @@ impl MysqlSink {
 pub struct OpenBatch {
     statement: Arc<str>,
     data: TsvData,
+    partition: i32,
+    /// The checkpoint the batch follows (see [`Batch::after`]).
+    after: Option<Position>,
 }
 
 /// A load begun early by [`MysqlSink::start_load`].
 pub struct EarlyLoad(std::result::Result<Started, WriteError>);
+
+/// How an attempt at a batch ended, when it did not fail.
+enum Attempt {
+    Committed(CommitStats),
+    /// An earlier attempt had committed the batch; this one wrote nothing.
+    Landed,
+}
 
 /// Why one attempt at a batch failed.
 #[derive(Debug, thiserror::Error)]
@@ -486,6 +659,23 @@ enum WriteError {
     /// The statements ran but their result was refused; the batch was rolled back.
     #[error("{0}")]
     Refused(String),
+    /// The server did not answer in time; the connection (server thread `thread`, when known)
+    /// was dropped.
+    #[error(
+        "MySQL did not answer {what} within {}s (a network partition, or a server that stopped \
+         responding); the connection was dropped", after.as_secs_f64()
+    )]
+    Stalled {
+        what: &'static str,
+        after: Duration,
+        thread: Option<u32>,
+    },
+    /// The fence found the checkpoint already past the batch (an earlier attempt landed).
+    #[error("the batch had already been committed")]
+    Landed,
+    /// The fence found the checkpoint somewhere this writer did not put it.
+    #[error("the checkpoint moved under this run")]
+    Moved(Option<Position>),
 }
 
 impl WriteError {
@@ -493,7 +683,8 @@ impl WriteError {
         match self {
             WriteError::Sql(e) => is_retriable_sql(e),
             WriteError::Driver(e) => load_data::is_retriable(e),
-            WriteError::Refused(_) => false,
+            WriteError::Stalled { .. } => true,
+            WriteError::Refused(_) | WriteError::Landed | WriteError::Moved(_) => false,
         }
     }
 
@@ -504,7 +695,7 @@ impl WriteError {
                 .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
                 .map(|d| d.number()),
             WriteError::Driver(e) => load_data::server_code(e),
-            WriteError::Refused(_) => None,
+            _ => None,
         }
     }
 }
@@ -514,7 +705,38 @@ impl From<LoadError> for WriteError {
         match e {
             LoadError::Driver(e) => WriteError::Driver(e),
             LoadError::Refused(why) => WriteError::Refused(why),
+            LoadError::Stalled {
+                what,
+                after,
+                thread,
+            } => WriteError::Stalled {
+                what,
+                after,
+                thread: Some(thread),
+            },
+            LoadError::Fence(Verdict::Landed) => WriteError::Landed,
+            LoadError::Fence(Verdict::Moved(found)) => WriteError::Moved(found),
+            LoadError::Fence(Verdict::Write) => {
+                WriteError::Refused("internal error: a fence that lets the batch pass".into())
+            }
         }
+    }
+}
+
+/// One round trip that must answer within `limit`; past it the attempt counts as cut.
+async fn bounded<T, E: Into<WriteError>>(
+    limit: Duration,
+    what: &'static str,
+    thread: Option<u32>,
+    op: impl Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, WriteError> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(WriteError::Stalled {
+            what,
+            after: limit,
+            thread,
+        }),
     }
 }
 
@@ -635,6 +857,9 @@ pub struct Batch {
     pub consumed: u64,
     /// Last position consumed, with its publish time: the checkpoint after commit.
     pub last: Option<(Position, i64)>,
+    /// The checkpoint before this batch (None: the partition has none yet). An attempt writes
+    /// only if the checkpoint is still there (see [`Fence`]).
+    pub after: Option<Position>,
 }
 
 impl Batch {
@@ -724,6 +949,8 @@ impl TsvRows {
             self.opened = Some(OpenBatch {
                 statement: self.statement.clone(),
                 data: data.clone(),
+                partition: -1, // set by BatchBuilder::take_opened
+                after: None,
             });
             (writer, data)
         });
@@ -775,6 +1002,8 @@ pub struct BatchBuilder {
     topic: String,
     partition: i32,
     batch: Batch,
+    /// Where the checkpoint will stand when the batch being filled is written.
+    after: Option<Position>,
 }
 
 impl BatchBuilder {
@@ -813,10 +1042,13 @@ impl BatchBuilder {
     /// A LOAD DATA batch that got its first row since the last call: the writer can start
     /// loading it while it fills.
     pub fn take_opened(&mut self) -> Option<OpenBatch> {
-        match &mut self.format {
+        let mut opened = match &mut self.format {
             Format::Tsv(rows) => rows.opened.take(),
             Format::Insert(_) => None,
-        }
+        }?;
+        opened.partition = self.partition;
+        opened.after = self.after;
+        Some(opened)
     }
 
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
@@ -832,6 +1064,10 @@ impl BatchBuilder {
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
         batch.topic = self.topic.clone();
+        batch.after = self.after;
+        if let Some((last, _)) = batch.last {
+            self.after = Some(last);
+        }
         batch
     }
 }

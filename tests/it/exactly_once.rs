@@ -58,10 +58,59 @@ async fn a_second_run_of_the_same_job_stops_at_once() {
     assert_eq!(run.outcome(), "locked");
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
 
-    lock.release().await;
+    lock.release(std::time::Duration::from_secs(10)).await;
     let run = run_binary(&with(run_args(&topic, &db), &["--job-id", job])).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.u("rows_written"), 10);
+}
+
+/// A second writer of the same partition (here: the checkpoint moved by hand, as a runner that
+/// lost its lock would move it) stops the run before it writes another batch: every batch
+/// checks, in its own transaction, that the checkpoint is where this run left it.
+async fn a_moved_checkpoint_stops_the_run(strategy: &str) {
+    const N: i64 = 300_000;
+    let prefix = format!("fence_{}", strategy.replace('-', "_"));
+    let db = TestDb::new(&prefix).await;
+    let topic = topic(&prefix);
+    produce(&topic, seed_records(0..N), 1000).await;
+    let args = with(
+        run_args(&topic, &db),
+        &["--batch-rows", "100", "--write-strategy", strategy],
+    );
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    db.exec("UPDATE p2m_checkpoint SET entry_id = entry_id + 1000000")
+        .await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = parse(out);
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert_eq!(run.outcome(), "locked");
+    let error = run.summary["error"].as_str().unwrap();
+    assert!(error.contains("another run of the same job"), "{error}");
+    // Nothing past the moved checkpoint: rows stop within one batch of the move.
+    let rows = db.scalar("SELECT COUNT(*) FROM sink_table").await;
+    assert!(
+        rows < N,
+        "the run wrote the whole range past a moved checkpoint"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) - COUNT(DISTINCT id) FROM sink_table")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_moved_checkpoint_stops_a_load_data_run() {
+    a_moved_checkpoint_stops_the_run("load-data").await;
+}
+
+#[tokio::test]
+async fn a_moved_checkpoint_stops_an_insert_run() {
+    a_moved_checkpoint_stops_the_run("insert").await;
 }
 
 #[tokio::test]
