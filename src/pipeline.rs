@@ -21,7 +21,7 @@ use crate::config::{
     BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, WriteStrategy,
 };
 use crate::error::{Error, ExitCode, Result};
-use crate::records::RowConverter;
+use crate::records::{BadRecord, RowConverter};
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::mysql::OpenBatch;
@@ -361,7 +361,11 @@ async fn run_partition(
             stats
                 .bytes_read
                 .fetch_add(msg.payload.len() as u64, Relaxed);
-            match converter.convert(&msg.payload, |values| builder.push_row(values)) {
+            let converted = match msg.chunk {
+                Some((id, of)) => Err(BadRecord::chunk(id, of)),
+                None => converter.convert(&msg.payload, |values| builder.push_row(values)),
+            };
+            match converted {
                 Ok(()) => {
                     stats.rows_converted.fetch_add(1, Relaxed);
                 }

@@ -177,6 +177,8 @@ pub enum BadReason {
     NullNotAllowed,
     /// Structurally broken (e.g. a trailing escape).
     Malformed,
+    /// One chunk of a message the producer split (producer chunking): never a row of its own.
+    Chunked,
 }
 
 impl BadReason {
@@ -190,6 +192,7 @@ impl BadReason {
             BadReason::TooLong => "too_long",
             BadReason::NullNotAllowed => "null_not_allowed",
             BadReason::Malformed => "malformed",
+            BadReason::Chunked => "chunked",
         }
     }
 }
@@ -204,6 +207,21 @@ pub struct BadRecord {
 }
 
 impl BadRecord {
+    /// Chunk `id` (from 0) of a message the producer split into `of` chunks. Each chunk is only
+    /// a slice of the record's bytes; written as a row, one could pass every check and be wrong.
+    pub fn chunk(id: i32, of: i32) -> Self {
+        BadRecord::new(
+            BadReason::Chunked,
+            None,
+            format!(
+                "chunk {} of {of} of a message the producer split (producer chunking); \
+                 pulsar2mysql does not reassemble chunked messages: keep records under the \
+                 broker's maxMessageSize or turn chunking off",
+                id + 1
+            ),
+        )
+    }
+
     fn new(reason: BadReason, column: Option<&str>, detail: String) -> Self {
         BadRecord {
             reason,

@@ -761,10 +761,16 @@ impl PartitionReader {
                 continue; // before the window
             }
             self.stalled = None;
+            let metadata = &msg.payload.metadata;
+            let chunk = metadata
+                .num_chunks_from_msg
+                .filter(|&chunks| chunks > 1)
+                .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
             return Ok(Some(SourceMessage {
                 position,
                 publish_time,
                 payload: msg.payload.data,
+                chunk,
             }));
         }
     }
