@@ -4,7 +4,7 @@
 use sqlx::{MySqlConnection, Row};
 
 use crate::error::{Error, Result};
-use crate::records::{Column, ColumnType};
+use crate::records::{Charset, Column, ColumnType};
 
 /// A table name split into optional schema and name (`db.table` or `table`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,8 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR),
                 CAST(IS_NULLABLE AS CHAR), COLUMN_DEFAULT IS NOT NULL, CAST(EXTRA AS CHAR),
                 CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), CAST(CHARACTER_OCTET_LENGTH AS CHAR),
-                CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR)
+                CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR),
+                CAST(CHARACTER_SET_NAME AS CHAR)
            FROM information_schema.COLUMNS
           WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
           ORDER BY ORDINAL_POSITION",
@@ -95,7 +96,10 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
         let nullable = get(3).as_deref() == Some("YES");
         let has_explicit_default = row.try_get::<i64, _>(4).unwrap_or(0) != 0;
         let extra = get(5).unwrap_or_default().to_ascii_lowercase();
-        let ty = column_type_of(&data_type, &column_type, num(6), num(7), num(8), num(9));
+        let mut ty = column_type_of(&data_type, &column_type, num(6), num(7), num(8), num(9));
+        if let (ColumnType::Text { charset, .. }, Some(name)) = (&mut ty, get(10)) {
+            *charset = Charset::from_name(&name);
+        }
         let generated = extra.contains("generated")
             || extra.contains("virtual")
             || extra.contains("persistent")
@@ -159,6 +163,7 @@ pub fn column_type_of(
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColumnType::Text {
             max_chars: char_max.unwrap_or(u64::MAX),
             max_bytes: octet_max.unwrap_or(u64::MAX),
+            charset: Charset::Unicode, // read_columns sets the column's own
         },
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
             ColumnType::Binary {
@@ -218,7 +223,8 @@ mod tests {
             column_type_of("varchar", "varchar(255)", Some(255), Some(1020), None, None),
             ColumnType::Text {
                 max_chars: 255,
-                max_bytes: 1020
+                max_bytes: 1020,
+                charset: Charset::Unicode,
             }
         );
         assert_eq!(
