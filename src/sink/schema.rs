@@ -13,19 +13,41 @@ pub struct TableName {
     pub name: String,
 }
 
+/// Splits `a.b`, `` `a.b` ``, `` `db`.`t``x` `` into identifiers: dots inside backticks belong
+/// to the name, a doubled backtick inside them is one backtick. `None` for an unclosed quote.
+fn split_identifiers(s: &str) -> Option<Vec<String>> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.trim().chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        let part = parts.last_mut().expect("never empty");
+        match (c, quoted) {
+            ('`', true) if chars.peek() == Some(&'`') => {
+                chars.next();
+                part.push('`');
+            }
+            ('`', _) => quoted = !quoted,
+            ('.', false) => parts.push(String::new()),
+            (c, _) => part.push(c),
+        }
+    }
+    (!quoted).then(|| parts.into_iter().map(|p| p.trim().to_string()).collect())
+}
+
 impl TableName {
     /// Parses `table` or `schema.table` (backquotes allowed around each part).
     pub fn parse(s: &str) -> Result<Self> {
-        let unquote = |p: &str| p.trim().trim_matches('`').to_string();
-        let parts: Vec<&str> = s.split('.').collect();
+        let parts = split_identifiers(s).ok_or_else(|| {
+            Error::Config(format!("--table '{s}' has a backtick that is never closed"))
+        })?;
         let t = match parts.as_slice() {
             [name] => TableName {
                 schema: None,
-                name: unquote(name),
+                name: name.clone(),
             },
             [schema, name] => TableName {
-                schema: Some(unquote(schema)),
-                name: unquote(name),
+                schema: Some(schema.clone()),
+                name: name.clone(),
             },
             _ => {
                 return Err(Error::Config(format!(
@@ -254,5 +276,12 @@ mod tests {
         );
         assert_eq!(TableName::parse("db.t").unwrap().quoted(), "`db`.`t`");
         assert!(TableName::parse("a.b.c").is_err());
+        let dotted = TableName::parse("`a.b`").unwrap();
+        assert_eq!((dotted.schema, dotted.name.as_str()), (None, "a.b"));
+        let both = TableName::parse("`my db`.`t``x`").unwrap();
+        assert_eq!(both.schema.as_deref(), Some("my db"));
+        assert_eq!(both.name, "t`x");
+        assert_eq!(both.quoted(), "`my db`.`t``x`");
+        assert!(TableName::parse("`open").is_err());
     }
 }
