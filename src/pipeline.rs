@@ -260,8 +260,15 @@ async fn run_with_sink(
     );
     // Reading stops on a signal, or when the job lock is lost.
     let stop = shutdown.child_token();
-    let keeper =
-        lock.map(|lock| lock.keep_alive(LOCK_CHECK_EVERY, cfg.sink.io_timeout, stop.clone()));
+    let keeper = lock.map(|lock| {
+        lock.keep_alive(
+            sink.pool().clone(),
+            LOCK_CHECK_EVERY,
+            cfg.sink.io_timeout,
+            cfg.sink.retry_budget,
+            stop.clone(),
+        )
+    });
     let resumed = futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
         let cp = checkpoints.get(&reader.partition().checkpoint_index())?;
         Some(reader.resume_after(cp.position))
@@ -317,13 +324,9 @@ async fn run_with_sink(
         Some(keeper) => keeper.release().await,
         None => None,
     };
-    if let Some(why) = lost {
-        // Batches in flight were still committed: each passed its fence.
-        first_error.get_or_insert(Error::Sink(format!(
-            "the job lock was lost in the middle of the run ({why}); reading stopped so that \
-             no second run could write beside this one. Everything committed is checkpointed: \
-             a re-run continues where this one stopped"
-        )));
+    if let Some(lost) = lost {
+        // Its error first: batches that stopped because of it may have failed too.
+        first_error = Some(lost);
     }
     first_error.map_or(Ok(()), Err)
 }
