@@ -5,8 +5,8 @@
 //! connections already use; no OpenSSL): http and https, a hard deadline on the whole
 //! exchange, a cap on the reply's size (a larger reply is an error, never an allocation of
 //! what the server chose to send), no redirect followed behind the caller's back (the caller
-//! decides whether credentials may follow one), and any reply, however malformed, is an
-//! answer or an error, never a panic.
+//! decides whether credentials may follow one), no proxy from the environment, and any reply,
+//! however malformed, is an answer or an error, never a panic.
 
 use std::time::Duration;
 
@@ -39,6 +39,9 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
+            // Straight to the service, like the broker and MySQL connections: an HTTP(S)_PROXY
+            // of the environment is not asked to carry a token.
+            .no_proxy()
             .connect_timeout(TIMEOUT)
             .timeout(TIMEOUT)
             .user_agent(concat!("pulsar2mysql/", env!("CARGO_PKG_VERSION")));

@@ -111,6 +111,91 @@ fn parse_message_id(body: &str) -> Result<Position, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{EndBound, StartBound};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn source(admin_url: &str, allow_insecure_token: bool) -> SourceConfig {
+        SourceConfig {
+            service_url: "pulsar://127.0.0.1:6650".into(),
+            admin_url: Some(admin_url.into()),
+            admin_allow_insecure_token: allow_insecure_token,
+            topic: "t".parse().unwrap(),
+            partitions: None,
+            from: StartBound::PublishTime(1_700_000_000_000),
+            to: EndBound::Latest,
+            auth_token: Some("s3cr3t".into()),
+            tls_ca_file: None,
+            idle_timeout: Duration::from_secs(1),
+            retry_budget: Duration::from_secs(1),
+        }
+    }
+
+    /// Answers `replies.len()` connections in turn, each with its reply; returns the address
+    /// and the request heads received.
+    async fn serve(replies: Vec<String>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let heads = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for reply in replies {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                heads.push(String::from_utf8_lossy(&head).into_owned());
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+            heads
+        });
+        (addr, heads)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_followed_with_the_token_only_where_it_may_go() {
+        let found = r#"{"ledgerId":7,"entryId":9}"#;
+        let (addr, heads) = serve(vec![
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: /owner/messageid\r\nContent-Length: 0\r\n\r\n".into(),
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{found}", found.len()),
+        ])
+        .await;
+        let cfg = source(&format!("http://{addr}"), true);
+        let answer = ask(&cfg, "persistent://public/default/t", 5).await.unwrap();
+        assert_eq!(answer, Answer::Found(Position::new(7, 9, -1)));
+        let heads = heads.await.unwrap();
+        assert!(heads[0].starts_with("GET /admin/v2/persistent/public/default/t/messageid/5 "));
+        assert!(heads[1].starts_with("GET /owner/messageid "));
+        assert!(
+            heads.iter().all(|h| h.contains("Bearer s3cr3t")),
+            "{heads:?}"
+        );
+
+        // Not allowed over http: nothing is sent at all.
+        let cfg = source(&format!("http://{addr}"), false);
+        let err = ask(&cfg, "persistent://public/default/t", 5)
+            .await
+            .unwrap_err();
+        assert!(err.contains("--pulsar-admin-allow-insecure-token"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+
+        // A 404 is "no message there", with the broker's reason.
+        let (addr, _) = serve(vec![
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found".into(),
+        ])
+        .await;
+        let cfg = source(&format!("http://{addr}"), true);
+        assert_eq!(
+            ask(&cfg, "persistent://public/default/t", 5).await.unwrap(),
+            Answer::NotFound(404, "not found".into())
+        );
+    }
 
     #[test]
     fn message_ids_are_read_and_anything_else_is_an_error() {
