@@ -27,7 +27,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const PUSH_JOB: &str = "pulsar2mysql";
 
 /// Every bad-record reason, so each series exists (at 0) from the start.
-const BAD_REASONS: [BadReason; 7] = [
+const BAD_REASONS: [BadReason; 8] = [
     BadReason::FieldCount,
     BadReason::InvalidUtf8,
     BadReason::InvalidValue,
@@ -35,6 +35,7 @@ const BAD_REASONS: [BadReason; 7] = [
     BadReason::TooLong,
     BadReason::NullNotAllowed,
     BadReason::Malformed,
+    BadReason::Chunked,
 ];
 
 const LAST_SUCCESS: &str = "pulsar2mysql_last_success_timestamp_seconds";

@@ -21,7 +21,7 @@ use crate::config::{
     BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, WriteStrategy,
 };
 use crate::error::{Error, ExitCode, Result};
-use crate::records::RowConverter;
+use crate::records::{BadRecord, RowConverter};
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::mysql::OpenBatch;
@@ -41,6 +41,10 @@ enum Handoff {
     /// A complete batch, ready to commit.
     Closed(Batch),
 }
+
+/// How often the job lock's connection is asked whether it still holds the lock (which also
+/// keeps it from idling out).
+const LOCK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How many ready messages a partition reads between two looks at the shutdown token.
 const SHUTDOWN_CHECK_EVERY: u32 = 1024;
@@ -254,11 +258,21 @@ async fn run_with_sink(
         from = %cfg.source.from, to = %cfg.source.to, partitions = readers.len(),
         resumed = checkpoints.len(), "run starts"
     );
-    futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
+    // Reading stops on a signal, or when the job lock is lost.
+    let stop = shutdown.child_token();
+    let keeper =
+        lock.map(|lock| lock.keep_alive(LOCK_CHECK_EVERY, cfg.sink.io_timeout, stop.clone()));
+    let resumed = futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
         let cp = checkpoints.get(&reader.partition().checkpoint_index())?;
         Some(reader.resume_after(cp.position))
     }))
-    .await?;
+    .await;
+    if let Err(e) = resumed {
+        if let Some(keeper) = keeper {
+            keeper.release().await;
+        }
+        return Err(e);
+    }
 
     let writer = Writer {
         sink: sink.clone(),
@@ -285,7 +299,7 @@ async fn run_with_sink(
                 builder,
                 writer.clone(),
                 stats,
-                shutdown,
+                &stop,
             )
         })
         .buffer_unordered(cfg.sink.writers)
@@ -299,8 +313,17 @@ async fn run_with_sink(
         }
     }
     resolved.sort_by_key(|r| r.partition);
-    if let Some(lock) = lock {
-        lock.release(cfg.sink.io_timeout).await;
+    let lost = match keeper {
+        Some(keeper) => keeper.release().await,
+        None => None,
+    };
+    if let Some(why) = lost {
+        // Batches in flight were still committed: each passed its fence.
+        first_error.get_or_insert(Error::Sink(format!(
+            "the job lock was lost in the middle of the run ({why}); reading stopped so that \
+             no second run could write beside this one. Everything committed is checkpointed: \
+             a re-run continues where this one stopped"
+        )));
     }
     first_error.map_or(Ok(()), Err)
 }
@@ -361,7 +384,11 @@ async fn run_partition(
             stats
                 .bytes_read
                 .fetch_add(msg.payload.len() as u64, Relaxed);
-            match converter.convert(&msg.payload, |values| builder.push_row(values)) {
+            let converted = match msg.chunk {
+                Some((id, of)) => Err(BadRecord::chunk(id, of)),
+                None => converter.convert(&msg.payload, |values| builder.push_row(values)),
+            };
+            match converted {
                 Ok(()) => {
                     stats.rows_converted.fetch_add(1, Relaxed);
                 }

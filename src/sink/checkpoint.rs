@@ -264,7 +264,7 @@ pub struct JobLock {
 }
 
 /// `GET_LOCK` names are limited to 64 characters: a readable prefix plus a hash of the job id.
-fn lock_name(job_id: &str) -> String {
+pub fn lock_name(job_id: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(job_id.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -295,6 +295,49 @@ impl JobLock {
         self.conn.as_mut().expect("held until released")
     }
 
+    /// Keeps the lock's connection alive for the rest of the run: every `every`, it asks the
+    /// server whether this connection still holds the lock (within `limit`). The activity
+    /// keeps `wait_timeout` and idle proxies from closing it; a connection that was closed
+    /// anyway (`KILL`, a cut network) is noticed, `lost` is cancelled and the reason kept,
+    /// so the run stops instead of going on unprotected.
+    pub fn keep_alive(
+        mut self,
+        every: std::time::Duration,
+        limit: std::time::Duration,
+        lost: tokio_util::sync::CancellationToken,
+    ) -> LockKeeper {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => {
+                        self.release(limit).await;
+                        return None;
+                    }
+                    () = tokio::time::sleep(every) => {}
+                }
+                let held = tokio::time::timeout(
+                    limit,
+                    sqlx::query_scalar::<_, Option<i64>>(
+                        "SELECT IS_USED_LOCK(?) = CONNECTION_ID()",
+                    )
+                    .bind(self.name.clone())
+                    .fetch_one(self.connection()),
+                )
+                .await;
+                let why = match held {
+                    Ok(Ok(Some(1))) => continue,
+                    Ok(Ok(_)) => "another connection holds it now".to_string(),
+                    Ok(Err(e)) => format!("its connection failed: {e}"),
+                    Err(_) => format!("its connection did not answer within {limit:?}"),
+                };
+                lost.cancel();
+                return Some(why); // dropping the lock closes its connection
+            }
+        });
+        LockKeeper { stop, task }
+    }
+
     /// Releases the lock explicitly, waiting at most `limit` for the server; a connection that
     /// does not answer is closed instead, which releases the lock on the server just as well.
     pub async fn release(mut self, limit: std::time::Duration) {
@@ -310,6 +353,22 @@ impl JobLock {
                 drop(conn.detach());
             }
         }
+    }
+}
+
+/// A job lock kept alive in the background (see [`JobLock::keep_alive`]).
+pub struct LockKeeper {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Option<String>>,
+}
+
+impl LockKeeper {
+    /// Releases the lock; returns why it was lost, if it was.
+    pub async fn release(self) -> Option<String> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .unwrap_or_else(|e| Some(format!("its keeper stopped: {e}")))
     }
 }
 

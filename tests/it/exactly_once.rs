@@ -113,6 +113,48 @@ async fn a_moved_checkpoint_stops_an_insert_run() {
     a_moved_checkpoint_stops_the_run("insert").await;
 }
 
+/// The connection holding the job lock is killed in the middle of a run (`KILL`, as an
+/// operator, a proxy's idle timeout or `wait_timeout` would end it): the run notices, stops
+/// with a clear error instead of running on unprotected, and a re-run completes exactly once.
+#[tokio::test]
+async fn a_lost_job_lock_stops_the_run() {
+    const N: i64 = 300_000;
+    let db = TestDb::new("lostlock").await;
+    let topic = topic("lostlock");
+    produce(&topic, seed_records(0..N), 1000).await;
+    let job = unique("lostlock-job");
+    let args = with(
+        run_args(&topic, &db),
+        &["--batch-rows", "100", "--job-id", &job],
+    );
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    let name = pulsar2mysql::sink::checkpoint::lock_name(&job);
+    let holder = db.scalar(&format!("SELECT IS_USED_LOCK('{name}')")).await;
+    db.exec(&format!("KILL CONNECTION {holder}")).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the run went on for a minute without its lock")
+    .unwrap()
+    .unwrap();
+    let run = parse(out);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let error = run.summary["error"].as_str().unwrap();
+    assert!(error.contains("job lock"), "{error}");
+    assert!(run.u("rows_written") < N as u64, "the run did not stop");
+
+    let rerun = run_binary(&args).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, N);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
+        N
+    );
+}
+
 #[tokio::test]
 async fn reprocess_under_each_write_mode() {
     let db = TestDb::new("modes").await;
