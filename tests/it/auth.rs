@@ -139,7 +139,9 @@ async fn a_valid_token_over_tls_copies_the_seed_exactly() {
     assert_eq!(run.u("rows_written"), N as u64);
     assert_eq!(db.seed_rows().await, expected_seed(N));
 
-    // Token from the environment, with a publish-time window (the admin API finds its start).
+    // Token from the environment, with a publish-time window (the admin API finds its start,
+    // over https: the default admin URL of a pulsar+ssl:// service URL).
+    admin_tls_url();
     let db = TestDb::new("auth_env").await;
     let args = with(
         with_ca(tls_args(&topic, &db)),
@@ -242,9 +244,27 @@ async fn tls_without_the_broker_ca_fails_fast_naming_the_certificate() {
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
 }
 
-/// The admin API over https (`PULSAR_ADMIN_TLS_URL`), as `scripts/services.sh` serves it.
+/// The admin API over https (`PULSAR_ADMIN_TLS_URL`), as `scripts/services.sh` serves it;
+/// fails the test with the remedy when nothing listens there.
 fn admin_tls_url() -> String {
-    std::env::var("PULSAR_ADMIN_TLS_URL").unwrap_or_else(|_| "https://127.0.0.1:8443".into())
+    let url =
+        std::env::var("PULSAR_ADMIN_TLS_URL").unwrap_or_else(|_| "https://127.0.0.1:8443".into());
+    let addr = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let listening = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    assert!(
+        listening,
+        "nothing listens on {url}: the broker runs without its TLS admin listener \
+         (webServicePortTls); scripts/services.sh up restarts it with the current configuration"
+    );
+    url
 }
 
 /// A topic with `before` records published before the returned time and `after` ones at or
@@ -295,8 +315,8 @@ fn assert_token_not_shown(name: &str, run: &Run, token: &str) {
 async fn a_window_with_a_token_finds_its_start_over_the_https_admin_api() {
     const BEFORE: i64 = 300;
     const AFTER: i64 = 200;
-    let (topic, from) = topic_with_window("auth_https_admin", BEFORE, AFTER).await;
     let admin = admin_tls_url();
+    let (topic, from) = topic_with_window("auth_https_admin", BEFORE, AFTER).await;
     for (name, extra) in [
         (
             "the https admin URL given",
