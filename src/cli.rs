@@ -106,10 +106,15 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_URL")]
     pub pulsar_url: Option<String>,
 
-    /// Pulsar admin REST URL, to find where a publish-time window starts.
-    /// Default: http://<service host>:8080.
+    /// Pulsar admin REST URL, to find where a publish-time window starts. Default:
+    /// https://<service host>:8443 for pulsar+ssl://, http://<service host>:8080 for pulsar://.
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_ADMIN_URL")]
     pub pulsar_admin_url: Option<String>,
+
+    /// Send the Pulsar token to an http:// admin URL, in clear text (refused without it).
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_ADMIN_ALLOW_INSECURE_TOKEN")]
+    #[serde(default)]
+    pub pulsar_admin_allow_insecure_token: bool,
 
     /// Topic: name, tenant/namespace/name or persistent://tenant/namespace/name.
     #[arg(long, env = "PULSAR2MYSQL_TOPIC")]
@@ -304,7 +309,7 @@ impl RunArgs {
         let file = parse_file(&text)
             .map_err(|e| Error::Config(format!("--config {}: {e}", path.display())))?;
         macro_rules! pick {
-            ($($f:ident),*) => { RunArgs { $($f: self.$f.or(file.$f),)* config: self.config, dry_run: self.dry_run || file.dry_run, reprocess: self.reprocess || file.reprocess } };
+            ($($f:ident),*) => { RunArgs { $($f: self.$f.or(file.$f),)* config: self.config, dry_run: self.dry_run || file.dry_run, reprocess: self.reprocess || file.reprocess, pulsar_admin_allow_insecure_token: self.pulsar_admin_allow_insecure_token || file.pulsar_admin_allow_insecure_token } };
         }
         Ok(pick!(
             job_id,
@@ -411,6 +416,7 @@ impl RunArgs {
                     .clone()
                     .unwrap_or_else(|| "pulsar://127.0.0.1:6650".into()),
                 admin_url: args.pulsar_admin_url.clone(),
+                admin_allow_insecure_token: args.pulsar_admin_allow_insecure_token,
                 topic,
                 partitions: args.partitions.clone(),
                 from,
@@ -503,6 +509,79 @@ mod tests {
         .into_config()
         .unwrap_err();
         assert!(err.to_string().contains("--topic is required"), "{err}");
+    }
+
+    fn window_args(pulsar_url: &str) -> RunArgs {
+        RunArgs {
+            topic: Some("t".into()),
+            table: Some("t".into()),
+            pulsar_url: Some(pulsar_url.into()),
+            from: Some("1700000000000".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_admin_url_follows_the_service_url_scheme() {
+        let admin = |args: RunArgs| args.into_config().unwrap().source.admin_base_url().unwrap();
+        assert_eq!(
+            admin(window_args("pulsar+ssl://broker.example:6651")).as_str(),
+            "https://broker.example:8443/"
+        );
+        assert_eq!(
+            admin(window_args("pulsar://10.0.0.7:6650")).as_str(),
+            "http://10.0.0.7:8080/"
+        );
+        let mut args = window_args("pulsar+ssl://b:6651");
+        args.pulsar_admin_url = Some("https://admin.example/pulsar".into());
+        assert_eq!(admin(args).as_str(), "https://admin.example/pulsar");
+        for bad in ["ftp://x", "not a url", "http://"] {
+            let mut args = window_args("pulsar://b:6650");
+            args.pulsar_admin_url = Some(bad.into());
+            let err = args.into_config().unwrap_err();
+            assert!(
+                err.to_string().contains("--pulsar-admin-url"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_is_not_sent_to_a_plain_http_admin_url_unless_allowed() {
+        const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl";
+        let with_token = |url: &str| RunArgs {
+            pulsar_token: Some(TOKEN.parse().unwrap()),
+            ..window_args(url)
+        };
+        // pulsar:// derives an http admin URL; so does an explicit http:// one.
+        let mut explicit = with_token("pulsar+ssl://b:6651");
+        explicit.pulsar_admin_url = Some("http://b:8080".into());
+        for args in [with_token("pulsar://b:6650"), explicit] {
+            let err = args.clone().into_config().unwrap_err();
+            assert_eq!(err.exit_code() as i32, 2);
+            let text = err.to_string();
+            assert!(
+                text.contains("--pulsar-admin-allow-insecure-token") && text.contains("https://"),
+                "{text}"
+            );
+            assert!(
+                !text.contains(TOKEN) && !text.contains("c2VjcmV0"),
+                "{text}"
+            );
+            let allowed = RunArgs {
+                pulsar_admin_allow_insecure_token: true,
+                ..args
+            };
+            assert!(allowed.into_config().is_ok());
+        }
+        // https (the pulsar+ssl:// default), no token, or no publish-time window: nothing to refuse.
+        assert!(with_token("pulsar+ssl://b:6651").into_config().is_ok());
+        assert!(window_args("pulsar://b:6650").into_config().is_ok());
+        let no_window = RunArgs {
+            from: None,
+            ..with_token("pulsar://b:6650")
+        };
+        assert!(no_window.into_config().is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+mod admin;
 pub mod pulsar;
 
 pub use self::pulsar::{PartitionReader, PulsarSource};

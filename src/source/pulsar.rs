@@ -404,44 +404,7 @@ impl PulsarSource {
     /// The admin API's answer to "which message was published at or after `ms`", or `None`
     /// (with the reason logged) when it cannot tell: the reader then scans from the start.
     async fn message_id_at(&self, topic: &str, ms: i64) -> Option<Position> {
-        let admin = match &self.cfg.admin_url {
-            Some(u) => u.clone(),
-            None => {
-                let service = url::Url::parse(&self.cfg.service_url).ok()?;
-                format!("http://{}:8080", service.host_str()?)
-            }
-        };
-        let path = topic.replacen("://", "/", 1);
-        let url = url::Url::parse(&format!(
-            "{}/admin/v2/{path}/messageid/{ms}",
-            admin.trim_end_matches('/')
-        ))
-        .ok()?;
-        let mut headers = Vec::new();
-        if let Some(token) = &self.cfg.auth_token {
-            headers.push(("Authorization", format!("Bearer {}", token.trim())));
-        }
-        let answer = crate::http::request("GET", &url, &headers, "", Duration::from_secs(10)).await;
-        let found = match &answer {
-            Ok(r) if r.status == 200 => serde_json::from_str::<serde_json::Value>(&r.body)
-                .ok()
-                .and_then(|v| Some((v["ledgerId"].as_i64()?, v["entryId"].as_i64()?))),
-            _ => None,
-        };
-        match (found, answer) {
-            (Some((ledger, entry)), _) => {
-                tracing::debug!(%topic, ms, ledger, entry, "window start found by the admin API");
-                Some(Position::new(ledger, entry, -1))
-            }
-            (None, Ok(r)) => {
-                tracing::info!(%topic, ms, status = r.status, "the admin API names no message at the window start; reading the partition from its beginning");
-                None
-            }
-            (None, Err(e)) => {
-                tracing::warn!(%topic, ms, error = %e, "cannot ask the admin API where the window starts; reading the partition from its beginning");
-                None
-            }
-        }
+        super::admin::message_id_at(&self.cfg, topic, ms).await
     }
 
     /// The partition's last message now (`None`: the broker names none, the partition is
