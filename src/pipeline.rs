@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -45,6 +45,12 @@ enum Handoff {
 /// How often the job lock's connection is asked whether it still holds the lock (which also
 /// keeps it from idling out).
 const LOCK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long an open LOAD DATA batch may go without new rows before the reader closes it (its
+/// statement holds the table's AUTO-INC lock, and the server gives up on a client that sends
+/// nothing for `net_read_timeout`, 30 s by default): a broker restart or a slow partition
+/// then costs a smaller batch, not a failed one.
+const OPEN_BATCH_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many ready messages a partition reads between two looks at the shutdown token.
 const SHUTDOWN_CHECK_EVERY: u32 = 1024;
@@ -375,10 +381,29 @@ async fn run_partition(
                 // until the whole buffer is read.
                 tokio::task::yield_now().await;
             }
-            let next = tokio::select! {
-                biased;
-                next = reader.next() => next?,
-                _ = &mut cancelled => break,
+            let next = reader.next();
+            tokio::pin!(next);
+            // Buffered messages are taken at once: no timer per message.
+            let next = match next.as_mut().now_or_never() {
+                Some(next) => next?,
+                None => loop {
+                    let starving = builder.fed_at().map(|at| at + OPEN_BATCH_MAX_WAIT);
+                    tokio::select! {
+                        biased;
+                        next = &mut next => break next?,
+                        _ = &mut cancelled => break None,
+                        () = tokio::time::sleep_until(starving.unwrap_or_else(tokio::time::Instant::now)),
+                            if starving.is_some() =>
+                        {
+                            // A LOAD DATA statement waiting for rows holds the table's AUTO-INC
+                            // lock and runs into the server's net_read_timeout: end it here.
+                            tracing::debug!("closing a LOAD DATA batch the reader cannot feed");
+                            if tx.send(Handoff::Closed(builder.take())).await.is_err() {
+                                return Ok(()); // the writer failed; its error is reported
+                            }
+                        }
+                    }
+                },
             };
             let Some(msg) = next else { break };
             stats.records_read.fetch_add(1, Relaxed);

@@ -1088,6 +1088,16 @@ impl BatchBuilder {
         Some(opened)
     }
 
+    /// For a LOAD DATA batch open on the server: when its statement last got rows to read. The
+    /// statement holds the table's AUTO-INC lock and the server's `net_read_timeout` runs
+    /// while it waits, so the reader closes a batch it cannot feed (see the pipeline).
+    pub fn fed_at(&self) -> Option<tokio::time::Instant> {
+        match &self.format {
+            Format::Tsv(rows) => rows.open.as_ref().map(|(writer, _)| writer.fed_at()),
+            Format::Insert(_) => None,
+        }
+    }
+
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
     pub fn is_empty(&self) -> bool {
         self.batch.last.is_none()
