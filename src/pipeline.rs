@@ -18,7 +18,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::config::{
-    BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, WriteStrategy,
+    BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, StartBound, WriteStrategy,
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::records::{BadRecord, RowConverter};
@@ -211,6 +211,8 @@ struct Claim {
     converter: RowConverter,
     lock: Option<JobLock>,
     checkpoints: HashMap<i32, Checkpoint>,
+    /// Where the job's previous window (the one ending at this window's `from`) stopped.
+    previous_window: HashMap<i32, crate::source::Position>,
 }
 
 async fn claim_range(cfg: &Config, sink: &MysqlSink) -> Result<Claim> {
@@ -231,16 +233,25 @@ async fn claim_range(cfg: &Config, sink: &MysqlSink) -> Result<Claim> {
             let n = checkpoint::clear(conn, &cfg.job_id, &range_key).await?;
             tracing::info!(cleared = n, "--reprocess: forgot this range's checkpoints");
         }
-        if cfg.reprocess {
+        let checkpoints = if cfg.reprocess {
             Default::default()
         } else {
             checkpoint::load(conn, &cfg.job_id, &range_key, !cfg.dry_run).await?
-        }
+        };
+        let previous_window = match cfg.source.from {
+            StartBound::PublishTime(from) => {
+                checkpoint::window_ends(conn, &cfg.job_id, from).await?
+            }
+            _ => HashMap::new(),
+        };
+        (checkpoints, previous_window)
     };
+    let (checkpoints, previous_window) = checkpoints;
     Ok(Claim {
         converter,
         lock,
         checkpoints,
+        previous_window,
     })
 }
 
@@ -257,6 +268,7 @@ async fn run_with_sink(
         converter,
         lock,
         checkpoints,
+        previous_window,
     } = claim;
     let range_key = cfg.range_key();
     tracing::info!(
@@ -276,8 +288,13 @@ async fn run_with_sink(
         )
     });
     let resumed = futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
-        let cp = checkpoints.get(&reader.partition().checkpoint_index())?;
-        Some(reader.resume_after(cp.position))
+        let index = reader.partition().checkpoint_index();
+        let own = checkpoints.get(&index).map(|cp| cp.position);
+        match (previous_window.get(&index), own) {
+            (Some(&previous_end), own) => Some(reader.chain_after(previous_end, own).boxed()),
+            (None, Some(own)) => Some(reader.resume_after(own).boxed()),
+            (None, None) => None,
+        }
     }))
     .await;
     if let Err(e) = resumed {
@@ -326,6 +343,9 @@ async fn run_with_sink(
         }
     }
     resolved.sort_by_key(|r| r.partition);
+    if first_error.is_none() && !cfg.dry_run {
+        record_window_ends(cfg, sink, resolved).await;
+    }
     let lost = match keeper {
         Some(keeper) => keeper.release().await,
         None => None,
@@ -335,6 +355,43 @@ async fn run_with_sink(
         first_error = Some(lost);
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Records where each partition of a publish-time window stopped, so the job's next window
+/// starts right after it. Only a partition that saw a message at or after the window's end has
+/// provably finished it; a quiet one records nothing and the next window starts there by
+/// publish time. A failure here costs the next window that chaining, not this run its success.
+async fn record_window_ends(cfg: &Config, sink: &MysqlSink, resolved: &[ResolvedRange]) {
+    let EndBound::PublishTime(to) = cfg.source.to else {
+        return;
+    };
+    let ended: Vec<_> = resolved
+        .iter()
+        .filter(|r| r.stopped_because == Some("end_of_window"))
+        .filter_map(|r| Some((r.partition, r.last_read?)))
+        .collect();
+    if ended.is_empty() {
+        return;
+    }
+    let record = async {
+        let mut conn = sink.acquire().await?;
+        for (partition, last_read) in ended {
+            checkpoint::record_window_end(&mut conn, &cfg.job_id, to, partition, last_read)
+                .await
+                .map_err(|e| Error::Sink(e.to_string()))?;
+        }
+        Ok::<_, Error>(())
+    };
+    match tokio::time::timeout(cfg.sink.io_timeout, record).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot record where this window stopped; the next window will start by publish time")
+        }
+        Err(_) => tracing::warn!(
+            "MySQL did not answer while recording where this window stopped; the next window \
+             will start by publish time"
+        ),
+    }
 }
 
 async fn run_partition(

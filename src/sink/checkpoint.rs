@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(&str, &str, &str)] = &[
         "p2m_dead_letter",
         include_str!("../../sql/migrations/002_dead_letter.sql"),
     ),
+    (
+        "003_window_end",
+        "p2m_window_end",
+        include_str!("../../sql/migrations/003_window_end.sql"),
+    ),
 ];
 
 /// Creates the project's own tables if they are missing. Looks first: `CREATE TABLE IF NOT
@@ -120,6 +125,58 @@ fn is_missing_table(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
         .is_some_and(|d| d.number() == 1146)
+}
+
+/// Where the job's window that ends at `window_to` stopped reading, per partition index: the
+/// job's next window starts right after it (see `sql/migrations/003_window_end.sql`).
+pub async fn window_ends(
+    conn: &mut MySqlConnection,
+    job_id: &str,
+    window_to: i64,
+) -> Result<HashMap<i32, Position>> {
+    let rows = sqlx::query_as::<_, (i32, i64, i64, i32)>(
+        "SELECT partition_index, ledger_id, entry_id, batch_index FROM p2m_window_end \
+          WHERE job_id = ? AND window_to = ?",
+    )
+    .bind(job_id)
+    .bind(window_to)
+    .fetch_all(&mut *conn)
+    .await;
+    match rows {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .map(|(p, l, e, b)| (p, Position::new(l, e, b)))
+            .collect()),
+        Err(e) if is_missing_table(&e) => Ok(HashMap::new()),
+        Err(e) => Err(Error::Sink(format!(
+            "cannot read the previous window's end: {e}"
+        ))),
+    }
+}
+
+/// Records where a window stopped reading in one partition (idempotent).
+pub async fn record_window_end(
+    conn: &mut MySqlConnection,
+    job_id: &str,
+    window_to: i64,
+    partition: i32,
+    last_read: Position,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO p2m_window_end (job_id, window_to, partition_index, ledger_id, entry_id, \
+         batch_index) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+         ledger_id = VALUES(ledger_id), entry_id = VALUES(entry_id), \
+         batch_index = VALUES(batch_index)",
+    )
+    .bind(job_id)
+    .bind(window_to)
+    .bind(partition)
+    .bind(last_read.ledger_id)
+    .bind(last_read.entry_id)
+    .bind(last_read.batch_index)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
 }
 
 /// Forgets the checkpoints of one job and range (`--reprocess`).

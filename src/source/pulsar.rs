@@ -52,6 +52,12 @@ pub struct ResolvedRange {
     pub to_publish_time: Option<i64>,
     /// Why the partition's reader stopped.
     pub stopped_because: Option<&'static str>,
+    /// Where the job's previous window stopped in this partition, when this window was chained
+    /// after it (reading then starts right after it, whatever the publish times).
+    pub previous_window_end: Option<String>,
+    /// The last position read (written or skipped): where this window stopped.
+    #[serde(skip)]
+    pub last_read: Option<Position>,
 }
 
 /// Upper end of a position range where a missing batch index means "the whole entry".
@@ -493,6 +499,7 @@ impl PulsarSource {
             retry_budget: self.cfg.retry_budget,
             reconnects: 0,
             stalled: None,
+            chained_after: None,
         };
         reader.connect_with_retry().await?;
         Ok(reader)
@@ -520,6 +527,8 @@ pub struct PartitionReader {
     reconnects: u64,
     /// Backoff shared by reconnects since the last message delivered.
     stalled: Option<Backoff>,
+    /// The previous window's end this window was chained after, if any.
+    chained_after: Option<Position>,
 }
 
 impl PartitionReader {
@@ -544,7 +553,25 @@ impl PartitionReader {
             stop_at: self.stop_at.map(show),
             to_publish_time: self.to_publish_time,
             stopped_because: self.done,
+            previous_window_end: self.chained_after.map(show),
+            last_read: self.last_seen,
         }
+    }
+
+    /// Starts this window right after `previous_end`, where the job's previous window stopped
+    /// (or after this window's own checkpoint `resume`, past it): every message stored after
+    /// that point is this window's up to its end, whatever its publish time, so consecutive
+    /// windows leave no gap where publish times are out of storage order. Only before the
+    /// first `next`.
+    pub async fn chain_after(
+        &mut self,
+        previous_end: Position,
+        resume: Option<Position>,
+    ) -> Result<()> {
+        self.chained_after = Some(previous_end);
+        self.from_publish_time = None;
+        self.resume_after(resume.map_or(previous_end, |r| r.max(previous_end)))
+            .await
     }
 
     async fn connect(&mut self) -> std::result::Result<(), pulsar::Error> {

@@ -179,3 +179,76 @@ async fn message_id_bounds_start_after_and_stop_at() {
     let ids: Vec<i64> = db.seed_rows().await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, vec![3, 4, 5, 6]);
 }
+
+/// Two producers: one record held in a client batch is stored after a newer record of another
+/// producer, with an earlier publish time (clock skew does the same). With a window boundary
+/// between the two publish times, the first window stops at the newer record and the late one
+/// lies past its stop; the job's next window starts right where the previous one stopped, so it
+/// takes the late record too: consecutive windows leave no gap.
+#[tokio::test]
+async fn consecutive_windows_leave_no_gap_when_publish_times_are_out_of_order() {
+    let db = TestDb::new("chain").await;
+    let topic = topic("chain");
+    produce(&topic, seed_records(0..5), 1).await;
+    let python =
+        std::env::var("P2M_PYTHON").unwrap_or_else(|_| ".cache/venv-pulsar/bin/python".into());
+    let out = std::process::Command::new(python)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/producers/python_late_producer.py"
+            ),
+            &pulsar_url(),
+            &topic,
+            "5|msg-5",
+            "6|msg-6",
+        ])
+        .output()
+        .expect("python with pulsar-client (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let late_sent: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    produce(&topic, seed_records(7..10), 1).await;
+    // Record 5 is stamped about late_sent, record 6 a second later but stored first.
+    let boundary = late_sent + 500;
+    let job = unique("chain-job");
+    let window = |from: i64, to: i64| {
+        with(
+            run_args(&topic, &db),
+            &[
+                "--job-id",
+                &job,
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+            ],
+        )
+    };
+    let first = run_binary(&window(boundary - 3_600_000, boundary)).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.u("rows_written"), 5, "{}", first.stdout);
+    let second = run_binary(&window(boundary, now_ms() + 60_000)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.summary["range"]["partitions"][0]["previous_window_end"].is_string(),
+        "{}",
+        second.stdout
+    );
+    let ids: Vec<i64> = db.seed_rows().await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        (0..10).collect::<Vec<_>>(),
+        "a record fell between the windows"
+    );
+}
