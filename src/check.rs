@@ -44,6 +44,9 @@ pub async fn check(cfg: &Config) -> Result<CheckReport> {
             sink.table()
         )));
     }
+    // The LOAD DATA path has its own connections (another driver): open one, so a server that
+    // refuses it (TLS required, a user limited to the socket...) fails here, not in the run.
+    sink.probe_load_data().await?;
     let source = PulsarSource::connect(&cfg.source).await?;
     let partitions = source.partitions().await?;
     Ok(CheckReport {

@@ -155,6 +155,23 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD", hide_env_values = true)]
     pub mysql_password: Option<Secret>,
 
+    /// TLS for both MySQL connections: disabled, preferred, required, verify-ca,
+    /// verify-identity. Default: the URL's ssl-mode, else preferred.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_MODE")]
+    pub mysql_ssl_mode: Option<String>,
+
+    /// CA certificates (PEM) to verify the MySQL server with. Default: the URL's ssl-ca.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_CA")]
+    pub mysql_ssl_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for MySQL; with --mysql-ssl-key. Default: the URL's ssl-cert.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_CERT")]
+    pub mysql_ssl_cert: Option<PathBuf>,
+
+    /// Client key (PEM) for MySQL. Default: the URL's ssl-key.
+    #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_KEY")]
+    pub mysql_ssl_key: Option<PathBuf>,
+
     /// File holding the MySQL password.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD_FILE")]
     pub mysql_password_file: Option<PathBuf>,
@@ -274,6 +291,54 @@ impl std::str::FromStr for SecretUrl {
     }
 }
 
+/// The MySQL TLS settings: the flags, else the URL's own parameters (sqlx's names).
+fn mysql_tls(args: &RunArgs, url: &str) -> Result<crate::config::MysqlTls> {
+    let mut tls = crate::config::MysqlTls::default();
+    if let Ok(url) = url::Url::parse(url) {
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "ssl-mode" | "sslmode" => {
+                    tls.mode = v
+                        .parse()
+                        .map_err(|e| Error::Config(format!("--mysql-url ssl-mode: {e}")))?
+                }
+                "ssl-ca" => tls.ca = Some(PathBuf::from(v.as_ref())),
+                "ssl-cert" => tls.cert = Some(PathBuf::from(v.as_ref())),
+                "ssl-key" => tls.key = Some(PathBuf::from(v.as_ref())),
+                _ => {}
+            }
+        }
+    }
+    if let Some(mode) = &args.mysql_ssl_mode {
+        tls.mode = mode
+            .parse()
+            .map_err(|e| Error::Config(format!("--mysql-ssl-mode: {e}")))?;
+    }
+    tls.ca = args.mysql_ssl_ca.clone().or(tls.ca);
+    tls.cert = args.mysql_ssl_cert.clone().or(tls.cert);
+    tls.key = args.mysql_ssl_key.clone().or(tls.key);
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(Error::Config(
+            "a MySQL client certificate needs both --mysql-ssl-cert and --mysql-ssl-key".into(),
+        ));
+    }
+    for (what, path) in [
+        ("--mysql-ssl-ca", &tls.ca),
+        ("--mysql-ssl-cert", &tls.cert),
+        ("--mysql-ssl-key", &tls.key),
+    ] {
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(Error::Config(format!(
+                    "{what} {}: no such file",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(tls)
+}
+
 /// The secret flags given on the command line itself, where every user of the machine can read
 /// them (`ps`, `/proc/PID/cmdline`); the caller warns about each.
 pub fn secrets_on_command_line(args: impl IntoIterator<Item = String>) -> Vec<&'static str> {
@@ -324,6 +389,10 @@ impl RunArgs {
             pulsar_tls_ca_file,
             mysql_url,
             mysql_password,
+            mysql_ssl_mode,
+            mysql_ssl_ca,
+            mysql_ssl_cert,
+            mysql_ssl_key,
             mysql_password_file,
             table,
             columns,
@@ -381,6 +450,11 @@ impl RunArgs {
             (_, Some(f)) => Some(read_secret_file(f, "--mysql-password-file")?),
             _ => None,
         };
+        let mysql_url = args
+            .mysql_url
+            .as_ref()
+            .map(|u| u.0.clone())
+            .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/pulsar2mysql".into());
         let delimiter = match &args.delimiter {
             Some(d) => {
                 d.parse::<Delimiter>()
@@ -435,11 +509,7 @@ impl RunArgs {
                 max_bad_records: args.max_bad_records.unwrap_or(1000),
             },
             sink: SinkConfig {
-                url: args
-                    .mysql_url
-                    .as_ref()
-                    .map(|u| u.0.clone())
-                    .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/pulsar2mysql".into()),
+                url: mysql_url.clone(),
                 password,
                 table,
                 mode: args.mode.unwrap_or(WriteMode::Insert),
@@ -449,6 +519,7 @@ impl RunArgs {
                 writers: args.writers.unwrap_or(4),
                 retry_budget,
                 io_timeout: Duration::from_secs(args.mysql_io_timeout_secs.unwrap_or(30).max(1)),
+                tls: mysql_tls(&args, &mysql_url)?,
             },
             dry_run: args.dry_run,
             reprocess: args.reprocess,

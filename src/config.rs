@@ -402,6 +402,51 @@ pub struct RecordsConfig {
     pub max_bad_records: u64,
 }
 
+/// How the MySQL connections use TLS, the same for both drivers (sqlx's modes and meanings).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    Disabled,
+    /// TLS when the server offers it, certificate not checked; plain otherwise.
+    #[default]
+    Preferred,
+    /// TLS or nothing; the certificate is not checked.
+    Required,
+    /// TLS with a certificate signed by the CA (`--mysql-ssl-ca`, else the system's roots).
+    VerifyCa,
+    /// As verify-ca, and the certificate must name the host of the URL.
+    VerifyIdentity,
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "disabled" => Ok(SslMode::Disabled),
+            "preferred" => Ok(SslMode::Preferred),
+            "required" => Ok(SslMode::Required),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-identity" => Ok(SslMode::VerifyIdentity),
+            other => Err(format!(
+                "unknown ssl mode '{other}' (disabled, preferred, required, verify-ca, \
+                 verify-identity)"
+            )),
+        }
+    }
+}
+
+/// TLS settings of the MySQL connections: the mode, the CA to trust, a client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MysqlTls {
+    pub mode: SslMode,
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
 /// The MySQL side.
 #[derive(Clone)]
 pub struct SinkConfig {
@@ -422,6 +467,8 @@ pub struct SinkConfig {
     pub retry_budget: Duration,
     /// Longest wait for one answer from MySQL: a silent network partition is noticed after it.
     pub io_timeout: Duration,
+    /// TLS for every MySQL connection, whichever driver opens it.
+    pub tls: MysqlTls,
 }
 
 impl fmt::Debug for SinkConfig {
@@ -435,6 +482,7 @@ impl fmt::Debug for SinkConfig {
             .field("batch_rows", &self.batch_rows)
             .field("batch_bytes", &self.batch_bytes)
             .field("writers", &self.writers)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -536,6 +584,7 @@ mod tests {
             writers: 4,
             retry_budget: Duration::from_secs(1),
             io_timeout: Duration::from_secs(1),
+            tls: Default::default(),
         };
         assert_eq!(sink.batch_rows_for(1), 100_000);
         assert_eq!(sink.batch_rows_for(4), 25_000);

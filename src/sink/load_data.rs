@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::checkpoint::{Fence, Verdict};
 use super::schema::{quote_ident, TableName};
 use super::CONNECT_TIMEOUT;
-use crate::config::{SinkConfig, WriteMode};
+use crate::config::{MysqlTls, SinkConfig, SslMode, WriteMode};
 use crate::error::{is_retriable_code, Error, Result};
 use crate::records::{Column, ColumnType, Value};
 
@@ -212,12 +212,19 @@ pub struct Loaded {
 impl LoadDataWriter {
     /// A lazy pool (nothing connects before the first batch) with the same session settings
     /// as the sqlx pool.
-    pub fn new(cfg: &SinkConfig, session_init: &str) -> Result<Self> {
-        let opts = connect_opts(cfg, session_init)?;
+    pub fn new(cfg: &SinkConfig, session_init: &str, tls_offered: bool) -> Result<Self> {
+        let opts = connect_opts(cfg, session_init, tls_offered)?;
         Ok(LoadDataWriter {
             pool: mysql_async::Pool::new(opts),
             io_timeout: cfg.io_timeout,
         })
+    }
+
+    /// Opens one connection and gives it back: fails where a batch would fail to connect.
+    pub async fn probe(&self) -> std::result::Result<(), LoadError> {
+        let conn = connection(&self.pool).await?;
+        drop(conn);
+        Ok(())
     }
 
     /// Opens the first connection in the background, so that connecting overlaps the
@@ -460,6 +467,11 @@ impl From<mysql_async::Error> for LoadError {
     }
 }
 
+/// Whether a `mysql_async` error is a TLS failure (certificate, name): never retried.
+pub fn is_tls(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Io(mysql_async::IoError::Tls(_)))
+}
+
 /// Whether a `mysql_async` error is worth retrying: broken connections always are, server
 /// errors by the same codes as the INSERT path.
 pub fn is_retriable(e: &mysql_async::Error) -> bool {
@@ -560,10 +572,15 @@ pub fn write_tsv_field(out: &mut Vec<u8>, v: &Value<'_>) {
     }
 }
 
-/// `mysql_async` options from the same URL and password sqlx uses. sqlx's URL parameters are
-/// mapped (`ssl-mode`, `ssl-ca`, `socket`); anything else is ignored by this pool. A Unix
-/// socket is used only when the URL names one.
-fn connect_opts(cfg: &SinkConfig, session_init: &str) -> Result<mysql_async::Opts> {
+/// `mysql_async` options from the same URL, password and TLS settings sqlx uses. Of sqlx's URL
+/// parameters `socket` is mapped here (TLS comes resolved in `cfg.tls`); anything else is
+/// ignored by this pool. A Unix socket is used only when the URL names one. `tls_offered`
+/// (the control connection got TLS) decides `preferred`.
+fn connect_opts(
+    cfg: &SinkConfig,
+    session_init: &str,
+    tls_offered: bool,
+) -> Result<mysql_async::Opts> {
     let url = url::Url::parse(&cfg.url).map_err(|e| {
         Error::Config(format!(
             "--mysql-url '{}' is not a URL: {e}",
@@ -604,39 +621,42 @@ fn connect_opts(cfg: &SinkConfig, session_init: &str) -> Result<mysql_async::Opt
                 .with_inactive_connection_ttl(std::time::Duration::from_secs(60))
                 .with_reset_connection(false),
         );
-    let mut ssl_mode = String::new();
-    let mut ssl_ca = None;
     for (k, v) in url.query_pairs() {
-        match k.as_ref() {
-            "ssl-mode" | "sslmode" => ssl_mode = v.to_ascii_lowercase().replace('-', "_"),
-            "ssl-ca" => ssl_ca = Some(std::path::PathBuf::from(v.as_ref())),
-            "socket" => builder = builder.socket(Some(v.into_owned())),
-            _ => {}
+        if k == "socket" {
+            builder = builder.socket(Some(v.into_owned()));
         }
     }
-    let ssl = match ssl_mode.as_str() {
-        "" | "disabled" | "preferred" => None,
-        "required" => Some(
-            mysql_async::SslOpts::default()
-                .with_danger_accept_invalid_certs(true)
-                .with_danger_skip_domain_validation(true),
-        ),
-        "verify_ca" | "verify_identity" => {
-            let mut ssl = mysql_async::SslOpts::default()
-                .with_danger_skip_domain_validation(ssl_mode == "verify_ca");
-            if let Some(ca) = ssl_ca {
-                ssl = ssl.with_root_certs(vec![ca.into()]);
-            }
-            Some(ssl)
-        }
-        other => {
-            return Err(Error::Config(format!(
-                "--mysql-url: unknown ssl-mode '{other}' (disabled, preferred, required, \
-                 verify_ca, verify_identity)"
-            )))
-        }
+    Ok(builder.ssl_opts(ssl_opts(&cfg.tls, tls_offered)).into())
+}
+
+/// The TLS of the LOAD DATA connection, by the same policy as sqlx's.
+fn ssl_opts(tls: &MysqlTls, tls_offered: bool) -> Option<mysql_async::SslOpts> {
+    let unchecked = || {
+        mysql_async::SslOpts::default()
+            .with_danger_accept_invalid_certs(true)
+            .with_danger_skip_domain_validation(true)
     };
-    Ok(builder.ssl_opts(ssl).into())
+    let mut ssl = match tls.mode {
+        SslMode::Disabled => return None,
+        SslMode::Preferred if !tls_offered => return None,
+        SslMode::Preferred | SslMode::Required => unchecked(),
+        SslMode::VerifyCa => {
+            mysql_async::SslOpts::default().with_danger_skip_domain_validation(true)
+        }
+        SslMode::VerifyIdentity => mysql_async::SslOpts::default(),
+    };
+    if let Some(ca) = &tls.ca {
+        if matches!(tls.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) {
+            ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
+            cert.clone().into(),
+            key.clone().into(),
+        )));
+    }
+    Some(ssl)
 }
 
 #[cfg(test)]
@@ -706,8 +726,14 @@ mod tests {
             writers: 2,
             retry_budget: std::time::Duration::from_secs(1),
             io_timeout: std::time::Duration::from_secs(1),
+            tls: Default::default(),
         };
-        let o = connect_opts(&cfg("mysql://u%40x:p%2Fw@db.example:3307/my%20db"), "").unwrap();
+        let o = connect_opts(
+            &cfg("mysql://u%40x:p%2Fw@db.example:3307/my%20db"),
+            "",
+            false,
+        )
+        .unwrap();
         assert_eq!(o.ip_or_hostname(), "db.example");
         assert_eq!(o.tcp_port(), 3307);
         assert_eq!(o.user(), Some("u@x"));
@@ -719,10 +745,27 @@ mod tests {
             "a TCP URL must never switch to the server's Unix socket"
         );
         assert_eq!(o.socket(), None);
-        let o = connect_opts(&cfg("mysql://u@localhost/db?socket=%2Frun%2Fm.sock"), "").unwrap();
+        let o = connect_opts(
+            &cfg("mysql://u@localhost/db?socket=%2Frun%2Fm.sock"),
+            "",
+            false,
+        )
+        .unwrap();
         assert_eq!(o.socket(), Some("/run/m.sock"));
-        let o = connect_opts(&cfg("mysql://u@h/db?ssl-mode=REQUIRED"), "").unwrap();
-        assert!(o.ssl_opts().is_some());
-        assert!(connect_opts(&cfg("mysql://u@h/db?ssl-mode=sometimes"), "").is_err());
+        // One policy with sqlx: preferred takes TLS when the control connection got it.
+        assert!(connect_opts(&cfg("mysql://u@h/db"), "", true)
+            .unwrap()
+            .ssl_opts()
+            .is_some());
+        let tls = |mode| MysqlTls {
+            mode,
+            ..Default::default()
+        };
+        assert!(ssl_opts(&tls(SslMode::Required), false).is_some());
+        assert!(ssl_opts(&tls(SslMode::Disabled), true).is_none());
+        let verify = ssl_opts(&tls(SslMode::VerifyIdentity), false).unwrap();
+        assert!(!verify.accept_invalid_certs() && !verify.skip_domain_validation());
+        let ca_only = ssl_opts(&tls(SslMode::VerifyCa), false).unwrap();
+        assert!(!ca_only.accept_invalid_certs() && ca_only.skip_domain_validation());
     }
 }

@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection, MySqlPool};
 use super::checkpoint::{self, Fence, Verdict};
 use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started, TsvData, TsvWriter};
 use super::schema::{quote_ident, read_columns, TableName};
-use crate::config::{SinkConfig, WriteMode, WriteStrategy};
+use crate::config::{MysqlTls, SinkConfig, SslMode, WriteMode, WriteStrategy};
 use crate::error::{is_retriable_sql, scrub, Backoff, Error, Result};
 use crate::records::{BadRecord, Column, Value};
 use crate::source::{Position, SourceMessage};
@@ -40,6 +40,8 @@ pub struct MysqlSink {
     strategy: WriteStrategy,
     /// The LOAD DATA pool (strategy `LoadData`, and not a read-only sink).
     load_data: Option<LoadDataWriter>,
+    /// Whether the control connection got TLS (decides `preferred` for the LOAD DATA pool).
+    tls_in_use: bool,
     cfg: SinkConfig,
 }
 
@@ -68,6 +70,7 @@ impl MysqlSink {
         if let Some(pw) = &cfg.password {
             options = options.password(pw);
         }
+        options = with_tls(options, &cfg.tls);
         options = options
             .charset("utf8mb4")
             .pipes_as_concat(false)
@@ -84,12 +87,27 @@ impl MysqlSink {
                     Ok(())
                 })
             })
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         let mut backoff = Backoff::new(cfg.retry_budget);
         let mut conn = loop {
             match pool.acquire().await {
                 Ok(c) => break c,
                 Err(e) if is_retriable_sql(&e) => {
+                    // The pool retries inside its own timeout and reports only that; one direct
+                    // attempt tells a certificate the run will never trust from a server that
+                    // is not up yet.
+                    let direct = tokio::time::timeout(
+                        cfg.io_timeout,
+                        MySqlConnection::connect_with(&options),
+                    )
+                    .await;
+                    match direct {
+                        Ok(Err(e)) if is_tls_sql(&e) => {
+                            return Err(tls_refused(cfg, &e.to_string()))
+                        }
+                        Ok(Ok(conn)) => drop(conn),
+                        _ => {}
+                    }
                     tracing::warn!(error = %scrub(&e.to_string(), secret.as_deref()), "cannot connect to MySQL yet; retrying");
                     if !backoff.wait().await {
                         return Err(Error::Sink(format!(
@@ -98,6 +116,9 @@ impl MysqlSink {
                             scrub(&e.to_string(), secret.as_deref())
                         )));
                     }
+                }
+                Err(e) if is_tls_sql(&e) => {
+                    return Err(tls_refused(cfg, &e.to_string()));
                 }
                 Err(e) => {
                     return Err(Error::Sink(format!(
@@ -120,9 +141,20 @@ impl MysqlSink {
                 .await
                 .map_err(|e| Error::Sink(format!("cannot read max_allowed_packet: {e}")))?;
             let strategy = resolve_strategy(cfg, &mut conn).await?;
-            Ok::<_, Error>((columns, packet, strategy))
+            // Whether this connection got TLS: `preferred` gives the LOAD DATA connection the
+            // same (mysql_async has no "TLS if offered" of its own).
+            let cipher: Option<(String, String)> =
+                sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        Error::Sink(format!("cannot read the session's TLS state: {e}"))
+                    })?;
+            let tls_in_use = cipher.is_some_and(|(_, c)| !c.is_empty());
+            Ok::<_, Error>((columns, packet, strategy, tls_in_use))
         };
-        let (columns, packet, strategy) = match tokio::time::timeout(limit, setup).await {
+        let (columns, packet, strategy, tls_in_use) = match tokio::time::timeout(limit, setup).await
+        {
             Ok(done) => done?,
             Err(_) => {
                 drop(conn.detach());
@@ -140,7 +172,7 @@ impl MysqlSink {
             .min((packet as usize).saturating_sub(16 * 1024))
             .max(16 * 1024);
         let load_data = if strategy == WriteStrategy::LoadData && !read_only {
-            let writer = LoadDataWriter::new(cfg, SESSION_INIT)?;
+            let writer = LoadDataWriter::new(cfg, SESSION_INIT, tls_in_use)?;
             writer.warm_up();
             Some(writer)
         } else {
@@ -153,7 +185,31 @@ impl MysqlSink {
             max_statement_bytes,
             strategy,
             load_data,
+            tls_in_use,
             cfg: cfg.clone(),
+        })
+    }
+
+    /// Opens one LOAD DATA connection, when this sink's strategy uses them, so that `check`
+    /// fails where a run would (its TLS, its user, its server).
+    pub async fn probe_load_data(&self) -> Result<()> {
+        if self.strategy != WriteStrategy::LoadData {
+            return Ok(());
+        }
+        let writer = LoadDataWriter::new(&self.cfg, SESSION_INIT, self.tls_in_use)?;
+        let probed = writer.probe().await;
+        writer.close().await;
+        probed.map_err(|e| {
+            let e = WriteError::from(e);
+            if e.is_tls() {
+                tls_refused(&self.cfg, &e.to_string())
+            } else {
+                Error::Sink(format!(
+                    "the LOAD DATA connection to {} failed: {}",
+                    self.cfg.redacted_url(),
+                    scrub(&e.to_string(), self.cfg.password.as_deref())
+                ))
+            }
         })
     }
 
@@ -349,6 +405,7 @@ impl MysqlSink {
                         )));
                     }
                 }
+                Err(e) if e.is_tls() => return Err(tls_refused(&self.cfg, &e.to_string())),
                 Err(WriteError::Refused(msg)) => return Err(Error::Sink(msg)),
                 Err(WriteError::Moved(found)) => {
                     return Err(Error::Fenced(fence.moved_message(batch.partition, found)))
@@ -677,7 +734,20 @@ enum WriteError {
 }
 
 impl WriteError {
+    /// A TLS failure (a certificate not trusted, a name that does not match): configuration,
+    /// not a transient fault.
+    fn is_tls(&self) -> bool {
+        match self {
+            WriteError::Sql(e) => is_tls_sql(e),
+            WriteError::Driver(e) => load_data::is_tls(e),
+            _ => false,
+        }
+    }
+
     fn is_retriable(&self) -> bool {
+        if self.is_tls() {
+            return false;
+        }
         match self {
             WriteError::Sql(e) => is_retriable_sql(e),
             WriteError::Driver(e) => load_data::is_retriable(e),
@@ -719,6 +789,47 @@ impl From<LoadError> for WriteError {
             }
         }
     }
+}
+
+/// sqlx's connect options with the run's TLS settings (they win over the URL's).
+fn with_tls(options: MySqlConnectOptions, tls: &MysqlTls) -> MySqlConnectOptions {
+    use sqlx::mysql::MySqlSslMode as M;
+    let mut options = options.ssl_mode(match tls.mode {
+        SslMode::Disabled => M::Disabled,
+        SslMode::Preferred => M::Preferred,
+        SslMode::Required => M::Required,
+        SslMode::VerifyCa => M::VerifyCa,
+        SslMode::VerifyIdentity => M::VerifyIdentity,
+    });
+    if let Some(ca) = &tls.ca {
+        options = options.ssl_ca(ca);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        options = options.ssl_client_cert(cert).ssl_client_key(key);
+    }
+    options
+}
+
+/// Whether sqlx failed on TLS: its own TLS errors, and rustls's inside an I/O error (an
+/// untrusted certificate, a name that does not match).
+fn is_tls_sql(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
+}
+
+/// A TLS failure as the configuration error it is.
+fn tls_refused(cfg: &SinkConfig, cause: &str) -> Error {
+    Error::Config(format!(
+        "TLS to MySQL at {} failed: {}; check --mysql-ssl-mode ({:?}) and --mysql-ssl-ca",
+        cfg.redacted_url(),
+        scrub(cause, cfg.password.as_deref()),
+        cfg.tls.mode
+    ))
 }
 
 /// One round trip that must answer within `limit`; past it the attempt counts as cut.

@@ -12,6 +12,7 @@ mod exactly_once;
 mod faults;
 mod load;
 mod metrics;
+mod mysql_tls;
 mod partitions;
 mod ranges;
 mod restarts;
