@@ -606,12 +606,49 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         }
         ColumnType::Json => {
             let s = text(raw)?;
-            serde_json::from_str::<serde::de::IgnoredAny>(s)
+            // Parsed, not skipped: skipping lets a number past a double through (`1e400`),
+            // which MySQL refuses.
+            serde_json::from_str::<serde_json::Value>(s)
                 .map_err(|e| (BadReason::InvalidValue, format!("not valid JSON: {e}")))?;
+            if json_depth(s) > JSON_MAX_DEPTH {
+                return Err((
+                    BadReason::InvalidValue,
+                    format!("JSON nested deeper than MySQL's {JSON_MAX_DEPTH} levels"),
+                ));
+            }
             Ok(Value::Text(s))
         }
         ColumnType::Other => Ok(Value::Text(text(raw)?)),
     }
+}
+
+/// MySQL refuses JSON documents nested deeper than this (`JSON_DOCUMENT_MAX_DEPTH`).
+const JSON_MAX_DEPTH: usize = 100;
+
+/// How deeply the arrays and objects of valid JSON text nest.
+fn json_depth(s: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for b in s.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
 }
 
 /// Date-times without an offset are taken as UTC (the session time zone pulsar2mysql sets);

@@ -14,7 +14,11 @@ const CASES: u32 = 1000;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: CASES,
+        // PROPTEST_CASES=100000 for a deeper run.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(CASES),
         // Failures are kept as named regression tests below, not as files next to the source.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -130,7 +134,8 @@ fn assert_fits(v: &Value<'_>, raw: &[u8], ty: &ColumnType) {
             }
         }
         (Value::Text(s), ColumnType::Json) => {
-            assert!(serde_json::from_str::<serde_json::Value>(s).is_ok())
+            assert!(serde_json::from_str::<serde_json::Value>(s).is_ok());
+            assert!(json_depth(s) <= 100);
         }
         (Value::Text(s), ColumnType::Other) => assert_eq!(s.as_bytes(), raw),
         (v, ty) => panic!("{v:?} for a {ty:?} column"),
@@ -464,6 +469,27 @@ proptest! {
         }
     }
 
+    /// JSON: accepted only if MySQL would take it: numbers within a double, at most 100
+    /// levels of arrays and objects.
+    #[test]
+    fn json_numbers_and_depth(
+        depth in prop_oneof![0..=3usize, 95..=130usize],
+        object in any::<bool>(),
+        mantissa in "-?(0|[1-9][0-9]{0,2})(\\.[0-9]{1,3})?",
+        exponent in prop_oneof![-400..=400i32, 300..=320i32],
+    ) {
+        let number = format!("{mantissa}e{exponent}");
+        let (open, close) = if object { ("{\"k\":", "}") } else { ("[", "]") };
+        let doc = format!("{}{number}{}", open.repeat(depth), close.repeat(depth));
+        let fits: f64 = number.parse().unwrap();
+        let got = convert_value(doc.as_bytes(), &col(ColumnType::Json));
+        if depth <= 100 && fits.is_finite() {
+            prop_assert_eq!(got, Ok(Value::Text(&doc)));
+        } else {
+            prop_assert_eq!(got.unwrap_err().0, BadReason::InvalidValue, "{}", doc);
+        }
+    }
+
     /// Floats: a finite number that reads back as itself, or `invalid_value`.
     #[test]
     fn floats(f in any::<f64>()) {
@@ -535,6 +561,25 @@ mod found {
                 "{raw}"
             );
         }
+    }
+
+    /// `converted_values_fit` (found at 50,000 cases): `0.1e310` was accepted for a JSON
+    /// column (serde_json skips numbers it is told to ignore) and MySQL refuses it.
+    #[test]
+    fn json_mysql_refuses() {
+        let json = col(ColumnType::Json);
+        assert_eq!(
+            convert_value(b"0.1e310", &json).unwrap_err().0,
+            BadReason::InvalidValue
+        );
+        let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+        assert_eq!(
+            convert_value(deep.as_bytes(), &json).unwrap_err().0,
+            BadReason::InvalidValue
+        );
+        let fine = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(convert_value(fine.as_bytes(), &json).is_ok());
+        assert!(convert_value(br#"{"a":"[[[\"]]"}"#, &json).is_ok());
     }
 
     /// `dates_and_datetimes_from_parts`: chrono reads second 60 as a leap second and the
