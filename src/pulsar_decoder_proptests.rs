@@ -320,7 +320,11 @@ proptest! {
     /// A valid frame decodes to what was sent; each of its prefixes waits for more bytes
     /// (nothing consumed, nothing allocated beyond the prefix's worth).
     #[test]
-    fn valid_frames_and_their_prefixes(meta in metadata(), data in prop::collection::vec(any::<u8>(), 0..64), cut in any::<prop::sample::Index>()) {
+    fn valid_frames_and_their_prefixes(
+        meta in metadata(),
+        data in prop::collection::vec(any::<u8>(), 0..64),
+        cut in any::<prop::sample::Index>(),
+    ) {
         let (bytes, _) = frame(meta.clone(), data.clone());
         let (messages, end, _) = decode_all(&bytes);
         prop_assert_eq!(end, Ok(()));
@@ -340,7 +344,12 @@ proptest! {
     /// One byte changed anywhere the CRC covers (metadata size, metadata, payload) or in
     /// the CRC itself: a decoding error, never a message.
     #[test]
-    fn bad_checksums_are_errors(meta in metadata(), data in prop::collection::vec(any::<u8>(), 0..64), at in any::<prop::sample::Index>(), flip in 1..=255u8) {
+    fn bad_checksums_are_errors(
+        meta in metadata(),
+        data in prop::collection::vec(any::<u8>(), 0..64),
+        at in any::<prop::sample::Index>(),
+        flip in 1..=255u8,
+    ) {
         let (mut bytes, crc_at) = frame(meta, data);
         let i = crc_at + at.index(bytes.len() - crc_at);
         bytes[i] ^= flip;

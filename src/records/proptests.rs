@@ -291,7 +291,7 @@ proptest! {
         let mapping: Vec<Option<String>> = cols.iter().map(|c| Some(c.name.clone())).collect();
         let mut c =
             RowConverter::new(&cols, Some(&mapping), b'|', escape, null_literal.as_deref()).unwrap();
-        match c.convert(&record, |v| v.to_vec().into_iter().map(|v| format!("{v:?}")).collect::<Vec<_>>()) {
+        match c.convert(&record, |v| v.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>()) {
             Ok(row) => prop_assert_eq!(row.len(), cols.len()),
             Err(e) => {
                 let fields = FieldSplitter::new(b'|', escape).split(&record).map(|f| f.len());
@@ -323,7 +323,14 @@ proptest! {
 
     /// Bytes that are not UTF-8 are `invalid_utf8` for every column type but binary.
     #[test]
-    fn invalid_utf8_is_its_own_reason(ty in column_type(), prefix in "[0-9a-z]{0,4}", bad in prop::sample::select(vec![&b"\xff"[..], b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xc0\xaf"])) {
+    fn invalid_utf8_is_its_own_reason(
+        ty in column_type(),
+        prefix in "[0-9a-z]{0,4}",
+        // Stray continuation byte, cut sequences, a surrogate, an overlong encoding.
+        bad in prop::sample::select(vec![
+            &b"\xff"[..], b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xc0\xaf",
+        ]),
+    ) {
         let mut raw = prefix.into_bytes();
         raw.extend_from_slice(bad);
         let got = convert_value(&raw, &col(ty.clone()));
@@ -454,7 +461,10 @@ proptest! {
         let date = format!("{y:04}-{m:02}-{d:02}");
         let raw = match ty {
             ColumnType::Date => date.clone(),
-            _ => format!("{date} {hh:02}:{mm:02}:{ss:02}{}", frac.map(|f| format!(".{f}")).unwrap_or_default()),
+            _ => {
+                let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+                format!("{date} {hh:02}:{mm:02}:{ss:02}{frac}")
+            }
         };
         match convert_value(raw.as_bytes(), &col(ty.clone())) {
             Ok(v) => assert_fits(&v, raw.as_bytes(), &ty),
@@ -463,7 +473,11 @@ proptest! {
                 if !valid_date || hh > 23 || mm > 59 || ss > 60 {
                     prop_assert_eq!(reason, BadReason::InvalidValue, "{}: {}", raw, detail);
                 } else {
-                    prop_assert!(matches!(reason, BadReason::InvalidValue | BadReason::OutOfRange), "{}", raw);
+                    prop_assert!(
+                        matches!(reason, BadReason::InvalidValue | BadReason::OutOfRange),
+                        "{}",
+                        raw
+                    );
                 }
             }
         }
