@@ -681,7 +681,8 @@ fn check_decimal(s: &str, precision: u32, scale: u32) -> Conv<()> {
         return Err((
             BadReason::OutOfRange,
             format!(
-                "{s} has more than {} integer digits for DECIMAL({precision},{scale})",
+                "{} has more than {} integer digits for DECIMAL({precision},{scale})",
+                show(s),
                 precision - scale
             ),
         ));
@@ -689,7 +690,10 @@ fn check_decimal(s: &str, precision: u32, scale: u32) -> Conv<()> {
     if frac.trim_end_matches('0').len() as u32 > scale {
         return Err((
             BadReason::OutOfRange,
-            format!("{s} has more than {scale} decimal places for DECIMAL({precision},{scale}); it would be rounded"),
+            format!(
+                "{} has more than {scale} decimal places for DECIMAL({precision},{scale}); it would be rounded",
+                show(s)
+            ),
         ));
     }
     Ok(())
