@@ -358,7 +358,7 @@ proptest! {
         prop_assert!(end.is_err());
     }
 
-    /// Valid frames back to back, with up to four bytes overwritten anywhere (sizes,
+    /// Valid frames back to back, with up to three bytes overwritten anywhere (sizes,
     /// command, magic number, CRC, metadata, payload): never a panic, never more memory than
     /// the input justifies, and a message only where the CRC still holds.
     #[test]
