@@ -12,6 +12,7 @@ P2M_CACHE_DIR=$(realpath -m "$P2M_CACHE_DIR")
 : "${PULSAR_URL:=pulsar://127.0.0.1:6650}"
 : "${PULSAR_ADMIN_URL:=http://127.0.0.1:8080}"
 : "${PULSAR_TLS_URL:=pulsar+ssl://127.0.0.1:6651}"
+: "${PULSAR_ADMIN_TLS_URL:=https://127.0.0.1:8443}"
 : "${MYSQL_URL:=mysql://root@127.0.0.1:3306/pulsar2mysql}"
 : "${PUSHGATEWAY_URL:=http://127.0.0.1:9091}"
 : "${TOXIPROXY_URL:=http://127.0.0.1:8474}"

@@ -17,6 +17,7 @@
 #   PULSAR_URL        [pulsar://127.0.0.1:6650]   broker host/port
 #   PULSAR_ADMIN_URL  [http://127.0.0.1:8080]     admin/web port
 #   PULSAR_TLS_URL    [pulsar+ssl://127.0.0.1:6651] TLS listener (same host)
+#   PULSAR_ADMIN_TLS_URL [https://127.0.0.1:8443]  admin/web port over TLS (same host)
 #   MYSQL_URL         [mysql://root@127.0.0.1:3306/pulsar2mysql]
 #   PUSHGATEWAY_URL   [http://127.0.0.1:9091]
 #   TOXIPROXY_URL     [http://127.0.0.1:8474]     Toxiproxy's API
@@ -29,7 +30,8 @@
 #   P2M_PUSHGATEWAY_TIMEOUT [30]   readiness timeouts, seconds
 #
 # Service configuration lives in docker/ (see docker/README.md).
-# The broker also listens with TLS on PULSAR_TLS_URL and checks JWTs
+# The broker also listens with TLS on PULSAR_TLS_URL, serves its admin API over
+# TLS on PULSAR_ADMIN_TLS_URL (same certificate) and checks JWTs
 # (docker/pulsar-security.overrides); clients without credentials still get in.
 # The CA, broker certificate, token key and tokens are generated once into
 # $P2M_CACHE_DIR/secrets (see `env` for the files clients need).
@@ -93,6 +95,10 @@ parse_urls() {
     url_parse "$PULSAR_TLS_URL"
     [[ $URL_SCHEME == pulsar+ssl ]] || die "PULSAR_TLS_URL must start with pulsar+ssl:// ($PULSAR_TLS_URL)"
     PULSAR_TLS_HOST=$URL_HOST PULSAR_TLS_PORT=$URL_PORT
+    PULSAR_ADMIN_TLS_URL=${PULSAR_ADMIN_TLS_URL%/}
+    url_parse "$PULSAR_ADMIN_TLS_URL"
+    [[ $URL_SCHEME == https ]] || die "PULSAR_ADMIN_TLS_URL must start with https:// ($PULSAR_ADMIN_TLS_URL)"
+    PULSAR_WEB_TLS_HOST=$URL_HOST PULSAR_WEB_TLS_PORT=$URL_PORT
     url_parse "$MYSQL_URL"
     MYSQL_HOST=$URL_HOST MYSQL_PORT=$URL_PORT MYSQL_USER=${URL_USER:-root}
     MYSQL_DB=${URL_PATH:-pulsar2mysql}
@@ -102,9 +108,10 @@ parse_urls() {
     url_parse "$TOXIPROXY_URL"
     TOXIPROXY_HOST=$URL_HOST TOXIPROXY_PORT=$URL_PORT
     # Standalone has a single bindAddress for both ports.
-    [[ $PULSAR_HOST == "$PULSAR_WEB_HOST" && $PULSAR_HOST == "$PULSAR_TLS_HOST" ]] ||
-        die "PULSAR_URL, PULSAR_ADMIN_URL and PULSAR_TLS_URL must use the same host" \
-            "($PULSAR_HOST, $PULSAR_WEB_HOST, $PULSAR_TLS_HOST)"
+    [[ $PULSAR_HOST == "$PULSAR_WEB_HOST" && $PULSAR_HOST == "$PULSAR_TLS_HOST" &&
+        $PULSAR_HOST == "$PULSAR_WEB_TLS_HOST" ]] ||
+        die "PULSAR_URL, PULSAR_ADMIN_URL, PULSAR_TLS_URL and PULSAR_ADMIN_TLS_URL must use the same host" \
+            "($PULSAR_HOST, $PULSAR_WEB_HOST, $PULSAR_TLS_HOST, $PULSAR_WEB_TLS_HOST)"
     # We create a root account without password; other users are not managed.
     [[ $MYSQL_USER == root && -z $URL_PASS ]] ||
         warn "MYSQL_URL user is not password-less root; only root@127.0.0.1 is set up"
@@ -114,6 +121,7 @@ print_env() {
     printf 'export PULSAR_URL=%q\n' "$PULSAR_URL"
     printf 'export PULSAR_ADMIN_URL=%q\n' "$PULSAR_ADMIN_URL"
     printf 'export PULSAR_TLS_URL=%q\n' "$PULSAR_TLS_URL"
+    printf 'export PULSAR_ADMIN_TLS_URL=%q\n' "$PULSAR_ADMIN_TLS_URL"
     printf 'export PULSAR_TLS_CA_FILE=%q\n' "$PULSAR_TLS_CA_FILE"
     printf 'export PULSAR_TOKEN_FILE=%q\n' "$PULSAR_TOKEN_FILE"
     printf 'export MYSQL_URL=%q\n' "$MYSQL_URL"
@@ -230,7 +238,8 @@ pulsar_ready() {
         curl -fsS --max-time 3 "$PULSAR_ADMIN_URL/admin/v2/namespaces/public" 2>/dev/null |
         grep -q '"public/default"' &&
         port_open "$PULSAR_HOST" "$PULSAR_PORT" &&
-        port_open "$PULSAR_TLS_HOST" "$PULSAR_TLS_PORT"
+        port_open "$PULSAR_TLS_HOST" "$PULSAR_TLS_PORT" &&
+        [[ $(curl -fsS --max-time 3 --cacert "$PULSAR_TLS_CA_FILE" "$PULSAR_ADMIN_TLS_URL/admin/v2/clusters" 2>/dev/null) == '["standalone"]' ]]
 }
 
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
@@ -331,7 +340,8 @@ pulsar_configure() {
         "advertisedAddress=$PULSAR_HOST" \
         "brokerServicePort=$PULSAR_PORT" \
         "brokerServicePortTls=$PULSAR_TLS_PORT" \
-        "webServicePort=$PULSAR_WEB_PORT"
+        "webServicePort=$PULSAR_WEB_PORT" \
+        "webServicePortTls=$PULSAR_WEB_TLS_PORT"
     # So that bin/pulsar-client and bin/pulsar-admin talk to this instance.
     render_properties "$conf/client.conf.orig" "$conf/client.conf" \
         "webServiceUrl=$PULSAR_ADMIN_URL/" \
@@ -583,7 +593,7 @@ foreign_listener() {
     case $1 in
         pulsar) pulsar_running && return 1
             args=("$PULSAR_HOST" "$PULSAR_PORT" "$PULSAR_WEB_HOST" "$PULSAR_WEB_PORT"
-                "$PULSAR_TLS_HOST" "$PULSAR_TLS_PORT") ;;
+                "$PULSAR_TLS_HOST" "$PULSAR_TLS_PORT" "$PULSAR_WEB_TLS_HOST" "$PULSAR_WEB_TLS_PORT") ;;
         mariadb) mariadb_running && return 1
             args=("$MYSQL_HOST" "$MYSQL_PORT") ;;
         pushgateway) pushgw_running && return 1
@@ -608,7 +618,7 @@ refuse_foreign_listeners() {
         addr=$(foreign_listener "$name") || continue
         log "ERROR: $addr is in use by another process ($(port_owner "${addr##*:}")), not by the $name instance that scripts/services.sh manages in $CACHE."
         case $name in
-            pulsar) log "  Stop it, or set PULSAR_URL/PULSAR_ADMIN_URL/PULSAR_TLS_URL to other ports." ;;
+            pulsar) log "  Stop it, or set PULSAR_URL/PULSAR_ADMIN_URL/PULSAR_TLS_URL/PULSAR_ADMIN_TLS_URL to other ports." ;;
             mariadb) log "  If that is the system MariaDB, stop it (e.g. 'mariadb-admin shutdown' as root," \
                 "or 'service mariadb stop'); or set MYSQL_URL to another port." ;;
             pushgateway) log "  Stop it (Debian's prometheus-pushgateway service?), or set PUSHGATEWAY_URL to another port." ;;
@@ -624,7 +634,7 @@ service_state() {
     local name=$1 running ready pidfile where log addr
     case $name in
         pulsar) running=pulsar_running ready=pulsar_ready pidfile=$PULSAR_PID log=$PULSAR_LOG
-            where="$PULSAR_URL  $PULSAR_TLS_URL  admin $PULSAR_ADMIN_URL" ;;
+            where="$PULSAR_URL  $PULSAR_TLS_URL  admin $PULSAR_ADMIN_URL  $PULSAR_ADMIN_TLS_URL" ;;
         mariadb) running=mariadb_running ready=mariadb_ready pidfile=$MARIADB_PID log=$MARIADB_LOG
             where="$MYSQL_URL  socket $MARIADB_SOCK" ;;
         pushgateway) running=pushgw_running ready=pushgw_ready pidfile=$PUSHGW_PID log=$PUSHGW_LOG

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
-export PULSAR_URL PULSAR_ADMIN_URL PULSAR_TLS_URL PULSAR_TLS_CA_FILE PULSAR_TOKEN_FILE MYSQL_URL PUSHGATEWAY_URL TOXIPROXY_URL
+export PULSAR_URL PULSAR_ADMIN_URL PULSAR_TLS_URL PULSAR_ADMIN_TLS_URL PULSAR_TLS_CA_FILE PULSAR_TOKEN_FILE MYSQL_URL PUSHGATEWAY_URL TOXIPROXY_URL
 
 # A non-Rust producer for the codec tests: the official Python client (C++ inside).
 PULSAR_CLIENT_VERSION=3.13.0

@@ -106,10 +106,15 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_URL")]
     pub pulsar_url: Option<String>,
 
-    /// Pulsar admin REST URL, to find where a publish-time window starts.
-    /// Default: http://<service host>:8080.
+    /// Pulsar admin REST URL, to find where a publish-time window starts. Default:
+    /// https://<service host>:8443 for pulsar+ssl://, http://<service host>:8080 for pulsar://.
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_ADMIN_URL")]
     pub pulsar_admin_url: Option<String>,
+
+    /// Send the Pulsar token to an http:// admin URL, in clear text (refused without it).
+    #[arg(long, env = "PULSAR2MYSQL_PULSAR_ADMIN_ALLOW_INSECURE_TOKEN")]
+    #[serde(default)]
+    pub pulsar_admin_allow_insecure_token: bool,
 
     /// Topic: name, tenant/namespace/name or persistent://tenant/namespace/name.
     #[arg(long, env = "PULSAR2MYSQL_TOPIC")]
@@ -131,7 +136,7 @@ pub struct RunArgs {
 
     /// JWT for Pulsar token authentication (prefer the environment or --pulsar-token-file).
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_TOKEN", hide_env_values = true)]
-    pub pulsar_token: Option<String>,
+    pub pulsar_token: Option<Secret>,
 
     /// File holding the Pulsar JWT.
     #[arg(long, env = "PULSAR2MYSQL_PULSAR_TOKEN_FILE")]
@@ -144,11 +149,11 @@ pub struct RunArgs {
     /// MySQL URL. Default: mysql://root@127.0.0.1:3306/pulsar2mysql. Give the password through
     /// PULSAR2MYSQL_MYSQL_PASSWORD or --mysql-password-file rather than in the URL.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_URL", hide_env_values = true)]
-    pub mysql_url: Option<String>,
+    pub mysql_url: Option<SecretUrl>,
 
     /// MySQL password (prefer the environment variable or a file).
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD", hide_env_values = true)]
-    pub mysql_password: Option<String>,
+    pub mysql_password: Option<Secret>,
 
     /// File holding the MySQL password.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD_FILE")]
@@ -233,6 +238,61 @@ pub struct RunArgs {
     pub reprocess: bool,
 }
 
+/// A secret option's value: shown as `***` by `Debug`, so no log line or panic message that
+/// formats the options can leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// A URL that may carry a password: `Debug` shows it redacted.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(pub String);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::error::redact_url(&self.0))
+    }
+}
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(SecretUrl(s.to_string()))
+    }
+}
+
+/// The secret flags given on the command line itself, where every user of the machine can read
+/// them (`ps`, `/proc/PID/cmdline`); the caller warns about each.
+pub fn secrets_on_command_line(args: impl IntoIterator<Item = String>) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for arg in args {
+        for flag in ["--mysql-password", "--pulsar-token"] {
+            let given = arg == flag
+                || arg
+                    .strip_prefix(flag)
+                    .is_some_and(|rest| rest.starts_with('='));
+            if given && !found.contains(&flag) {
+                found.push(flag);
+            }
+        }
+    }
+    found
+}
+
 fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
@@ -250,7 +310,7 @@ impl RunArgs {
         let file = parse_file(&text)
             .map_err(|e| Error::Config(format!("--config {}: {e}", path.display())))?;
         macro_rules! pick {
-            ($($f:ident),*) => { RunArgs { $($f: self.$f.or(file.$f),)* config: self.config, dry_run: self.dry_run || file.dry_run, reprocess: self.reprocess || file.reprocess } };
+            ($($f:ident),*) => { RunArgs { $($f: self.$f.or(file.$f),)* config: self.config, dry_run: self.dry_run || file.dry_run, reprocess: self.reprocess || file.reprocess, pulsar_admin_allow_insecure_token: self.pulsar_admin_allow_insecure_token || file.pulsar_admin_allow_insecure_token } };
         }
         Ok(pick!(
             job_id,
@@ -310,15 +370,16 @@ impl RunArgs {
             .unwrap_or("latest")
             .parse()
             .map_err(Error::Config)?;
+        // An empty variable (a scheduler templating an unset secret) counts as not given: the
+        // `*-file` option, if any, still applies.
         let auth_token = match (&args.pulsar_token, &args.pulsar_token_file) {
-            (Some(t), _) if !t.is_empty() => Some(t.clone()),
-            (None, Some(f)) => Some(read_secret_file(f, "--pulsar-token-file")?),
+            (Some(t), _) if !t.0.is_empty() => Some(t.0.clone()),
+            (_, Some(f)) => Some(read_secret_file(f, "--pulsar-token-file")?),
             _ => None,
         };
-        // An empty variable (a scheduler templating an unset secret) means "no password".
         let password = match (&args.mysql_password, &args.mysql_password_file) {
-            (Some(p), _) if !p.is_empty() => Some(p.clone()),
-            (None, Some(f)) => Some(read_secret_file(f, "--mysql-password-file")?),
+            (Some(p), _) if !p.0.is_empty() => Some(p.0.clone()),
+            (_, Some(f)) => Some(read_secret_file(f, "--mysql-password-file")?),
             _ => None,
         };
         let delimiter = match &args.delimiter {
@@ -356,6 +417,7 @@ impl RunArgs {
                     .clone()
                     .unwrap_or_else(|| "pulsar://127.0.0.1:6650".into()),
                 admin_url: args.pulsar_admin_url.clone(),
+                admin_allow_insecure_token: args.pulsar_admin_allow_insecure_token,
                 topic,
                 partitions: args.partitions.clone(),
                 from,
@@ -376,7 +438,8 @@ impl RunArgs {
             sink: SinkConfig {
                 url: args
                     .mysql_url
-                    .clone()
+                    .as_ref()
+                    .map(|u| u.0.clone())
                     .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/pulsar2mysql".into()),
                 password,
                 table,
@@ -417,7 +480,7 @@ mod tests {
                 .unwrap();
         assert_eq!(args.topic.as_deref(), Some("my_topic"));
         assert_eq!(args.batch_rows, Some(5));
-        assert_eq!(args.mysql_url.as_deref(), Some("mysql://a@b/c_d"));
+        assert_eq!(args.mysql_url.unwrap().0, "mysql://a@b/c_d");
         assert!(parse_file("nope = 1").is_err());
     }
 
@@ -447,5 +510,126 @@ mod tests {
         .into_config()
         .unwrap_err();
         assert!(err.to_string().contains("--topic is required"), "{err}");
+    }
+
+    fn window_args(pulsar_url: &str) -> RunArgs {
+        RunArgs {
+            topic: Some("t".into()),
+            table: Some("t".into()),
+            pulsar_url: Some(pulsar_url.into()),
+            from: Some("1700000000000".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_admin_url_follows_the_service_url_scheme() {
+        let admin = |args: RunArgs| args.into_config().unwrap().source.admin_base_url().unwrap();
+        assert_eq!(
+            admin(window_args("pulsar+ssl://broker.example:6651")).as_str(),
+            "https://broker.example:8443/"
+        );
+        assert_eq!(
+            admin(window_args("pulsar://10.0.0.7:6650")).as_str(),
+            "http://10.0.0.7:8080/"
+        );
+        let mut args = window_args("pulsar+ssl://b:6651");
+        args.pulsar_admin_url = Some("https://admin.example/pulsar".into());
+        assert_eq!(admin(args).as_str(), "https://admin.example/pulsar");
+        for bad in ["ftp://x", "not a url", "http://"] {
+            let mut args = window_args("pulsar://b:6650");
+            args.pulsar_admin_url = Some(bad.into());
+            let err = args.into_config().unwrap_err();
+            assert!(
+                err.to_string().contains("--pulsar-admin-url"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_is_not_sent_to_a_plain_http_admin_url_unless_allowed() {
+        const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl";
+        let with_token = |url: &str| RunArgs {
+            pulsar_token: Some(TOKEN.parse().unwrap()),
+            ..window_args(url)
+        };
+        // pulsar:// derives an http admin URL; so does an explicit http:// one.
+        let mut explicit = with_token("pulsar+ssl://b:6651");
+        explicit.pulsar_admin_url = Some("http://b:8080".into());
+        for args in [with_token("pulsar://b:6650"), explicit] {
+            let err = args.clone().into_config().unwrap_err();
+            assert_eq!(err.exit_code() as i32, 2);
+            let text = err.to_string();
+            assert!(
+                text.contains("--pulsar-admin-allow-insecure-token") && text.contains("https://"),
+                "{text}"
+            );
+            assert!(
+                !text.contains(TOKEN) && !text.contains("c2VjcmV0"),
+                "{text}"
+            );
+            let allowed = RunArgs {
+                pulsar_admin_allow_insecure_token: true,
+                ..args
+            };
+            assert!(allowed.into_config().is_ok());
+        }
+        // https (the pulsar+ssl:// default), no token, or no publish-time window: nothing to refuse.
+        assert!(with_token("pulsar+ssl://b:6651").into_config().is_ok());
+        assert!(window_args("pulsar://b:6650").into_config().is_ok());
+        let no_window = RunArgs {
+            from: None,
+            ..with_token("pulsar://b:6650")
+        };
+        assert!(no_window.into_config().is_ok());
+    }
+
+    #[test]
+    fn secret_flags_on_the_command_line_are_found() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            secrets_on_command_line(argv(&["run", "--mysql-password", "x", "--pulsar-token=y"])),
+            ["--mysql-password", "--pulsar-token"]
+        );
+        assert!(secrets_on_command_line(argv(&["run", "--mysql-password-file", "f"])).is_empty());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let args = RunArgs {
+            mysql_url: Some("mysql://u:url-secret@h/db".parse().unwrap()),
+            mysql_password: Some("pw-secret".parse().unwrap()),
+            pulsar_token: Some("token-secret".parse().unwrap()),
+            ..Default::default()
+        };
+        let shown = format!("{args:?}");
+        for secret in ["url-secret", "pw-secret", "token-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("mysql://u:***@h/db"), "{shown}");
+    }
+
+    #[test]
+    fn an_empty_variable_does_not_hide_its_file_option() {
+        let dir = std::env::temp_dir().join(format!("p2m-cli-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "from-file\n").unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "jwt-from-file\n").unwrap();
+        let cfg = RunArgs {
+            topic: Some("t".into()),
+            table: Some("t".into()),
+            mysql_password: Some("".parse().unwrap()),
+            mysql_password_file: Some(pw),
+            pulsar_token: Some("".parse().unwrap()),
+            pulsar_token_file: Some(token),
+            ..Default::default()
+        }
+        .into_config()
+        .unwrap();
+        assert_eq!(cfg.sink.password.as_deref(), Some("from-file"));
+        assert_eq!(cfg.source.auth_token.as_deref(), Some("jwt-from-file"));
     }
 }

@@ -296,8 +296,12 @@ pub struct Config {
 pub struct SourceConfig {
     pub service_url: String,
     /// Admin REST API, used to find where a publish-time window starts without scanning the
-    /// partition from its beginning. `None`: derived from the service URL (port 8080).
+    /// partition from its beginning. `None`: derived from the service URL, see
+    /// [`SourceConfig::admin_base_url`].
     pub admin_url: Option<String>,
+    /// Send the token to an `http://` admin URL (in clear text). Without it, a token and a
+    /// publish-time `from` with a plain-http admin URL are a configuration error.
+    pub admin_allow_insecure_token: bool,
     pub topic: TopicName,
     /// Restrict the run to these partition indexes (partitioned topics only).
     pub partitions: Option<Vec<u32>>,
@@ -326,9 +330,60 @@ impl fmt::Debug for SourceConfig {
             .field("partitions", &self.partitions)
             .field("from", &self.from)
             .field("to", &self.to)
+            .field(
+                "admin_allow_insecure_token",
+                &self.admin_allow_insecure_token,
+            )
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
             .field("tls_ca_file", &self.tls_ca_file)
             .finish()
+    }
+}
+
+impl SourceConfig {
+    /// The admin REST API's base URL: `--pulsar-admin-url`, or the service URL's host with
+    /// the broker's default web ports: `https://<host>:8443` for `pulsar+ssl://`,
+    /// `http://<host>:8080` for `pulsar://`.
+    pub fn admin_base_url(&self) -> std::result::Result<url::Url, String> {
+        let raw = match &self.admin_url {
+            Some(u) => u.clone(),
+            None => {
+                let cannot = |why: &str| {
+                    format!(
+                        "cannot derive the Pulsar admin URL from --pulsar-url {} ({why}); give \
+                         --pulsar-admin-url",
+                        crate::error::redact_url(&self.service_url)
+                    )
+                };
+                let service =
+                    url::Url::parse(&self.service_url).map_err(|e| cannot(&e.to_string()))?;
+                let host = service.host_str().ok_or_else(|| cannot("no host"))?;
+                match service.scheme() {
+                    "pulsar+ssl" => format!("https://{host}:8443"),
+                    _ => format!("http://{host}:8080"),
+                }
+            }
+        };
+        let bad = |why: &str| {
+            format!(
+                "--pulsar-admin-url {}: {why}",
+                crate::error::redact_url(&raw)
+            )
+        };
+        let url = url::Url::parse(&raw).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("must start with http:// or https://"));
+        }
+        if url.host_str().is_none() {
+            return Err(bad("the URL has no host"));
+        }
+        Ok(url)
+    }
+
+    /// Whether the token may be sent to `url`: over https, or over http when the user allowed
+    /// it explicitly.
+    pub fn token_may_go_to(&self, url: &url::Url) -> bool {
+        url.scheme() == "https" || self.admin_allow_insecure_token
     }
 }
 
@@ -440,6 +495,20 @@ impl Config {
             return Err(Error::Config(
                 "--escape and --delimiter must be different characters".into(),
             ));
+        }
+        if let StartBound::PublishTime(_) = self.source.from {
+            // The admin API finds where the window starts; it gets the token, if any.
+            let admin = self.source.admin_base_url().map_err(Error::Config)?;
+            if self.source.auth_token.is_some() && !self.source.token_may_go_to(&admin) {
+                return Err(Error::Config(format!(
+                    "--from <time> asks the Pulsar admin API at {} where the window starts, and \
+                     that URL is plain http: the Pulsar token would travel in clear text. Give an \
+                     https admin URL (--pulsar-admin-url https://<host>:8443, the default for a \
+                     pulsar+ssl:// --pulsar-url), or allow sending the token over http with \
+                     --pulsar-admin-allow-insecure-token (PULSAR2MYSQL_PULSAR_ADMIN_ALLOW_INSECURE_TOKEN)",
+                    crate::error::redact_url(admin.as_str())
+                )));
+            }
         }
         if self.job_id.is_empty() || self.job_id.len() > 191 {
             return Err(Error::Config(

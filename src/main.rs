@@ -209,6 +209,12 @@ async fn write_metrics(
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    for flag in pulsar2mysql::cli::secrets_on_command_line(std::env::args()) {
+        tracing::warn!(
+            "{flag} on the command line can be read by every user of this machine (ps, \
+             /proc); give it through the environment or {flag}-file instead"
+        );
+    }
     match cli.command {
         Command::Run(cmd) => run(cmd, cli.log_format).await,
         Command::Check(args) => {

@@ -27,7 +27,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const PUSH_JOB: &str = "pulsar2mysql";
 
 /// Every bad-record reason, so each series exists (at 0) from the start.
-const BAD_REASONS: [BadReason; 7] = [
+const BAD_REASONS: [BadReason; 8] = [
     BadReason::FieldCount,
     BadReason::InvalidUtf8,
     BadReason::InvalidValue,
@@ -35,6 +35,7 @@ const BAD_REASONS: [BadReason; 7] = [
     BadReason::TooLong,
     BadReason::NullNotAllowed,
     BadReason::Malformed,
+    BadReason::Chunked,
 ];
 
 const LAST_SUCCESS: &str = "pulsar2mysql_last_success_timestamp_seconds";
@@ -435,7 +436,7 @@ pub fn push_path(job_id: &str) -> String {
     )
 }
 
-/// Checks a Pushgateway URL (http only); the error never repeats the URL's password.
+/// Checks a Pushgateway URL (http or https); the error never repeats the URL's password.
 pub fn parse_pushgateway_url(raw: &str) -> crate::Result<url::Url> {
     let bad = |why: &str| {
         crate::Error::Config(format!(
@@ -444,8 +445,8 @@ pub fn parse_pushgateway_url(raw: &str) -> crate::Result<url::Url> {
         ))
     };
     let u = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-    if u.scheme() != "http" {
-        return Err(bad("only http:// Pushgateway URLs are supported"));
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
     }
     if u.host_str().is_none() {
         return Err(bad("the URL has no host"));
@@ -453,7 +454,7 @@ pub fn parse_pushgateway_url(raw: &str) -> crate::Result<url::Url> {
     Ok(u)
 }
 
-/// Pushes `body` to the Pushgateway at `base` (http only) as the job's group. `replace`: PUT
+/// Pushes `body` to the Pushgateway at `base` (http, or https trusting the public web roots) as the job's group. `replace`: PUT
 /// (the group becomes exactly `body`), otherwise POST (only metrics of the same names are
 /// replaced, so a failed run keeps the last success timestamp of an earlier one).
 pub async fn push(base: &url::Url, job_id: &str, body: &str, replace: bool) -> Result<(), String> {
@@ -478,7 +479,9 @@ pub async fn push(base: &url::Url, job_id: &str, body: &str, replace: bool) -> R
         ));
     }
     let method = if replace { "PUT" } else { "POST" };
-    let reply = crate::http::request(method, &url, &headers, body, Duration::from_secs(10)).await?;
+    let reply = crate::http::Client::new(None)?
+        .request(method, &url, &headers, body)
+        .await?;
     if (200..300).contains(&reply.status) {
         Ok(())
     } else {

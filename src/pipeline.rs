@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -21,7 +21,7 @@ use crate::config::{
     BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, WriteStrategy,
 };
 use crate::error::{Error, ExitCode, Result};
-use crate::records::RowConverter;
+use crate::records::{BadRecord, RowConverter};
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::mysql::OpenBatch;
@@ -41,6 +41,16 @@ enum Handoff {
     /// A complete batch, ready to commit.
     Closed(Batch),
 }
+
+/// How often the job lock's connection is asked whether it still holds the lock (which also
+/// keeps it from idling out).
+const LOCK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long an open LOAD DATA batch may go without new rows before the reader closes it (its
+/// statement holds the table's AUTO-INC lock, and the server gives up on a client that sends
+/// nothing for `net_read_timeout`, 30 s by default): a broker restart or a slow partition
+/// then costs a smaller batch, not a failed one.
+const OPEN_BATCH_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many ready messages a partition reads between two looks at the shutdown token.
 const SHUTDOWN_CHECK_EVERY: u32 = 1024;
@@ -254,11 +264,28 @@ async fn run_with_sink(
         from = %cfg.source.from, to = %cfg.source.to, partitions = readers.len(),
         resumed = checkpoints.len(), "run starts"
     );
-    futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
+    // Reading stops on a signal, or when the job lock is lost.
+    let stop = shutdown.child_token();
+    let keeper = lock.map(|lock| {
+        lock.keep_alive(
+            sink.pool().clone(),
+            LOCK_CHECK_EVERY,
+            cfg.sink.io_timeout,
+            cfg.sink.retry_budget,
+            stop.clone(),
+        )
+    });
+    let resumed = futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
         let cp = checkpoints.get(&reader.partition().checkpoint_index())?;
         Some(reader.resume_after(cp.position))
     }))
-    .await?;
+    .await;
+    if let Err(e) = resumed {
+        if let Some(keeper) = keeper {
+            keeper.release().await;
+        }
+        return Err(e);
+    }
 
     let writer = Writer {
         sink: sink.clone(),
@@ -285,7 +312,7 @@ async fn run_with_sink(
                 builder,
                 writer.clone(),
                 stats,
-                shutdown,
+                &stop,
             )
         })
         .buffer_unordered(cfg.sink.writers)
@@ -299,8 +326,13 @@ async fn run_with_sink(
         }
     }
     resolved.sort_by_key(|r| r.partition);
-    if let Some(lock) = lock {
-        lock.release(cfg.sink.io_timeout).await;
+    let lost = match keeper {
+        Some(keeper) => keeper.release().await,
+        None => None,
+    };
+    if let Some(lost) = lost {
+        // Its error first: batches that stopped because of it may have failed too.
+        first_error = Some(lost);
     }
     first_error.map_or(Ok(()), Err)
 }
@@ -349,10 +381,29 @@ async fn run_partition(
                 // until the whole buffer is read.
                 tokio::task::yield_now().await;
             }
-            let next = tokio::select! {
-                biased;
-                next = reader.next() => next?,
-                _ = &mut cancelled => break,
+            let next = reader.next();
+            tokio::pin!(next);
+            // Buffered messages are taken at once: no timer per message.
+            let next = match next.as_mut().now_or_never() {
+                Some(next) => next?,
+                None => loop {
+                    let starving = builder.fed_at().map(|at| at + OPEN_BATCH_MAX_WAIT);
+                    tokio::select! {
+                        biased;
+                        next = &mut next => break next?,
+                        _ = &mut cancelled => break None,
+                        () = tokio::time::sleep_until(starving.unwrap_or_else(tokio::time::Instant::now)),
+                            if starving.is_some() =>
+                        {
+                            // A LOAD DATA statement waiting for rows holds the table's AUTO-INC
+                            // lock and runs into the server's net_read_timeout: end it here.
+                            tracing::debug!("closing a LOAD DATA batch the reader cannot feed");
+                            if tx.send(Handoff::Closed(builder.take())).await.is_err() {
+                                return Ok(()); // the writer failed; its error is reported
+                            }
+                        }
+                    }
+                },
             };
             let Some(msg) = next else { break };
             stats.records_read.fetch_add(1, Relaxed);
@@ -361,7 +412,11 @@ async fn run_partition(
             stats
                 .bytes_read
                 .fetch_add(msg.payload.len() as u64, Relaxed);
-            match converter.convert(&msg.payload, |values| builder.push_row(values)) {
+            let converted = match msg.chunk {
+                Some((id, of)) => Err(BadRecord::chunk(id, of)),
+                None => converter.convert(&msg.payload, |values| builder.push_row(values)),
+            };
+            match converted {
                 Ok(()) => {
                     stats.rows_converted.fetch_add(1, Relaxed);
                 }

@@ -137,8 +137,13 @@ pub enum ColumnType {
     Decimal { precision: u32, scale: u32 },
     /// FLOAT / DOUBLE.
     Float,
-    /// CHAR/VARCHAR/TEXT: valid UTF-8, at most `max_chars` characters and `max_bytes` bytes.
-    Text { max_chars: u64, max_bytes: u64 },
+    /// CHAR/VARCHAR/TEXT: valid UTF-8, at most `max_chars` characters and `max_bytes` bytes,
+    /// and only characters the column's `charset` can store.
+    Text {
+        max_chars: u64,
+        max_bytes: u64,
+        charset: Charset,
+    },
     /// BINARY/VARBINARY/BLOB: raw bytes.
     Binary { max_bytes: u64 },
     /// ENUM: one of the listed values.
@@ -198,6 +203,8 @@ pub enum BadReason {
     NullNotAllowed,
     /// Structurally broken (e.g. a trailing escape).
     Malformed,
+    /// One chunk of a message the producer split (producer chunking): never a row of its own.
+    Chunked,
 }
 
 impl BadReason {
@@ -211,6 +218,75 @@ impl BadReason {
             BadReason::TooLong => "too_long",
             BadReason::NullNotAllowed => "null_not_allowed",
             BadReason::Malformed => "malformed",
+            BadReason::Chunked => "chunked",
+        }
+    }
+}
+
+/// Which characters a text column can store, by its character set. Rows travel as utf8mb4;
+/// the server converts them to the column's set and refuses (strict mode) what it cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Charset {
+    /// utf8mb4, utf16, utf32: every character.
+    #[default]
+    Unicode,
+    /// utf8mb3 (`utf8` in older servers) and ucs2: the Basic Multilingual Plane only.
+    Bmp,
+    /// latin1, which MySQL and MariaDB define as Windows-1252.
+    Latin1,
+    /// ascii: U+0000 to U+007F.
+    Ascii,
+    /// Any other set (gbk, sjis, ...): not checked here; the server refuses what it cannot hold.
+    Unchecked,
+}
+
+/// The characters Windows-1252 puts at 0x80-0x9F, besides the five bytes it leaves undefined
+/// (0x81, 0x8D, 0x8F, 0x90, 0x9D), which MySQL's latin1 maps to U+0081 and so on.
+const CP1252_HIGH: [char; 32] = [
+    '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}', '\u{2021}',
+    '\u{2c6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}', '\u{8f}',
+    '\u{90}', '\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}', '\u{2022}', '\u{2013}', '\u{2014}',
+    '\u{2dc}', '\u{2122}', '\u{161}', '\u{203a}', '\u{153}', '\u{9d}', '\u{17e}', '\u{178}',
+];
+
+impl Charset {
+    /// From information_schema's CHARACTER_SET_NAME.
+    pub fn from_name(name: &str) -> Charset {
+        match name.to_ascii_lowercase().as_str() {
+            "utf8mb4" | "utf16" | "utf16le" | "utf32" => Charset::Unicode,
+            "utf8mb3" | "utf8" | "ucs2" => Charset::Bmp,
+            "latin1" => Charset::Latin1,
+            "ascii" => Charset::Ascii,
+            _ => Charset::Unchecked,
+        }
+    }
+
+    /// The first character of `s` this set cannot store, if any.
+    fn first_unstorable(self, s: &str) -> Option<char> {
+        match self {
+            Charset::Unicode | Charset::Unchecked => None,
+            // Characters past U+FFFF are exactly the 4-byte UTF-8 sequences (lead 0xF0-0xF4).
+            Charset::Bmp => {
+                memchr::memchr3(0xf0, 0xf1, 0xf2, s.as_bytes())
+                    .or_else(|| memchr::memchr2(0xf3, 0xf4, s.as_bytes()))?;
+                s.chars().find(|&c| c as u32 > 0xffff)
+            }
+            _ if s.is_ascii() => None,
+            Charset::Ascii => s.chars().find(|c| !c.is_ascii()),
+            Charset::Latin1 => s.chars().find(|&c| {
+                !(c as u32 <= 0x7f
+                    || (0xa0..=0xff).contains(&(c as u32))
+                    || CP1252_HIGH.contains(&c))
+            }),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Charset::Bmp => "utf8mb3 (or ucs2), which holds nothing past U+FFFF such as emoji",
+            Charset::Latin1 => "latin1 (Windows-1252)",
+            Charset::Ascii => "ascii",
+            Charset::Unicode | Charset::Unchecked => "this",
         }
     }
 }
@@ -225,6 +301,21 @@ pub struct BadRecord {
 }
 
 impl BadRecord {
+    /// Chunk `id` (from 0) of a message the producer split into `of` chunks. Each chunk is only
+    /// a slice of the record's bytes; written as a row, one could pass every check and be wrong.
+    pub fn chunk(id: i32, of: i32) -> Self {
+        BadRecord::new(
+            BadReason::Chunked,
+            None,
+            format!(
+                "chunk {} of {of} of a message the producer split (producer chunking); \
+                 pulsar2mysql does not reassemble chunked messages: keep records under the \
+                 broker's maxMessageSize or turn chunking off",
+                id + 1
+            ),
+        )
+    }
+
     fn new(reason: BadReason, column: Option<&str>, detail: String) -> Self {
         BadRecord {
             reason,
@@ -508,6 +599,7 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         ColumnType::Text {
             max_chars,
             max_bytes,
+            charset,
         } => {
             let s = text(raw)?;
             if s.len() as u64 > *max_bytes {
@@ -524,6 +616,16 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
                         format!("{n} characters exceed the column's {max_chars}"),
                     ));
                 }
+            }
+            if let Some(c) = charset.first_unstorable(s) {
+                return Err((
+                    BadReason::InvalidValue,
+                    format!(
+                        "character U+{:04X} cannot be stored in the column's character set, {}",
+                        c as u32,
+                        charset.describe()
+                    ),
+                ));
             }
             Ok(Value::Text(s))
         }
@@ -768,6 +870,7 @@ mod tests {
                 ty: ColumnType::Text {
                     max_chars: 255,
                     max_bytes: 1020,
+                    charset: Charset::Unicode,
                 },
                 nullable: false,
                 has_default: false,
@@ -972,6 +1075,39 @@ mod tests {
         };
         assert_eq!(convert_value(b"TRUE", &b).unwrap(), Value::Int(1));
         assert!(convert_value(b"2", &b).is_err());
+    }
+
+    #[test]
+    fn text_columns_refuse_characters_their_set_cannot_store() {
+        let conv = |charset, s: &str| {
+            let col = Column {
+                name: "t".into(),
+                ty: ColumnType::Text {
+                    max_chars: 50,
+                    max_bytes: 200,
+                    charset,
+                },
+                nullable: false,
+                has_default: false,
+            };
+            convert_value(s.as_bytes(), &col).map(|_| ())
+        };
+        assert!(conv(Charset::Unicode, "smile \u{1f600}").is_ok());
+        assert!(conv(Charset::Bmp, "caf\u{e9} \u{4e2d}\u{ffff}").is_ok());
+        let (reason, detail) = conv(Charset::Bmp, "smile \u{1f600}").unwrap_err();
+        assert_eq!(reason, BadReason::InvalidValue);
+        assert!(detail.contains("U+1F600"), "{detail}");
+        assert!(conv(Charset::Latin1, "caf\u{e9} \u{20ac} \u{178} \u{81}").is_ok());
+        assert!(conv(Charset::Latin1, "\u{4e2d}").is_err());
+        assert!(
+            conv(Charset::Latin1, "\u{80}").is_err(),
+            "C1 controls cp1252 redefines"
+        );
+        assert!(conv(Charset::Ascii, "plain").is_ok());
+        assert!(conv(Charset::Ascii, "caf\u{e9}").is_err());
+        assert!(conv(Charset::Unchecked, "\u{1f600}").is_ok());
+        assert_eq!(Charset::from_name("UTF8MB3"), Charset::Bmp);
+        assert_eq!(Charset::from_name("gbk"), Charset::Unchecked);
     }
 }
 

@@ -50,6 +50,8 @@ pub struct TsvWriter {
     chunks: Arc<Mutex<Vec<Bytes>>>,
     progress: watch::Sender<Progress>,
     bytes: usize,
+    /// When the server last got something to read: the batch's opening, or its last chunk.
+    fed_at: tokio::time::Instant,
 }
 
 /// The writer's side of one batch's rows: a handle that can stream them, from the first chunk,
@@ -69,6 +71,7 @@ pub fn tsv_batch() -> (TsvWriter, TsvData) {
             chunks: chunks.clone(),
             progress,
             bytes: 0,
+            fed_at: tokio::time::Instant::now(),
         },
         TsvData {
             chunks,
@@ -84,6 +87,7 @@ impl TsvWriter {
             return;
         }
         self.bytes += chunk.len();
+        self.fed_at = tokio::time::Instant::now();
         self.chunks
             .lock()
             .expect("chunk list lock")
@@ -94,6 +98,11 @@ impl TsvWriter {
     /// Bytes published so far.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// When the batch last published a chunk (or was opened).
+    pub fn fed_at(&self) -> tokio::time::Instant {
+        self.fed_at
     }
 
     /// Marks the batch complete: a stream of it ends after its last chunk.

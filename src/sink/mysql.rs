@@ -440,15 +440,13 @@ impl MysqlSink {
         fence: &Fence,
         early: Option<EarlyLoad>,
     ) -> std::result::Result<Attempt, WriteError> {
-        let mut then = Vec::with_capacity(2);
-        if !batch.dead_letters.is_empty() {
-            then.push(dead_letter_sql(
-                fence.job_id(),
-                &batch.topic,
-                batch.partition,
-                &batch.dead_letters,
-            ));
-        }
+        let mut then = dead_letter_statements(
+            fence.job_id(),
+            &batch.topic,
+            batch.partition,
+            &batch.dead_letters,
+            self.max_statement_bytes,
+        );
         let (position, publish_time) = batch.last.expect("checked by commit");
         then.push(checkpoint::advance_sql(
             fence.job_id(),
@@ -794,31 +792,70 @@ async fn check_only_duplicate_warnings(
     Ok(())
 }
 
-fn dead_letter_sql(job_id: &str, topic: &str, partition: i32, dead: &[DeadLetter]) -> String {
-    let mut sql = String::from(
-        "INSERT INTO p2m_dead_letter (job_id, topic, partition_index, message_id, publish_time, payload, reason, detail) VALUES ",
-    );
-    for (i, d) in dead.iter().enumerate() {
-        if i > 0 {
+/// The dead letters of a batch as INSERT statements of at most `max_bytes` each (the server
+/// refuses a statement over `max_allowed_packet`, and a refused dead letter would stop every
+/// re-run). A payload too large for a statement of its own is stored cut to fit, and its
+/// detail says so: the message id names the whole record in Pulsar.
+fn dead_letter_statements(
+    job_id: &str,
+    topic: &str,
+    partition: i32,
+    dead: &[DeadLetter],
+    max_bytes: usize,
+) -> Vec<String> {
+    const HEAD: &str = "INSERT INTO p2m_dead_letter (job_id, topic, partition_index, message_id, \
+                        publish_time, payload, reason, detail) VALUES ";
+    const TAIL: &str = " ON DUPLICATE KEY UPDATE reason = VALUES(reason), detail = VALUES(detail)";
+    let mut statements = Vec::new();
+    let mut sql = String::new();
+    let mut row = String::new();
+    for d in dead {
+        row.clear();
+        row.push('(');
+        write_literal(&mut row, &Value::Text(job_id));
+        row.push(',');
+        write_literal(&mut row, &Value::Text(topic));
+        let _ = write!(row, ",{partition},");
+        write_literal(&mut row, &Value::Text(&d.position.to_string()));
+        let _ = write!(row, ",{},", d.publish_time);
+        let fixed = row.len() + 2 * 1024 + 64; // the reason and detail below, escaped, and more
+                                               // Hex doubles the bytes: what fits beside the statement's head, tail and other fields.
+        let room = max_bytes.saturating_sub(HEAD.len() + TAIL.len() + fixed) / 2;
+        let (payload, cut) = if d.payload.len() > room {
+            (&d.payload[..room], true)
+        } else {
+            (&d.payload[..], false)
+        };
+        write_literal(&mut row, &Value::Bytes(payload));
+        row.push(',');
+        write_literal(&mut row, &Value::Text(d.reason.reason.as_str()));
+        row.push(',');
+        let mut detail = d.reason.to_string();
+        if cut {
+            detail = format!(
+                "payload cut to its first {room} of {} bytes to fit max_allowed_packet; {detail}",
+                d.payload.len()
+            );
+        }
+        let detail: String = detail.chars().take(1000).collect();
+        write_literal(&mut row, &Value::Text(&detail));
+        row.push(')');
+        if !sql.is_empty() && sql.len() + 1 + row.len() + TAIL.len() > max_bytes {
+            sql.push_str(TAIL);
+            statements.push(std::mem::take(&mut sql));
+        }
+        if sql.is_empty() {
+            sql.push_str(HEAD);
+        } else {
             sql.push(',');
         }
-        sql.push('(');
-        write_literal(&mut sql, &Value::Text(job_id));
-        sql.push(',');
-        write_literal(&mut sql, &Value::Text(topic));
-        let _ = write!(sql, ",{partition},");
-        write_literal(&mut sql, &Value::Text(&d.position.to_string()));
-        let _ = write!(sql, ",{},", d.publish_time);
-        write_literal(&mut sql, &Value::Bytes(&d.payload));
-        sql.push(',');
-        write_literal(&mut sql, &Value::Text(d.reason.reason.as_str()));
-        sql.push(',');
-        let detail: String = d.reason.to_string().chars().take(1000).collect();
-        write_literal(&mut sql, &Value::Text(&detail));
-        sql.push(')');
+        sql.push_str(&row);
     }
-    sql.push_str(" ON DUPLICATE KEY UPDATE reason = VALUES(reason), detail = VALUES(detail)");
-    sql
+    if !sql.is_empty() {
+        sql.push_str(TAIL);
+        statements.push(sql);
+    }
+    statements
 }
 
 /// A record that went to the dead-letter table.
@@ -1051,6 +1088,16 @@ impl BatchBuilder {
         Some(opened)
     }
 
+    /// For a LOAD DATA batch open on the server: when its statement last got rows to read. The
+    /// statement holds the table's AUTO-INC lock and the server's `net_read_timeout` runs
+    /// while it waits, so the reader closes a batch it cannot feed (see the pipeline).
+    pub fn fed_at(&self) -> Option<tokio::time::Instant> {
+        match &self.format {
+            Format::Tsv(rows) => rows.open.as_ref().map(|(writer, _)| writer.fed_at()),
+            Format::Insert(_) => None,
+        }
+    }
+
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
     pub fn is_empty(&self) -> bool {
         self.batch.last.is_none()
@@ -1132,6 +1179,33 @@ mod tests {
         let mut s = String::new();
         write_literal(&mut s, &v);
         s
+    }
+
+    #[test]
+    fn dead_letters_split_into_statements_the_server_accepts() {
+        let dead = |n: usize, size: usize| {
+            (0..n)
+                .map(|i| DeadLetter {
+                    position: Position::new(1, i as i64, -1),
+                    publish_time: 7,
+                    payload: vec![0xab; size],
+                    reason: BadRecord::chunk(0, 2),
+                })
+                .collect::<Vec<_>>()
+        };
+        let max = 64 * 1024;
+        // 40 payloads of 10 kB: 800 kB of hex, in statements of at most 64 kB.
+        let many = dead_letter_statements("j", "t", 0, &dead(40, 10_000), max);
+        assert!(many.len() >= 13, "{} statements", many.len());
+        assert!(many.iter().all(|s| s.len() <= max));
+        let rows: usize = many.iter().map(|s| s.matches("'1:").count()).sum();
+        assert_eq!(rows, 40);
+        // One payload larger than a statement: stored cut, and the detail says so.
+        let big = dead_letter_statements("j", "t", 0, &dead(1, 1 << 20), max);
+        assert_eq!(big.len(), 1);
+        assert!(big[0].len() <= max, "{}", big[0].len());
+        assert!(big[0].contains("payload cut to its first"));
+        assert!(dead_letter_statements("j", "t", 0, &[], max).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use sqlx::{MySqlConnection, Row};
 
 use crate::error::{Error, Result};
-use crate::records::{Column, ColumnType};
+use crate::records::{Charset, Column, ColumnType};
 
 /// A table name split into optional schema and name (`db.table` or `table`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,19 +13,41 @@ pub struct TableName {
     pub name: String,
 }
 
+/// Splits `a.b`, `` `a.b` ``, `` `db`.`t``x` `` into identifiers: dots inside backticks belong
+/// to the name, a doubled backtick inside them is one backtick. `None` for an unclosed quote.
+fn split_identifiers(s: &str) -> Option<Vec<String>> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.trim().chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        let part = parts.last_mut().expect("never empty");
+        match (c, quoted) {
+            ('`', true) if chars.peek() == Some(&'`') => {
+                chars.next();
+                part.push('`');
+            }
+            ('`', _) => quoted = !quoted,
+            ('.', false) => parts.push(String::new()),
+            (c, _) => part.push(c),
+        }
+    }
+    (!quoted).then(|| parts.into_iter().map(|p| p.trim().to_string()).collect())
+}
+
 impl TableName {
     /// Parses `table` or `schema.table` (backquotes allowed around each part).
     pub fn parse(s: &str) -> Result<Self> {
-        let unquote = |p: &str| p.trim().trim_matches('`').to_string();
-        let parts: Vec<&str> = s.split('.').collect();
+        let parts = split_identifiers(s).ok_or_else(|| {
+            Error::Config(format!("--table '{s}' has a backtick that is never closed"))
+        })?;
         let t = match parts.as_slice() {
             [name] => TableName {
                 schema: None,
-                name: unquote(name),
+                name: name.clone(),
             },
             [schema, name] => TableName {
-                schema: Some(unquote(schema)),
-                name: unquote(name),
+                schema: Some(schema.clone()),
+                name: name.clone(),
             },
             _ => {
                 return Err(Error::Config(format!(
@@ -68,7 +90,8 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR),
                 CAST(IS_NULLABLE AS CHAR), COLUMN_DEFAULT IS NOT NULL, CAST(EXTRA AS CHAR),
                 CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), CAST(CHARACTER_OCTET_LENGTH AS CHAR),
-                CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR)
+                CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR),
+                CAST(CHARACTER_SET_NAME AS CHAR)
            FROM information_schema.COLUMNS
           WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
           ORDER BY ORDINAL_POSITION",
@@ -95,7 +118,10 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
         let nullable = get(3).as_deref() == Some("YES");
         let has_explicit_default = row.try_get::<i64, _>(4).unwrap_or(0) != 0;
         let extra = get(5).unwrap_or_default().to_ascii_lowercase();
-        let ty = column_type_of(&data_type, &column_type, num(6), num(7), num(8), num(9));
+        let mut ty = column_type_of(&data_type, &column_type, num(6), num(7), num(8), num(9));
+        if let (ColumnType::Text { charset, .. }, Some(name)) = (&mut ty, get(10)) {
+            *charset = Charset::from_name(&name);
+        }
         let generated = extra.contains("generated")
             || extra.contains("virtual")
             || extra.contains("persistent")
@@ -159,6 +185,7 @@ pub fn column_type_of(
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColumnType::Text {
             max_chars: char_max.unwrap_or(u64::MAX),
             max_bytes: octet_max.unwrap_or(u64::MAX),
+            charset: Charset::Unicode, // read_columns sets the column's own
         },
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
             ColumnType::Binary {
@@ -218,7 +245,8 @@ mod tests {
             column_type_of("varchar", "varchar(255)", Some(255), Some(1020), None, None),
             ColumnType::Text {
                 max_chars: 255,
-                max_bytes: 1020
+                max_bytes: 1020,
+                charset: Charset::Unicode,
             }
         );
         assert_eq!(
@@ -248,5 +276,12 @@ mod tests {
         );
         assert_eq!(TableName::parse("db.t").unwrap().quoted(), "`db`.`t`");
         assert!(TableName::parse("a.b.c").is_err());
+        let dotted = TableName::parse("`a.b`").unwrap();
+        assert_eq!((dotted.schema, dotted.name.as_str()), (None, "a.b"));
+        let both = TableName::parse("`my db`.`t``x`").unwrap();
+        assert_eq!(both.schema.as_deref(), Some("my db"));
+        assert_eq!(both.name, "t`x");
+        assert_eq!(both.quoted(), "`my db`.`t``x`");
+        assert!(TableName::parse("`open").is_err());
     }
 }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+mod admin;
 pub mod pulsar;
 
 pub use self::pulsar::{PartitionReader, PulsarSource};
@@ -87,6 +88,8 @@ pub struct SourceMessage {
     /// Publish time in epoch milliseconds (set by the producer's client).
     pub publish_time: i64,
     pub payload: Vec<u8>,
+    /// `(chunk id, chunks)` when the message is one chunk of a larger one (producer chunking).
+    pub chunk: Option<(i32, i32)>,
 }
 
 /// One partition of the topic (`index` is `None` for a non-partitioned topic).

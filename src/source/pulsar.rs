@@ -341,6 +341,7 @@ impl PulsarSource {
             .await
             .map_err(|e| source_err(&format!("cannot look up topic {topic}"), e))?;
         if n == 0 {
+            self.check_exists(topic).await?;
             if let Some(p) = &self.cfg.partitions {
                 return Err(Error::Config(format!(
                     "--partitions {p:?} given but {topic} is not a partitioned topic"
@@ -372,47 +373,38 @@ impl PulsarSource {
             .collect())
     }
 
+    /// Fails with a configuration error when the (non-partitioned) topic does not exist. Asked
+    /// through the namespace's topic list, which creates nothing: subscribing would make most
+    /// brokers create the topic, and a mistyped name would end as an empty success. A broker
+    /// that does not let this client list the namespace is not a reason to stop: the run
+    /// goes on, as it did before this check.
+    async fn check_exists(&self, topic: &str) -> Result<()> {
+        use pulsar::proto::command_get_topics_of_namespace::Mode;
+        let Some(namespace) = namespace_of(topic) else {
+            return Ok(());
+        };
+        let listed = bounded(
+            self.client
+                .get_topics_of_namespace(namespace.to_string(), Mode::All),
+        )
+        .await;
+        match listed {
+            Ok(topics) if topics.iter().any(|t| t == topic) => Ok(()),
+            Ok(_) => Err(Error::Config(format!(
+                "topic {topic} does not exist (namespace {namespace} has no such topic): check \
+                 --topic; nothing was read or created"
+            ))),
+            Err(e) => {
+                tracing::warn!(%topic, error = %e, "cannot list the namespace's topics to check that the topic exists; going on");
+                Ok(())
+            }
+        }
+    }
+
     /// The admin API's answer to "which message was published at or after `ms`", or `None`
     /// (with the reason logged) when it cannot tell: the reader then scans from the start.
     async fn message_id_at(&self, topic: &str, ms: i64) -> Option<Position> {
-        let admin = match &self.cfg.admin_url {
-            Some(u) => u.clone(),
-            None => {
-                let service = url::Url::parse(&self.cfg.service_url).ok()?;
-                format!("http://{}:8080", service.host_str()?)
-            }
-        };
-        let path = topic.replacen("://", "/", 1);
-        let url = url::Url::parse(&format!(
-            "{}/admin/v2/{path}/messageid/{ms}",
-            admin.trim_end_matches('/')
-        ))
-        .ok()?;
-        let mut headers = Vec::new();
-        if let Some(token) = &self.cfg.auth_token {
-            headers.push(("Authorization", format!("Bearer {}", token.trim())));
-        }
-        let answer = crate::http::request("GET", &url, &headers, "", Duration::from_secs(10)).await;
-        let found = match &answer {
-            Ok(r) if r.status == 200 => serde_json::from_str::<serde_json::Value>(&r.body)
-                .ok()
-                .and_then(|v| Some((v["ledgerId"].as_i64()?, v["entryId"].as_i64()?))),
-            _ => None,
-        };
-        match (found, answer) {
-            (Some((ledger, entry)), _) => {
-                tracing::debug!(%topic, ms, ledger, entry, "window start found by the admin API");
-                Some(Position::new(ledger, entry, -1))
-            }
-            (None, Ok(r)) => {
-                tracing::info!(%topic, ms, status = r.status, "the admin API names no message at the window start; reading the partition from its beginning");
-                None
-            }
-            (None, Err(e)) => {
-                tracing::warn!(%topic, ms, error = %e, "cannot ask the admin API where the window starts; reading the partition from its beginning");
-                None
-            }
-        }
+        super::admin::message_id_at(&self.cfg, topic, ms).await
     }
 
     /// The partition's last message now (`None`: the broker names none, the partition is
@@ -761,10 +753,16 @@ impl PartitionReader {
                 continue; // before the window
             }
             self.stalled = None;
+            let metadata = &msg.payload.metadata;
+            let chunk = metadata
+                .num_chunks_from_msg
+                .filter(|&chunks| chunks > 1)
+                .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
             return Ok(Some(SourceMessage {
                 position,
                 publish_time,
                 payload: msg.payload.data,
+                chunk,
             }));
         }
     }
@@ -852,6 +850,13 @@ fn close_in_background(mut consumer: Consumer<Vec<u8>, TokioExecutor>) {
 }
 
 /// A per-process, per-topic suffix so concurrent runs never share a subscription name.
+/// `tenant/namespace` of a full topic name (`persistent://tenant/namespace/name`).
+fn namespace_of(topic: &str) -> Option<&str> {
+    let path = topic.split_once("://")?.1;
+    let (namespace, _name) = path.rsplit_once('/')?;
+    namespace.contains('/').then_some(namespace)
+}
+
 fn rand_suffix(topic: &str) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -868,6 +873,19 @@ fn rand_suffix(topic: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_of_full_topic_names() {
+        assert_eq!(
+            namespace_of("persistent://public/default/t"),
+            Some("public/default")
+        );
+        assert_eq!(
+            namespace_of("non-persistent://a/b/c-partition-3"),
+            Some("a/b")
+        );
+        assert_eq!(namespace_of("t"), None);
+    }
 
     #[test]
     fn a_bound_without_batch_index_covers_the_whole_entry() {

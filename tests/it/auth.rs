@@ -139,7 +139,9 @@ async fn a_valid_token_over_tls_copies_the_seed_exactly() {
     assert_eq!(run.u("rows_written"), N as u64);
     assert_eq!(db.seed_rows().await, expected_seed(N));
 
-    // Token from the environment, with a publish-time window (the admin API finds its start).
+    // Token from the environment, with a publish-time window (the admin API finds its start,
+    // over https: the default admin URL of a pulsar+ssl:// service URL).
+    admin_tls_url();
     let db = TestDb::new("auth_env").await;
     let args = with(
         with_ca(tls_args(&topic, &db)),
@@ -240,4 +242,170 @@ async fn tls_without_the_broker_ca_fails_fast_naming_the_certificate() {
         assert!(took < PROMPT, "{name}: took {took:?}");
     }
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+}
+
+/// The admin API over https (`PULSAR_ADMIN_TLS_URL`), as `scripts/services.sh` serves it;
+/// fails the test with the remedy when nothing listens there.
+fn admin_tls_url() -> String {
+    let url =
+        std::env::var("PULSAR_ADMIN_TLS_URL").unwrap_or_else(|_| "https://127.0.0.1:8443".into());
+    let addr = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let listening = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    assert!(
+        listening,
+        "nothing listens on {url}: the broker runs without its TLS admin listener \
+         (webServicePortTls); scripts/services.sh up restarts it with the current configuration"
+    );
+    url
+}
+
+/// A topic with `before` records published before the returned time and `after` ones at or
+/// after it: a `--from` window of the second part.
+async fn topic_with_window(prefix: &str, before: i64, after: i64) -> (String, i64) {
+    let topic = topic(prefix);
+    produce(&topic, seed_records(0..before), 1).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let from = now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    produce(&topic, seed_records(before..before + after), 1).await;
+    (topic, from)
+}
+
+fn window_rows(before: i64, after: i64) -> Vec<(i64, String)> {
+    (before..before + after)
+        .map(|i| (i, format!("msg-{i}")))
+        .collect()
+}
+
+/// The run copied the window, and the admin API (not a scan) found where it starts.
+fn assert_window_found(name: &str, run: &Run, after: i64) {
+    assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+    assert_eq!(run.u("rows_written"), after as u64, "{name}");
+    assert!(
+        run.summary["range"]["partitions"][0]["window_start"].is_string(),
+        "{name}: {}",
+        run.summary
+    );
+    assert!(
+        !run.stderr.contains("cannot ask the admin API"),
+        "{name}: {}",
+        run.stderr
+    );
+}
+
+fn assert_token_not_shown(name: &str, run: &Run, token: &str) {
+    let signature = token.rsplit('.').next().unwrap();
+    for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains(token) && !text.contains(signature),
+            "{name}: the token appears on {stream}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_window_with_a_token_finds_its_start_over_the_https_admin_api() {
+    const BEFORE: i64 = 300;
+    const AFTER: i64 = 200;
+    let admin = admin_tls_url();
+    let (topic, from) = topic_with_window("auth_https_admin", BEFORE, AFTER).await;
+    for (name, extra) in [
+        (
+            "the https admin URL given",
+            vec!["--pulsar-admin-url", &admin],
+        ),
+        // https://<host>:8443 is the default for a pulsar+ssl:// service URL.
+        ("the default admin URL", vec![]),
+    ] {
+        let db = TestDb::new("auth_https_admin").await;
+        let args = with(
+            with(
+                with_ca(tls_args(&topic, &db)),
+                &[
+                    "--pulsar-token-file",
+                    &token_file(),
+                    "--from",
+                    &from.to_string(),
+                ],
+            ),
+            &extra,
+        );
+        let (run, _) = timed(command(&args)).await;
+        assert_window_found(name, &run, AFTER);
+        assert_eq!(db.seed_rows().await, window_rows(BEFORE, AFTER), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_is_not_sent_to_an_http_admin_url_unless_allowed() {
+    const BEFORE: i64 = 100;
+    const AFTER: i64 = 100;
+    let (topic, from) = topic_with_window("auth_http_admin", BEFORE, AFTER).await;
+    let token = valid_token();
+    let http_admin = admin_url();
+    assert!(http_admin.starts_with("http://"), "{http_admin}");
+    let from = from.to_string();
+
+    // Refused at start, before any connection: an http admin URL given for a TLS broker, and
+    // the http default of a pulsar:// service URL.
+    let db = TestDb::new("auth_http_admin").await;
+    for (name, args) in [
+        (
+            "pulsar+ssl:// with an http admin URL",
+            with(
+                with_ca(tls_args(&topic, &db)),
+                &["--pulsar-admin-url", &http_admin, "--from", &from],
+            ),
+        ),
+        (
+            "pulsar:// (http admin URL by default)",
+            with(run_args(&topic, &db), &["--from", &from]),
+        ),
+    ] {
+        let mut cmd = command(&args);
+        cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", &token);
+        let (run, took) = timed(cmd).await;
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert_eq!(run.outcome(), "config_error", "{name}");
+        let error = run.summary["error"].as_str().unwrap();
+        assert!(
+            error.contains("--pulsar-admin-allow-insecure-token")
+                && error.contains("https://")
+                && error.contains("clear text"),
+            "{name}: {error}"
+        );
+        assert!(took < PROMPT, "{name}: took {took:?}");
+        assert_token_not_shown(name, &run, &token);
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+
+    // Allowed explicitly, by flag or environment: the token goes over http and the window's
+    // start is found.
+    for (name, by_flag) in [("the flag", true), ("the environment", false)] {
+        let db = TestDb::new("auth_http_admin_ok").await;
+        let mut args = with(
+            with_ca(tls_args(&topic, &db)),
+            &["--pulsar-admin-url", &http_admin, "--from", &from],
+        );
+        if by_flag {
+            args = with(args, &["--pulsar-admin-allow-insecure-token"]);
+        }
+        let mut cmd = command(&args);
+        cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", &token);
+        if !by_flag {
+            cmd.env("PULSAR2MYSQL_PULSAR_ADMIN_ALLOW_INSECURE_TOKEN", "true");
+        }
+        let (run, _) = timed(cmd).await;
+        assert_window_found(name, &run, AFTER);
+        assert_eq!(db.seed_rows().await, window_rows(BEFORE, AFTER), "{name}");
+        assert_token_not_shown(name, &run, &token);
+    }
 }

@@ -99,3 +99,67 @@ async fn max_bad_records_limit_fails_the_run() {
         .unwrap()
         .contains("--max-bad-records 2"));
 }
+
+/// Characters the column's character set cannot hold (an emoji into `utf8mb3`, anything past
+/// Latin-1 into `latin1`) are bad records, not a batch the server refuses on every re-run.
+async fn unrepresentable_characters(strategy: &str) {
+    let prefix = format!("charset_{}", strategy.replace('-', "_"));
+    let db = TestDb::new(&prefix).await;
+    db.exec(
+        "CREATE TABLE narrow (id INT PRIMARY KEY, \
+         mb3 VARCHAR(50) CHARACTER SET utf8mb3 NOT NULL, \
+         l1 VARCHAR(50) CHARACTER SET latin1 NOT NULL)",
+    )
+    .await;
+    let topic = topic(&prefix);
+    let records: Vec<Vec<u8>> = vec![
+        "1|plain|plain".into(),
+        "2|caf\u{e9} \u{4e2d}|caf\u{e9} \u{20ac}".into(), // BMP in mb3; é and € fit latin1
+        "3|smile \u{1f600}|ok".into(),                    // 4-byte character into utf8mb3
+        "4|ok|\u{4e2d}\u{6587}".into(),                   // CJK into latin1
+        "5|last|last".into(),
+    ]
+    .into_iter()
+    .map(|s: String| s.into_bytes())
+    .collect();
+    produce(&topic, records, 1).await;
+    let mut args = run_args(&topic, &db);
+    let t = args.iter().position(|a| a == "sink_table").unwrap();
+    args[t] = "narrow".into();
+    let args = with(
+        args,
+        &[
+            "--on-bad-record",
+            "dead-letter",
+            "--write-strategy",
+            strategy,
+        ],
+    );
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{strategy}: {}", run.stderr);
+    assert_eq!(run.u("rows_written"), 3);
+    assert_eq!(run.u("dead_lettered"), 2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM narrow WHERE id IN (1, 2, 5)")
+            .await,
+        3
+    );
+    // The stored text is what was sent, not a replacement character.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM narrow WHERE id = 2 AND l1 = 'caf\u{e9} \u{20ac}'")
+            .await,
+        1
+    );
+    let rerun = run_binary(&args).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+}
+
+#[tokio::test]
+async fn unrepresentable_characters_are_bad_records_load_data() {
+    unrepresentable_characters("load-data").await;
+}
+
+#[tokio::test]
+async fn unrepresentable_characters_are_bad_records_insert() {
+    unrepresentable_characters("insert").await;
+}

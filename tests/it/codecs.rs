@@ -101,3 +101,51 @@ async fn snappy_framed_from_rust() {
         300
     );
 }
+
+/// Producer chunking (Java, C++ and Python clients): a message over the broker's
+/// maxMessageSize (5 MiB here) is split into chunks, each a message of its own on the log.
+/// pulsar2mysql does not reassemble them: every chunk is a bad record of its own reason, never
+/// a row, and the records around it are written as usual.
+#[tokio::test]
+async fn chunked_messages_are_bad_records_never_rows() {
+    let db = TestDb::new("chunked").await;
+    let topic = topic("chunked");
+    produce(&topic, seed_records(0..5), 1).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/producers/python_chunked_producer.py"
+    );
+    // One record of 6 MiB: two chunks.
+    must_succeed(
+        Command::new(python())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([script, &pulsar_url(), &topic, "1", &(6 << 20).to_string()]),
+        "python chunked producer",
+    );
+    produce(&topic, seed_records(6..10), 1).await;
+
+    // The default policy fails on the first chunk and says what it is.
+    let run = run_binary(&run_args(&topic, &db)).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let error = run.summary["error"].as_str().unwrap();
+    assert!(error.contains("does not reassemble chunked"), "{error}");
+
+    let run = run_binary(&with(
+        run_args(&topic, &db),
+        &["--on-bad-record", "dead-letter", "--reprocess"],
+    ))
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 9);
+    assert_eq!(run.summary["bad_records_by_reason"]["chunked"], 2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM p2m_dead_letter WHERE reason = 'chunked'")
+            .await,
+        2
+    );
+    assert_eq!(
+        db.scalar("SELECT SUM(name <> CONCAT('msg-', id)) FROM sink_table")
+            .await,
+        0
+    );
+}

@@ -113,6 +113,83 @@ async fn a_moved_checkpoint_stops_an_insert_run() {
     a_moved_checkpoint_stops_the_run("insert").await;
 }
 
+/// The connection holding the job lock is killed in the middle of a run (`KILL`, as an
+/// operator, a proxy's idle timeout or `wait_timeout` would end it). With nobody else waiting
+/// for the lock, the run takes it again and ends exactly once; when another run grabbed it in
+/// between, the run stops with exit 6 instead of writing beside it.
+async fn kill_the_lock_connection(competitor: bool) {
+    const N: i64 = 300_000;
+    let prefix = if competitor { "lostlock" } else { "retakelock" };
+    let db = TestDb::new(prefix).await;
+    let topic = topic(prefix);
+    produce(&topic, seed_records(0..N), 1000).await;
+    let job = unique(prefix);
+    let args = with(
+        run_args(&topic, &db),
+        &["--batch-rows", "100", "--job-id", &job],
+    );
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    let name = pulsar2mysql::sink::checkpoint::lock_name(&job);
+    let holder = db.scalar(&format!("SELECT IS_USED_LOCK('{name}')")).await;
+    let mut other = db.conn().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {holder}")))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    if competitor {
+        // KILL is asynchronous: wait (up to 10 s) for the server to free the lock, then hold it.
+        let got: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT GET_LOCK('{name}', 10)"
+        )))
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+        assert_eq!(got, Some(1));
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the run neither finished nor stopped")
+    .unwrap()
+    .unwrap();
+    let run = parse(out);
+    if competitor {
+        assert_eq!(run.code, 6, "{}", run.stderr);
+        let error = run.summary["error"].as_str().unwrap();
+        assert!(error.contains("job lock was lost"), "{error}");
+        assert!(run.u("rows_written") < N as u64, "the run did not stop");
+        drop(other); // the competitor goes away; a re-run completes the range
+        let rerun = run_binary(&args).await;
+        assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    } else {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("the job lock was lost and is held again"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, N);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
+        N
+    );
+}
+
+#[tokio::test]
+async fn a_lost_job_lock_taken_by_another_run_stops_the_run() {
+    kill_the_lock_connection(true).await;
+}
+
+#[tokio::test]
+async fn a_lost_job_lock_nobody_else_wants_is_taken_again() {
+    kill_the_lock_connection(false).await;
+}
+
 #[tokio::test]
 async fn reprocess_under_each_write_mode() {
     let db = TestDb::new("modes").await;

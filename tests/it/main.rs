@@ -10,6 +10,7 @@ mod codecs;
 mod end_snapshot;
 mod exactly_once;
 mod faults;
+mod load;
 mod metrics;
 mod partitions;
 mod ranges;

@@ -90,11 +90,50 @@ async fn empty_window_and_future_window_end_promptly() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.u("rows_written"), 100);
 
-    // A topic nobody ever wrote to.
+    // A topic that exists but nobody ever wrote to (created through the admin API).
     let empty_topic = crate::common::topic("never");
+    let path = empty_topic.replace("persistent://", "persistent/");
+    must_succeed(
+        std::process::Command::new("curl")
+            .args(["-fsS", "-X", "PUT"])
+            .arg(format!("{}/admin/v2/{path}", admin_url())),
+        "create an empty topic",
+    );
     let run = run_binary_within(&run_args(&empty_topic, &db), Duration::from_secs(60)).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.outcome(), "nothing_to_do");
+}
+
+/// A mistyped topic is a configuration error in `run` and `check`, found without creating it
+/// (most clusters create a topic on first subscription, which would turn the typo into an
+/// empty success).
+#[tokio::test]
+async fn a_topic_that_does_not_exist_is_a_configuration_error() {
+    let db = TestDb::new("nosuch").await;
+    let missing = crate::common::topic("nosuch");
+    let run = run_binary_within(&run_args(&missing, &db), Duration::from_secs(60)).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.outcome(), "config_error");
+    let err = run.summary["error"].as_str().unwrap();
+    assert!(
+        err.contains("does not exist") && err.contains(&missing),
+        "{err}"
+    );
+    let mut check = run_args(&missing, &db);
+    check[0] = "check".into();
+    let run = run_binary_within(&check, Duration::from_secs(60)).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    // Neither created it.
+    let listed = std::process::Command::new("curl")
+        .args(["-fsS"])
+        .arg(format!(
+            "{}/admin/v2/persistent/public/default",
+            admin_url()
+        ))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains(&missing), "the run created {missing}");
 }
 
 #[tokio::test]

@@ -82,3 +82,102 @@ async fn mariadb_restart_in_the_middle_of_an_insert_run() {
 async fn broker_restart_in_the_middle_of_a_run() {
     survives_restart_of("pulsar", "brokerrestart", &[]).await;
 }
+
+/// Restores a server-wide setting when the test ends, however it ends.
+struct RestoreGlobal(&'static str);
+
+impl Drop for RestoreGlobal {
+    fn drop(&mut self) {
+        let url = url::Url::parse(&mysql_server_url()).unwrap();
+        let _ = Command::new("mariadb")
+            .args([
+                "-h",
+                url.host_str().unwrap(),
+                "-u",
+                url.username(),
+                "--protocol=TCP",
+            ])
+            .args(["-P", &url.port().unwrap_or(3306).to_string(), "-e", self.0])
+            .output();
+    }
+}
+
+/// The broker freezes (SIGSTOP) while a large LOAD DATA batch is open on the server, for longer
+/// than the server's net_read_timeout: the reader closes the batch it cannot feed, so the
+/// statement neither times out (errors 1158-1161 end a run) nor holds the table's AUTO-INC lock
+/// for the whole stall; the run ends exactly once.
+#[tokio::test]
+#[ignore = "freezes the Pulsar broker and changes a server-wide setting; scripts/test.sh runs it alone"]
+async fn a_frozen_broker_does_not_starve_an_open_load_data_batch() {
+    const N: i64 = 100_000;
+    let db = TestDb::new("frozen").await;
+    let topic = topic("frozen");
+    // Unbatched: one entry per record, so reading takes long enough to freeze the broker in
+    // the middle of it.
+    produce(&topic, seed_records(0..N), 1).await;
+    let _restore = RestoreGlobal("SET GLOBAL net_read_timeout = 30");
+    db.exec("SET GLOBAL net_read_timeout = 8").await;
+    let args = with(
+        run_args(&topic, &db),
+        &["--write-strategy", "load-data", "--batch-rows", "1000000"],
+    );
+    let mut child = command(&args).spawn().unwrap();
+    let pid = child.id();
+    // Wait for the batch's LOAD DATA statement to be open on the server.
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let mut conn = db.conn().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE DB = ? AND INFO LIKE 'LOAD DATA%'",
+        )
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if open > 0 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no LOAD DATA opened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cache = std::env::var("P2M_CACHE_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.cache").into());
+    let broker: i32 = std::fs::read_to_string(format!("{cache}/run/pulsar.pid"))
+        .expect("the broker's pid file (scripts/services.sh)")
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(broker, libc::SIGSTOP) };
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    unsafe { libc::kill(broker, libc::SIGCONT) };
+    let out = match tokio::time::timeout(
+        Duration::from_secs(240),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    {
+        Ok(out) => out.unwrap().unwrap(),
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the run did not finish after the broker thawed");
+        }
+    };
+    let run = parse(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.u("batches") >= 2,
+        "the open batch was not closed: {}",
+        run.stdout
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, N);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
+        N
+    );
+}

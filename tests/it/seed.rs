@@ -75,6 +75,7 @@ async fn dry_run_reads_and_converts_but_writes_nothing() {
 async fn missing_table_is_a_clear_configuration_error() {
     let db = TestDb::new("notable").await;
     let topic = topic("notable");
+    produce(&topic, seed_records(0..1), 1).await;
     let mut args = run_args(&topic, &db);
     let i = args.iter().position(|a| a == "sink_table").unwrap();
     args[i] = "no_such_table".into();
