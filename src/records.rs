@@ -603,10 +603,18 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         } => {
             let s = text(raw)?;
             if s.len() as u64 > *max_bytes {
-                return Err((
-                    BadReason::TooLong,
-                    format!("{} bytes exceed the column's {max_bytes}", s.len()),
-                ));
+                // The limit counts bytes in the column's set: latin1 and ascii take one per
+                // character, whatever UTF-8 takes.
+                let n = match charset {
+                    Charset::Latin1 | Charset::Ascii => s.chars().count(),
+                    _ => s.len(),
+                };
+                if n as u64 > *max_bytes {
+                    return Err((
+                        BadReason::TooLong,
+                        format!("{n} bytes exceed the column's {max_bytes}"),
+                    ));
+                }
             }
             if s.len() as u64 > *max_chars {
                 let n = s.chars().count() as u64;

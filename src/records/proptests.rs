@@ -58,9 +58,12 @@ fn column_type() -> impl Strategy<Value = ColumnType> {
         Just(ColumnType::Bool),
         decimal_type(),
         Just(ColumnType::Float),
-        (0..20u64, 0..80u64).prop_map(|(max_chars, max_bytes)| ColumnType::Text {
-            max_chars,
-            max_bytes
+        (0..20u64, 0..80u64, charset()).prop_map(|(max_chars, max_bytes, charset)| {
+            ColumnType::Text {
+                max_chars,
+                max_bytes,
+                charset,
+            }
         }),
         (0..40u64).prop_map(|max_bytes| ColumnType::Binary { max_bytes }),
         prop::collection::vec("[a-zA-Z ]{0,4}", 0..4).prop_map(ColumnType::Enum),
@@ -70,6 +73,42 @@ fn column_type() -> impl Strategy<Value = ColumnType> {
         Just(ColumnType::Json),
         Just(ColumnType::Other),
     ]
+}
+
+fn charset() -> impl Strategy<Value = Charset> {
+    prop::sample::select(vec![
+        Charset::Unicode,
+        Charset::Bmp,
+        Charset::Latin1,
+        Charset::Ascii,
+        Charset::Unchecked,
+    ])
+}
+
+/// The bytes `s` takes in a column of this character set (what the column's byte limit
+/// counts): one per character in latin1 and ascii, UTF-8's in utf8mb3 and utf8mb4.
+fn column_bytes(s: &str, charset: Charset) -> u64 {
+    match charset {
+        Charset::Latin1 | Charset::Ascii => s.chars().count() as u64,
+        _ => s.len() as u64,
+    }
+}
+
+/// Whether a column of this character set can store every character of `s`.
+fn storable(s: &str, charset: Charset) -> bool {
+    s.chars().all(|c| match charset {
+        Charset::Unicode | Charset::Unchecked => true,
+        Charset::Bmp => (c as u32) <= 0xffff,
+        Charset::Ascii => c.is_ascii(),
+        // Windows-1252, as MySQL's latin1 (which also maps its five undefined bytes).
+        Charset::Latin1 => {
+            let mut buf = [0u8; 4];
+            c.is_ascii()
+                || (0xa0..=0xff).contains(&(c as u32))
+                || "€\u{81}‚ƒ„…†‡ˆ‰Š‹Œ\u{8d}Ž\u{8f}\u{90}‘’“”•–—˜™š›œ\u{9d}žŸ"
+                    .contains(c.encode_utf8(&mut buf) as &str)
+        }
+    })
 }
 
 /// DECIMAL(M,D) as MySQL allows it: 1 <= M <= 65, 0 <= D <= min(M, 30).
@@ -108,10 +147,12 @@ fn assert_fits(v: &Value<'_>, raw: &[u8], ty: &ColumnType) {
             ColumnType::Text {
                 max_chars,
                 max_bytes,
+                charset,
             },
         ) => {
-            assert!(s.len() as u64 <= *max_bytes);
+            assert!(column_bytes(s, *charset) <= *max_bytes);
             assert!(s.chars().count() as u64 <= *max_chars);
+            assert!(storable(s, *charset));
         }
         (Value::Bytes(b), ColumnType::Binary { max_bytes }) => {
             assert!(b.len() as u64 <= *max_bytes);
@@ -432,11 +473,30 @@ proptest! {
 
     /// Text: accepted iff it fits the column in characters and bytes; `too_long` otherwise.
     #[test]
-    fn text_length_in_characters(s in any::<String>(), max_chars in 0..40u64, slack in 0..80u64) {
-        let max_bytes = max_chars + slack;
-        let got = convert_value(s.as_bytes(), &col(ColumnType::Text { max_chars, max_bytes }));
-        if s.chars().count() as u64 <= max_chars && s.len() as u64 <= max_bytes {
+    fn text_length_in_characters(
+        s in prop_oneof![any::<String>(), "[a-zé€\u{80}-\u{ff}]{0,40}"],
+        max_chars in 0..40u64,
+        slack in 0..80u64,
+        charset in charset(),
+        // VARCHAR(n): the byte limit is n times the set's widest character; TEXT: bytes only.
+        text_type in any::<bool>(),
+    ) {
+        let max_bytes = if text_type {
+            max_chars + slack
+        } else {
+            max_chars * match charset {
+                Charset::Latin1 | Charset::Ascii => 1,
+                Charset::Bmp => 3,
+                _ => 4,
+            }
+        };
+        let max_chars = if text_type { max_bytes } else { max_chars };
+        let got = convert_value(s.as_bytes(), &col(ColumnType::Text { max_chars, max_bytes, charset }));
+        let fits = s.chars().count() as u64 <= max_chars && column_bytes(&s, charset) <= max_bytes;
+        if fits && storable(&s, charset) {
             prop_assert_eq!(got, Ok(Value::Text(&s)));
+        } else if fits {
+            prop_assert_eq!(got.unwrap_err().0, BadReason::InvalidValue);
         } else {
             prop_assert_eq!(got.unwrap_err().0, BadReason::TooLong);
         }
@@ -535,6 +595,7 @@ mod found {
         let cols = [col(ColumnType::Text {
             max_chars: 9,
             max_bytes: 9,
+            charset: Charset::Unicode,
         })];
         let map = [Some("c".to_string())];
         let mut c = RowConverter::new(&cols, Some(&map), b'|', Some(b'\\'), Some("\\N")).unwrap();
@@ -614,6 +675,34 @@ mod found {
             assert_eq!(reason, BadReason::OutOfRange);
             assert!(detail.len() < 200, "{detail}");
         }
+    }
+
+    /// `text_length_in_characters`: the byte limit of a latin1 column (one byte per
+    /// character) was compared with the value's UTF-8 length, so `é` x 10 was `too_long`
+    /// for VARCHAR(10) (or a TEXT) in latin1, and a value the set cannot hold was
+    /// `too_long` instead of `invalid_value`.
+    #[test]
+    fn latin1_limits_count_latin1_bytes() {
+        let latin1 = |n| {
+            col(ColumnType::Text {
+                max_chars: n,
+                max_bytes: n,
+                charset: Charset::Latin1,
+            })
+        };
+        let e10 = "é".repeat(10);
+        assert_eq!(
+            convert_value(e10.as_bytes(), &latin1(10)),
+            Ok(Value::Text(&e10))
+        );
+        assert_eq!(
+            convert_value(e10.as_bytes(), &latin1(9)).unwrap_err().0,
+            BadReason::TooLong
+        );
+        assert_eq!(
+            convert_value("ŵŵŵ".as_bytes(), &latin1(3)).unwrap_err().0,
+            BadReason::InvalidValue
+        );
     }
 
     /// `dates_and_datetimes_from_parts`: chrono reads second 60 as a leap second and the
