@@ -193,7 +193,8 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_ESCAPE")]
     pub escape: Option<String>,
 
-    /// A field equal to this string becomes NULL (e.g. '\N'). Default: none.
+    /// A field equal to this string, as written (before unescaping), becomes NULL (e.g. '\N').
+    /// Default: none.
     #[arg(long, env = "PULSAR2MYSQL_NULL_LITERAL")]
     pub null_literal: Option<String>,
 

@@ -26,5 +26,8 @@ pub mod report;
 pub mod sink;
 pub mod source;
 
+#[cfg(test)]
+mod pulsar_decoder_proptests;
+
 pub use config::Config;
 pub use error::{Error, ExitCode, Result};

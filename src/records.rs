@@ -7,7 +7,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde::Serialize;
 
 /// Splits a record on a one-byte delimiter, honouring an optional escape byte
@@ -18,6 +18,8 @@ pub struct FieldSplitter {
     escape: Option<u8>,
     spans: Vec<Range<usize>>,
     unescaped: Vec<u8>,
+    /// With escapes: each field's span in the record as written.
+    raw_spans: Vec<Range<usize>>,
 }
 
 /// The fields of one record, borrowed from the payload or from the splitter's buffer.
@@ -25,6 +27,10 @@ pub struct FieldSplitter {
 pub struct Fields<'a> {
     bytes: &'a [u8],
     spans: &'a [Range<usize>],
+    /// The record as written and each field's span in it (the same as `bytes` and `spans`
+    /// when nothing was unescaped).
+    raw: &'a [u8],
+    raw_spans: &'a [Range<usize>],
 }
 
 impl<'a> Fields<'a> {
@@ -42,6 +48,11 @@ impl<'a> Fields<'a> {
     pub fn get(&self, i: usize) -> &'a [u8] {
         &self.bytes[self.spans[i].clone()]
     }
+
+    /// The bytes of field `i` as written in the record, escape bytes included.
+    pub fn raw(&self, i: usize) -> &'a [u8] {
+        &self.raw[self.raw_spans[i].clone()]
+    }
 }
 
 impl FieldSplitter {
@@ -52,6 +63,7 @@ impl FieldSplitter {
             escape,
             spans: Vec::with_capacity(16),
             unescaped: Vec::new(),
+            raw_spans: Vec::new(),
         }
     }
 
@@ -70,11 +82,15 @@ impl FieldSplitter {
                 return Ok(Fields {
                     bytes: record,
                     spans: &self.spans,
+                    raw: record,
+                    raw_spans: &self.spans,
                 });
             }
         };
         self.unescaped.clear();
+        self.raw_spans.clear();
         let mut start = 0;
+        let mut raw_start = 0;
         let mut bytes = record.iter().enumerate();
         while let Some((i, &b)) = bytes.next() {
             if b == escape {
@@ -91,14 +107,19 @@ impl FieldSplitter {
             } else if b == self.delimiter {
                 self.spans.push(start..self.unescaped.len());
                 start = self.unescaped.len();
+                self.raw_spans.push(raw_start..i);
+                raw_start = i + 1;
             } else {
                 self.unescaped.push(b);
             }
         }
         self.spans.push(start..self.unescaped.len());
+        self.raw_spans.push(raw_start..record.len());
         Ok(Fields {
             bytes: &self.unescaped,
             spans: &self.spans,
+            raw: record,
+            raw_spans: &self.raw_spans,
         })
     }
 }
@@ -443,8 +464,9 @@ impl RowConverter {
         for (i, target) in field_targets.iter().enumerate() {
             let Some(ci) = *target else { continue };
             let col = &columns[ci];
-            let raw = fields.get(i);
-            values[ci] = if null_literal.as_deref() == Some(raw) {
+            // The null literal is matched as written: with `\` as the escape, `\N` is NULL
+            // and `\\N` is the text `\N`.
+            values[ci] = if null_literal.as_deref() == Some(fields.raw(i)) {
                 if !col.nullable && !col.has_default {
                     return Err(BadRecord::new(
                         BadReason::NullNotAllowed,
@@ -454,7 +476,7 @@ impl RowConverter {
                 }
                 Value::Null
             } else {
-                convert_value(raw, col).map_err(|(reason, detail)| {
+                convert_value(fields.get(i), col).map_err(|(reason, detail)| {
                     BadRecord::new(reason, Some(&col.name), format!("field {i}: {detail}"))
                 })?
             };
@@ -473,6 +495,15 @@ fn recycle<'b>(mut values: Vec<Value<'_>>) -> Vec<Value<'b>> {
 }
 
 type Conv<T> = Result<T, (BadReason, String)>;
+
+/// `[+-]?[0-9]+`: an integer, whether or not it fits a column (as Rust's parser reads one).
+fn integer_literal(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Years MySQL reads from the four-digit `YYYY` the sinks write.
+const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 
 fn text(raw: &[u8]) -> Conv<&str> {
     std::str::from_utf8(raw).map_err(|e| {
@@ -497,11 +528,7 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         ColumnType::Int { min, max } => {
             let s = text(raw)?;
             let v: i64 = s.parse().map_err(|_| {
-                if !s.is_empty()
-                    && s.trim_start_matches('-')
-                        .bytes()
-                        .all(|b| b.is_ascii_digit())
-                {
+                if integer_literal(s) {
                     (
                         BadReason::OutOfRange,
                         format!("{} is outside {min}..={max}", show(s)),
@@ -524,13 +551,13 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         ColumnType::UInt { max } => {
             let s = text(raw)?;
             let v: u64 = s.parse().map_err(|_| {
-                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                    (BadReason::OutOfRange, format!("{} is above {max}", show(s)))
-                } else if s.starts_with('-') && s[1..].bytes().all(|b| b.is_ascii_digit()) {
+                if integer_literal(s) && s.starts_with('-') {
                     (
                         BadReason::OutOfRange,
                         format!("{} is negative for an unsigned column", show(s)),
                     )
+                } else if integer_literal(s) {
+                    (BadReason::OutOfRange, format!("{} is above {max}", show(s)))
                 } else {
                     (
                         BadReason::InvalidValue,
@@ -576,10 +603,18 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         } => {
             let s = text(raw)?;
             if s.len() as u64 > *max_bytes {
-                return Err((
-                    BadReason::TooLong,
-                    format!("{} bytes exceed the column's {max_bytes}", s.len()),
-                ));
+                // The limit counts bytes in the column's set: latin1 and ascii take one per
+                // character, whatever UTF-8 takes.
+                let n = match charset {
+                    Charset::Latin1 | Charset::Ascii => s.chars().count(),
+                    _ => s.len(),
+                };
+                if n as u64 > *max_bytes {
+                    return Err((
+                        BadReason::TooLong,
+                        format!("{n} bytes exceed the column's {max_bytes}"),
+                    ));
+                }
             }
             if s.len() as u64 > *max_chars {
                 let n = s.chars().count() as u64;
@@ -624,14 +659,19 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         }
         ColumnType::Date => {
             let s = text(raw)?;
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Value::Date)
-                .map_err(|_| {
-                    (
-                        BadReason::InvalidValue,
-                        format!("{} is not a date (YYYY-MM-DD)", show(s)),
-                    )
-                })
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                (
+                    BadReason::InvalidValue,
+                    format!("{} is not a date (YYYY-MM-DD)", show(s)),
+                )
+            })?;
+            if !YEARS.contains(&d.year()) {
+                return Err((
+                    BadReason::OutOfRange,
+                    format!("{} is outside the DATE range (years 0000..9999)", show(s)),
+                ));
+            }
+            Ok(Value::Date(d))
         }
         ColumnType::DateTime | ColumnType::Timestamp => {
             let s = text(raw)?;
@@ -644,6 +684,22 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
                     ),
                 )
             })?;
+            if dt.nanosecond() >= 1_000_000_000 {
+                // chrono reads second 60 as a leap second; MySQL has none.
+                return Err((
+                    BadReason::InvalidValue,
+                    format!("{} has second 60 (MySQL has no leap seconds)", show(s)),
+                ));
+            }
+            if !YEARS.contains(&dt.year()) {
+                return Err((
+                    BadReason::OutOfRange,
+                    format!(
+                        "{} is outside the DATETIME range (years 0000..9999)",
+                        show(s)
+                    ),
+                ));
+            }
             if col.ty == ColumnType::Timestamp {
                 let secs = dt.and_utc().timestamp();
                 if !(1..=2_147_483_647).contains(&secs) {
@@ -660,12 +716,49 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         }
         ColumnType::Json => {
             let s = text(raw)?;
-            serde_json::from_str::<serde::de::IgnoredAny>(s)
+            // Parsed, not skipped: skipping lets a number past a double through (`1e400`),
+            // which MySQL refuses.
+            serde_json::from_str::<serde_json::Value>(s)
                 .map_err(|e| (BadReason::InvalidValue, format!("not valid JSON: {e}")))?;
+            if json_depth(s) > JSON_MAX_DEPTH {
+                return Err((
+                    BadReason::InvalidValue,
+                    format!("JSON nested deeper than MySQL's {JSON_MAX_DEPTH} levels"),
+                ));
+            }
             Ok(Value::Text(s))
         }
         ColumnType::Other => Ok(Value::Text(text(raw)?)),
     }
+}
+
+/// MySQL refuses JSON documents nested deeper than this (`JSON_DOCUMENT_MAX_DEPTH`).
+const JSON_MAX_DEPTH: usize = 100;
+
+/// How deeply the arrays and objects of valid JSON text nest.
+fn json_depth(s: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for b in s.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
 }
 
 /// Date-times without an offset are taken as UTC (the session time zone pulsar2mysql sets);
@@ -698,7 +791,8 @@ fn check_decimal(s: &str, precision: u32, scale: u32) -> Conv<()> {
         return Err((
             BadReason::OutOfRange,
             format!(
-                "{s} has more than {} integer digits for DECIMAL({precision},{scale})",
+                "{} has more than {} integer digits for DECIMAL({precision},{scale})",
+                show(s),
                 precision - scale
             ),
         ));
@@ -706,7 +800,10 @@ fn check_decimal(s: &str, precision: u32, scale: u32) -> Conv<()> {
     if frac.trim_end_matches('0').len() as u32 > scale {
         return Err((
             BadReason::OutOfRange,
-            format!("{s} has more than {scale} decimal places for DECIMAL({precision},{scale}); it would be rounded"),
+            format!(
+                "{} has more than {scale} decimal places for DECIMAL({precision},{scale}); it would be rounded",
+                show(s)
+            ),
         ));
     }
     Ok(())
@@ -1021,3 +1118,6 @@ mod tests {
         assert_eq!(Charset::from_name("gbk"), Charset::Unchecked);
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -15,10 +15,10 @@ pub struct BatchedMessageIterator {
 impl BatchedMessageIterator {
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     pub fn new(message_id: MessageIdData, payload: Payload) -> Result<Self, ConnectionError> {
-        let total_messages = payload
-            .metadata
-            .num_messages_in_batch
-            .expect("expected batched message") as u32;
+        // pulsar2mysql patch: an error, not a panic, now that the type is public.
+        let total_messages = payload.metadata.num_messages_in_batch.ok_or_else(|| {
+            ConnectionError::Decoding("not a batched entry: no num_messages_in_batch".into())
+        })? as u32;
         let messages = parse_batched_message(total_messages, &payload.data)?;
 
         Ok(Self {

@@ -1,6 +1,8 @@
 //! Topic subscriptions
 
-mod batched_message_iterator;
+// pulsar2mysql patch: public, so that pulsar2mysql's property tests can feed it hostile
+// batches (vendor/README.md).
+pub mod batched_message_iterator;
 pub mod builder;
 pub mod config;
 pub mod data;
