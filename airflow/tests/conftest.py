@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,6 +29,8 @@ DAGS_SRC = HERE.parent / "dags"
 REPO = HERE.parent.parent
 VENV_BIN = Path(sys.executable).parent
 HELPERS = ("pulsar2mysql_airflow.py", "pulsar2mysql_inlong.py")
+# Read without importing airflow (which reads its config, hence AIRFLOW_HOME, when imported).
+AIRFLOW_MAJOR = int(version("apache-airflow").split(".")[0])
 
 sys.path.insert(0, str(DAGS_SRC))  # as the DAG processor does for the dags folder
 
