@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -173,6 +174,11 @@ class AirflowHome:
             "PULSAR2MYSQL_BIN": RUNNER,
             "PULSAR2MYSQL_PULSAR_URL": PULSAR_URL,
         }
+        if AIRFLOW_MAJOR == 2:
+            # dag_cleaner waits this long after removing a file; `dags test` runs no DAG
+            # processor, so there is no parse in flight to wait for (tests that start a
+            # scheduler set their own).
+            self.env["AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT"] = "2"
         self.outputs: list[str] = []  # of `dags test` runs, which log tasks to stdout
         self.airflow("db", "migrate", timeout=300)
 
@@ -250,3 +256,24 @@ def parse_summary(value) -> dict:
     for key in ("job_id", "topic", "table", "range", "records_read", "rows_written", "outcome", "exit_code"):
         assert key in summary, f"summary lacks {key}: {summary}"
     return summary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float, logs=lambda: ""):
+    """Polls check() until it returns something truthy; fails with `what` and the logs."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (AssertionError, OSError) as e:
+            last = e
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n{logs()}")

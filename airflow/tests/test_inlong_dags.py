@@ -111,7 +111,6 @@ def test_cleaner_deletes_the_dag_metadata(airflow_home):
     dag_cleaner has removed the file: Airflow re-parses the file and the DAG is back. So the
     cleaner removes the file and then the DAG's metadata itself."""
     home = airflow_home("dag_creator.py", "dag_cleaner.py")
-    home.env["AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT"] = "1"  # the cleaner's wait for a parse in flight
     group = "grp.meta-1"
     dag_id = f"inlong_offline_task_{group}"
     now = now_ms()
