@@ -129,11 +129,22 @@ def produce(topic: str, count: int, start: int = 0) -> tuple[int, int]:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILLs the process group a test started (start_new_session=True), if still there."""
+    """SIGKILLs the session a test started (start_new_session=True): its process group and
+    every process group its children opened inside that session (Airflow 2's scheduler runs
+    its DagFileProcessorManager in a group of its own, with its environment overwritten by
+    setproctitle, so neither the group nor kill_processes_using would find it)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp session ...: comm may hold spaces, split after ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == proc.pid and int(stat.parent.name) != os.getpid():
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
 
 
 def kill_processes_using(path: Path) -> None:
