@@ -41,11 +41,18 @@ with DAG(
     # gone and finishes the deletion.
     @task(task_id="clean_task_dags", retries=2, retry_delay=timedelta(minutes=1))
     def clean_task_dags(**context):
-        from pulsar2mysql_inlong import cleaner_group_id, forget_dags, remove_expired, remove_group, task_dag_id
+        from airflow.exceptions import AirflowFailException
+
+        from pulsar2mysql_inlong import (
+            InvalidConf, cleaner_group_id, forget_dags, remove_expired, remove_group, task_dag_id,
+        )
 
         value = (context["dag_run"].conf or {}).get("inlong_group_id")
         if value:
-            group_id = cleaner_group_id(value)
+            try:
+                group_id = cleaner_group_id(value)
+            except InvalidConf as e:  # no retry: it would be refused the same way
+                raise AirflowFailException(f"REFUSED: {e}; nothing was removed") from None
             removed = remove_group(group_id)
             print(f"group {group_id}: " + ("task DAG file removed" if removed else "no task DAG file (already removed)"))
             dag_ids = [task_dag_id(group_id)]

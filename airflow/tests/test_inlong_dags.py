@@ -65,13 +65,16 @@ def test_creator_task_dag_and_cleaner(airflow_home, db: Database, topic):
 
 
 def test_creator_refuses_unmappable_cron_and_bad_group(airflow_home):
-    home = airflow_home("dag_creator.py")
+    home = airflow_home("dag_creator.py", "dag_cleaner.py")
     start = now_ms()
     home.dags_test("dag_creator", conf=manager_conf("grp1", start, None, None, "*/10 5 * * * ?"))
     home.dags_test("dag_creator", conf=manager_conf("../../evil", start, None))
     assert home.task_states("dag_creator") == ["failed", "failed"]
+    home.dags_test("dag_cleaner", conf={"inlong_group_id": "inlong_offline_task_../../evil"})
+    assert home.task_states("dag_cleaner") == ["failed"]  # at once: no retry of a bad id
     logs = home.logs_text()
     assert "Airflow schedules whole minutes" in logs and "is not a group id" in logs
+    assert "REFUSED InLong group '../../evil'" in logs and "REFUSED: inlong_group_id '../../evil'" in logs
     assert list(home.dags.glob("inlong_offline_task_*")) == []
     assert not (home.root / "evil.py").exists()
 
