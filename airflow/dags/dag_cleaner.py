@@ -1,10 +1,15 @@
-"""Airflow DAG ``dag_cleaner``: removes InLong task DAG files. A drop-in for InLong's own.
+"""Airflow DAG ``dag_cleaner``: removes InLong task DAGs. A drop-in for InLong's own.
 
 * Triggered with ``{"inlong_group_id": "<id>"}`` (InLong Manager does so when a group is
-  unregistered, then deletes the DAG through the API): removes that group's file; a file
-  already gone is fine.
+  unregistered, with the id sent as ``inlong_offline_task_inlong_offline_task_<groupId>``, then
+  DELETEs the DAG through the API without waiting): removes that group's file, any number of
+  leading ``inlong_offline_task_`` prefixes stripped; a file already gone is fine.
 * Scheduled every 20 minutes, or triggered without a group id: removes the files of groups
   whose ``end_time`` passed more than ``[pulsar2mysql] cleanup_grace_seconds`` ago.
+
+On Airflow 2 the removed DAGs are then deleted from Airflow's database too: the Manager's
+DELETE comes before the file is gone, so Airflow would re-parse the file and bring the DAG
+back (see ``forget_dags`` in pulsar2mysql_inlong.py).
 """
 
 from datetime import timedelta
@@ -26,20 +31,36 @@ with DAG(
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # InLong Manager unpauses dag_cleaner only at its own start-up: if this file is parsed later,
+    # nothing would ever unpause it.
+    is_paused_upon_creation=False,
     tags=["inlong", "pulsar2mysql"],
 ) as dag:
 
-    @task(task_id="clean_task_dags", retries=0)
+    # Retries: deleting a DAG waits for its running task; each retry finds the file already
+    # gone and finishes the deletion.
+    @task(task_id="clean_task_dags", retries=2, retry_delay=timedelta(minutes=1))
     def clean_task_dags(**context):
-        from pulsar2mysql_inlong import remove_expired, remove_group
+        from airflow.exceptions import AirflowFailException
 
-        group_id = (context["dag_run"].conf or {}).get("inlong_group_id")
-        if group_id:
-            removed = [group_id] if remove_group(group_id) else []
-            print(f"group {group_id}: " + ("task DAG removed" if removed else "no task DAG (already removed)"))
+        from pulsar2mysql_inlong import (
+            InvalidConf, cleaner_group_id, forget_dags, remove_expired, remove_group, task_dag_id,
+        )
+
+        value = (context["dag_run"].conf or {}).get("inlong_group_id")
+        if value:
+            try:
+                group_id = cleaner_group_id(value)
+            except InvalidConf as e:  # no retry: it would be refused the same way
+                raise AirflowFailException(f"REFUSED: {e}; nothing was removed") from None
+            removed = remove_group(group_id)
+            print(f"group {group_id}: " + ("task DAG file removed" if removed else "no task DAG file (already removed)"))
+            dag_ids = [task_dag_id(group_id)]
         else:
             removed = remove_expired()
-            print(f"expired task DAGs removed: {removed or 'none'}")
-        return removed
+            print(f"expired task DAG files removed: {removed or 'none'}")
+            dag_ids = [name[: -len(".py")] for name in removed]
+        forget_dags(dag_ids, files_removed=bool(removed))
+        return dag_ids
 
     clean_task_dags()

@@ -6,8 +6,9 @@ conf (InLong's DAGRunConf; null keys are present): ``inlong_group_id``, ``start_
 ``end_time`` (epoch ms), ``boundary_type`` ("time"), ``connection_id``, ``timezone``, and
 ``cron_expr`` (Quartz or Airflow cron) or ``seconds_interval`` ("0" = once).
 
-An invalid conf fails the run with the reason (no retries: it would fail the same way).
-Registering a group again rewrites its file. See pulsar2mysql_inlong.py for the details.
+An invalid conf fails the run with the reason in its task log (no retries: it would fail the
+same way); InLong Manager never sees this, it only checks that the trigger was accepted.
+Registering a group again (the Manager's update) rewrites its file with the new schedule. See pulsar2mysql_inlong.py for the details.
 """
 
 import pendulum
@@ -32,9 +33,17 @@ with DAG(
 
     @task(task_id="create_task_dag", retries=0)
     def create_task_dag(**context):
-        from pulsar2mysql_inlong import spec_from_conf, write_task_file
+        from pulsar2mysql_inlong import InvalidConf, spec_from_conf, write_task_file
 
-        spec = spec_from_conf(context["dag_run"].conf)
+        conf = context["dag_run"].conf
+        try:
+            spec = spec_from_conf(conf)
+        except InvalidConf as e:
+            # InLong Manager only checks that the trigger was accepted: this log line and the
+            # failed run are the only trace of a refused group.
+            group = (conf or {}).get("inlong_group_id") if isinstance(conf, dict) else None
+            print(f"REFUSED InLong group {group!r}: {e}; no task DAG was written or changed")
+            raise
         path = write_task_file(spec)
         print(f"wrote {path} for InLong group {spec['group_id']}: {spec['schedule']}")
         return str(path)

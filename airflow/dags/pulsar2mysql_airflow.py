@@ -157,7 +157,7 @@ def pulsar_token_env(conn_id: str) -> dict[str, str]:
 _INTERVAL_MS = "(data_interval_{edge}.timestamp() * 1000) | round | int"
 
 
-def window_env(start=None, end=None, allow_conf: bool = True) -> dict[str, str]:
+def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None) -> dict[str, str]:
     """``PULSAR2MYSQL_FROM`` / ``_TO`` for the window the run covers.
 
     Default: the run's data interval, ``[data_interval_start, data_interval_end)`` in ms.
@@ -166,10 +166,17 @@ def window_env(start=None, end=None, allow_conf: bool = True) -> dict[str, str]:
     ``{"from": ..., "to": ...}`` in ``dag_run.conf``; the runner validates the values (a
     10-digit seconds value is refused) and, passed through the environment, they cannot
     inject shell syntax.
+
+    ``widen_first=(start_ms, before_ms)``: a run whose interval starts after ``start_ms`` and
+    before ``before_ms`` starts its window at ``start_ms`` instead (a cron DAG's first interval
+    begins at the first tick after its start date; this covers the time before that tick).
     """
     env = {}
     for key, edge, fixed in (("from", "start", start), ("to", "end", end)):
         default = repr(str(fixed)) if fixed is not None else _INTERVAL_MS.format(edge=edge)
+        if key == "from" and fixed is None and widen_first is not None:
+            lo, hi = (int(v) for v in widen_first)
+            default = f"({lo} if {lo} < ({default}) < {hi} else ({default}))"
         expr = f"(dag_run.conf or {{}}).get({key!r}) or {default}" if allow_conf else default
         env[f"PULSAR2MYSQL_{key.upper()}"] = f"{{{{ {expr} }}}}"
     return env
@@ -184,6 +191,7 @@ def sync_task(
     end=None,
     allow_conf_window: bool = True,
     partitions: list[int] | None = None,
+    widen_first=None,
     preamble: str = "",
     task_args: dict | None = None,
     **runner_options,
@@ -193,12 +201,13 @@ def sync_task(
     ``mysql_conn_id=None`` leaves MySQL settings to the worker's environment
     (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``partitions`` fans the
     window out into one mapped task per partition (dynamic task mapping); each needs its own
-    job id (``<job_id>.p<N>``) because a job id is also the runner's lock. ``preamble`` is
+    job id (``<job_id>.p<N>``) because a job id is also the runner's lock. ``widen_first``: see
+    :func:`window_env`. ``preamble`` is
     shell run before the runner (constant text only). Retries and timeout come from the DAG's
     ``default_args`` (use :data:`DEFAULT_TASK_ARGS`, edited as you like); ``task_args`` are
     extra BashOperator arguments for this task only.
     """
-    env = window_env(start, end, allow_conf_window)
+    env = window_env(start, end, allow_conf_window, widen_first)
     if mysql_conn_id:
         env.update(mysql_env(mysql_conn_id))
     if pulsar_token_conn_id:

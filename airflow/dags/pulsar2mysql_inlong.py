@@ -29,6 +29,7 @@ Settings (``airflow.cfg`` section ``[pulsar2mysql]`` or ``AIRFLOW__PULSAR2MYSQL_
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
 import shlex
@@ -50,9 +51,12 @@ from pulsar2mysql_airflow import (
 
 TASK_PREFIX = "inlong_offline_task_"
 
-# InLong group ids are letters, digits, '_', '-' and '.'. Anything else (notably '/') is refused
-# so that a group id can never name a file outside the task DAG folder.
-GROUP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+# InLong Manager's own rule for group ids. It has no '/', so a group id can never name a file
+# outside the task DAG folder (and the file name always starts with TASK_PREFIX).
+GROUP_ID_RE = re.compile(r"[a-zA-Z0-9_.-]{4,200}")
+
+# The runner's limit on --job-id (a job id is also its lock and its checkpoint key).
+MAX_JOB_ID = 191
 
 # Schedule units in InLong's seconds_interval are already multiplied out; unit "O" (once) has no
 # interval: accept the spellings it may take.
@@ -97,12 +101,56 @@ def cleanup_grace_ms() -> int:
 
 
 def check_group_id(group_id) -> str:
-    if not isinstance(group_id, str) or not GROUP_ID_RE.match(group_id):
+    if not isinstance(group_id, str) or not GROUP_ID_RE.fullmatch(group_id):
         raise InvalidConf(
             f"inlong_group_id {group_id!r} is not a group id "
-            "(letters, digits, '_', '-', '.'; at most 200; no path separators)"
+            "(InLong's ^[a-zA-Z0-9_.-]{4,200}$: letters, digits, '_', '-', '.', 4 to 200 of them)"
         )
     return group_id
+
+
+def cleaner_group_id(value) -> str:
+    """The group id in a ``dag_cleaner`` conf. InLong Manager sends
+    ``inlong_offline_task_inlong_offline_task_<groupId>`` (it adds the prefix twice), so every
+    leading ``inlong_offline_task_`` is stripped."""
+    text = value if isinstance(value, str) else ""
+    while text.startswith(TASK_PREFIX):
+        text = text[len(TASK_PREFIX):]
+    return check_group_id(text if text else value)
+
+
+def job_id(group_id: str) -> str:
+    """The runner's job id for a group: ``inlong_<groupId>``, or for a group id too long for
+    the runner's 191 characters, its start plus a hash of the whole id ('~' never occurs in a
+    group id, so no other group can have it)."""
+    job = "inlong_" + group_id
+    if len(job) <= MAX_JOB_ID:
+        return job
+    digest = hashlib.sha256(group_id.encode()).hexdigest()[:16]
+    return job[: MAX_JOB_ID - len(digest) - 1] + "~" + digest
+
+
+def quartz_fixed_interval(expr) -> int | None:
+    """Seconds between the fires of a Quartz cron that fires at a fixed interval, else None.
+
+    Airflow's cron has no seconds field, but ``*/N * * * * ?`` (every N seconds, N dividing 60,
+    every other field ``*`` or ``?``) fires every N seconds without exception, which Airflow
+    expresses as a ``timedelta`` schedule. InLong's own tests use ``*/1`` and ``*/2``.
+    """
+    fields = " ".join(str(expr).split()).split(" ")
+    if len(fields) not in (6, 7):
+        return None
+    sec, rest, year = fields[0], fields[1:6], fields[6:]
+    if any(f != "*" for f in rest[:3]) or rest[3] not in ("*", "?") or rest[4] not in ("*", "?"):
+        return None
+    if year not in ([], ["*"], ["?"]):
+        return None
+    if sec == "*":
+        return 1
+    step = re.fullmatch(r"(?:\*|0)/(\d+)", sec)
+    if not step or int(step.group(1)) == 0 or 60 % int(step.group(1)):
+        return None
+    return int(step.group(1))
 
 
 def quartz_to_cron(expr: str) -> str:
@@ -129,7 +177,8 @@ def quartz_to_cron(expr: str) -> str:
         if sec not in ("0", "00"):
             raise InvalidConf(
                 f"cron_expr {expr!r}: fires at second {sec!r}; Airflow schedules whole minutes "
-                "(use 0 for seconds)"
+                "(use 0 for seconds), and a seconds step is a fixed interval only as */N with N "
+                "dividing 60 and every other field '*' or '?'"
             )
         for field in (minute, hour, dom, month, dow):
             if re.search(r"[LW#]", field.upper()):
@@ -197,6 +246,9 @@ def _schedule(conf: dict) -> dict:
     if (cron and cron.lower() in ONCE_VALUES) or (seconds and seconds.lower() in ONCE_VALUES):
         return {"once": True}
     if cron:
+        interval = quartz_fixed_interval(cron)
+        if interval is not None:
+            return {"seconds": interval}
         return {"cron": quartz_to_cron(cron)}
     if seconds:
         try:
@@ -305,13 +357,86 @@ def read_spec(path: Path) -> dict | None:
 
 
 def remove_group(group_id: str, folder: Path | None = None) -> bool:
-    """Deletes a group's task DAG file; False (not an error) when there is none."""
-    path = task_file(Path(folder or task_dags_folder()), group_id)
+    """Deletes a group's task DAG file; False (not an error) when there is none. ``group_id`` may
+    carry any number of ``inlong_offline_task_`` prefixes (the Manager sends two)."""
+    path = task_file(Path(folder or task_dags_folder()), cleaner_group_id(group_id))
     try:
         path.unlink()
         return True
     except FileNotFoundError:
         return False
+
+
+def airflow_major() -> int:
+    import airflow
+
+    return int(airflow.__version__.split(".")[0])
+
+
+def forget_dags(dag_ids: list[str], files_removed: bool = True, running_wait_s: float = 600, log=print) -> None:
+    """Deletes the metadata of task DAGs whose files were just removed (Airflow 2).
+
+    Why: InLong Manager DELETEs a group's DAG right after triggering ``dag_cleaner``, before the
+    cleaner has removed the file; Airflow re-parses the file and the DAG is back, unpaused,
+    catching up from its start time. Deleting the DAG here, after its file is gone, ends that.
+
+    Each DAG is paused, running task instances are given ``running_wait_s`` to finish (Airflow
+    refuses to delete a DAG while one runs), and the DAG is deleted. A parse of the file that
+    started before the file was removed may still write the DAG back, so after
+    ``[core] dag_file_processor_timeout`` (the longest a parse may take) the DAGs are deleted
+    again if they came back (only when this call removed a file or deleted a DAG: otherwise no
+    parse can be in flight).
+
+    Airflow 3 tasks have no database access: there the DAG processor retires a DAG whose file
+    is gone (no new runs); delete its history through the API (``DELETE /api/v2/dags/{id}``).
+    """
+    if not dag_ids:
+        return
+    if airflow_major() >= 3:
+        log(f"Airflow 3: the DAG processor retires {dag_ids} now that their files are gone")
+        return
+    from airflow.configuration import conf
+
+    deleted = _forget_now(dag_ids, running_wait_s, log)
+    if not (deleted or files_removed):
+        return
+    wait = conf.getfloat("core", "dag_file_processor_timeout", fallback=50) + 2
+    log(f"waiting {wait:.0f}s ([core] dag_file_processor_timeout) for a parse in flight to end")
+    time.sleep(wait)
+    _forget_now(dag_ids, running_wait_s, log)
+
+
+def _forget_now(dag_ids: list[str], running_wait_s: float, log) -> bool:
+    from airflow.api.common.delete_dag import delete_dag
+    from airflow.models import DagModel, TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select, update
+
+    deleted = False
+    for dag_id in dag_ids:
+        with create_session() as session:
+            if session.scalar(select(DagModel.dag_id).where(DagModel.dag_id == dag_id)) is None:
+                continue
+            session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=True))
+        deadline = time.monotonic() + running_wait_s
+        while True:
+            with create_session() as session:
+                running = session.scalar(
+                    select(TaskInstance.task_id)
+                    .where(TaskInstance.dag_id == dag_id, TaskInstance.state == TaskInstanceState.RUNNING)
+                    .limit(1)
+                )
+            if running is None:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{dag_id}: a task instance is still running after {running_wait_s:.0f}s; "
+                                   "its file is removed and the DAG paused, run dag_cleaner again later")
+            time.sleep(5)
+        delete_dag(dag_id)
+        deleted = True
+        log(f"{dag_id}: DAG deleted from Airflow's database")
+    return deleted
 
 
 def remove_expired(now_ms: int | None = None, folder: Path | None = None, grace_ms: int | None = None) -> list[str]:
@@ -329,6 +454,30 @@ def remove_expired(now_ms: int | None = None, folder: Path | None = None, grace_
 
 
 # --- the task DAG --------------------------------------------------------------------------
+
+
+def cron_first_window(cron: str, start_ms: int, tz: str) -> tuple[int, int]:
+    """``(start_ms, second_tick_ms)`` for a cron schedule starting at ``start_ms``.
+
+    A cron DAG's first data interval starts at the first tick at or after its start date, so
+    ``[start_time, first tick)`` would never be synced. The task widens the window of the run
+    whose interval starts after ``start_ms`` and before the second tick (the first run) back to
+    ``start_ms``. Ticks are computed as Airflow's cron timetables do: naive local time in the
+    schedule's timezone.
+    """
+    from datetime import datetime
+
+    from croniter import croniter
+
+    zone = pendulum.timezone(tz)
+    start = pendulum.from_timestamp(start_ms / 1000, tz=zone)
+    naive = start.naive()
+    nxt = croniter(cron, naive).get_next(datetime)
+    first = naive if croniter(cron, nxt).get_prev(datetime) == naive else nxt
+    second = croniter(cron, first).get_next(datetime)
+    aware = pendulum.datetime(second.year, second.month, second.day, second.hour, second.minute,
+                              second.second, tz=zone)
+    return start_ms, int(round(aware.timestamp() * 1000))
 
 
 def _timetable(schedule: dict, tz: str):
@@ -353,6 +502,7 @@ def task_dag(spec: dict):
     end = spec.get("end_time")
     once = bool(spec["schedule"].get("once"))
     config = group_config_dir() / f"{group_id}.toml"
+    cron = spec["schedule"].get("cron")
     # Fail with a clear message (exit 2, like any config error) when the group's settings are
     # missing, instead of letting the runner fall back to its default topic and table.
     check = (
@@ -375,10 +525,11 @@ def task_dag(spec: dict):
         sync_task(
             dag_id,
             config=str(config),
-            job_id=f"inlong_{group_id}",
+            job_id=job_id(group_id),
             mysql_conn_id=spec.get("mysql_conn_id") or DEFAULT_MYSQL_CONN_ID,
             start=spec["start_time"] if once else None,
             end=(end if end is not None else "latest") if once else None,
+            widen_first=cron_first_window(cron, spec["start_time"], spec["timezone"]) if cron else None,
             preamble=check,
         )
     return dag

@@ -12,12 +12,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,6 +30,8 @@ DAGS_SRC = HERE.parent / "dags"
 REPO = HERE.parent.parent
 VENV_BIN = Path(sys.executable).parent
 HELPERS = ("pulsar2mysql_airflow.py", "pulsar2mysql_inlong.py")
+# Read without importing airflow (which reads its config, hence AIRFLOW_HOME, when imported).
+AIRFLOW_MAJOR = int(version("apache-airflow").split(".")[0])
 
 sys.path.insert(0, str(DAGS_SRC))  # as the DAG processor does for the dags folder
 
@@ -125,11 +129,22 @@ def produce(topic: str, count: int, start: int = 0) -> tuple[int, int]:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILLs the process group a test started (start_new_session=True), if still there."""
+    """SIGKILLs the session a test started (start_new_session=True): its process group and
+    every process group its children opened inside that session (Airflow 2's scheduler runs
+    its DagFileProcessorManager in a group of its own, with its environment overwritten by
+    setproctitle, so neither the group nor kill_processes_using would find it)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp session ...: comm may hold spaces, split after ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == proc.pid and int(stat.parent.name) != os.getpid():
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
 
 
 def kill_processes_using(path: Path) -> None:
@@ -170,6 +185,11 @@ class AirflowHome:
             "PULSAR2MYSQL_BIN": RUNNER,
             "PULSAR2MYSQL_PULSAR_URL": PULSAR_URL,
         }
+        if AIRFLOW_MAJOR == 2:
+            # dag_cleaner waits this long after removing a file; `dags test` runs no DAG
+            # processor, so there is no parse in flight to wait for (tests that start a
+            # scheduler set their own).
+            self.env["AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT"] = "2"
         self.outputs: list[str] = []  # of `dags test` runs, which log tasks to stdout
         self.airflow("db", "migrate", timeout=300)
 
@@ -247,3 +267,24 @@ def parse_summary(value) -> dict:
     for key in ("job_id", "topic", "table", "range", "records_read", "rows_written", "outcome", "exit_code"):
         assert key in summary, f"summary lacks {key}: {summary}"
     return summary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float, logs=lambda: ""):
+    """Polls check() until it returns something truthy; fails with `what` and the logs."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (AssertionError, OSError) as e:
+            last = e
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n{logs()}")

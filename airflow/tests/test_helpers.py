@@ -63,7 +63,8 @@ def test_quartz_translated(quartz, cron):
 
 
 @pytest.mark.parametrize("quartz, reason", [
-    ("*/10 * * * * ?", "second"),
+    ("*/10 5 * * * ?", "second"),
+    ("*/7 * * * * ?", "second"),
     ("30 * * * * ?", "second"),
     ("0 15 10 L * ?", "L, W or #"),
     ("0 15 10 ? * 6#3", "L, W or #"),
@@ -99,7 +100,8 @@ def test_manager_conf_becomes_spec():
     ({"timezone": "Mars/Base"}, "timezone"),
     ({"boundary_type": "offset"}, "only 'time'"),
     ({"seconds_interval": None}, "neither"),
-    ({"cron_expr": "*/10 * * * * ?"}, "second"),
+    ({"cron_expr": "15 * * * * ?"}, "second"),
+    ({"cron_expr": "*/10 * 1 * * ?"}, "second"),
 ])
 def test_bad_conf_refused(change, reason):
     with pytest.raises(inlong.InvalidConf, match=reason):
@@ -119,13 +121,63 @@ def test_task_file_written_atomically_and_cleaned(tmp_path):
 
 
 def test_expired_task_files_removed(tmp_path):
-    old = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "old", "end_time": 1735664400000})
+    old = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "old-group", "end_time": 1735664400000})
     live = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "live"})
     endless = inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": "endless", "end_time": None})
     for spec in (old, live, endless):
         inlong.write_task_file(spec, tmp_path)
     (tmp_path / "inlong_offline_task_broken.py").write_text("not python (")
     removed = inlong.remove_expired(now_ms=1800000000000, folder=tmp_path, grace_ms=0)
-    assert removed == ["inlong_offline_task_old.py"]
+    assert removed == ["inlong_offline_task_old-group.py"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "inlong_offline_task_broken.py", "inlong_offline_task_endless.py", "inlong_offline_task_live.py"]
+
+
+# --- issue 12: what InLong Manager really sends -----------------------------------------------
+
+
+@pytest.mark.parametrize("group_id", ["abcd", "-grp", ".grp", "a.b-c_D9", "....", "a" * 200])
+def test_group_ids_inlong_allows_are_accepted(group_id):
+    # InLong's rule: ^[a-zA-Z0-9_.-]{4,200}$ (a leading '.' or '-' is fine: the file name is
+    # always prefixed, and '/' is never allowed)
+    assert inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": group_id})["group_id"] == group_id
+
+
+@pytest.mark.parametrize("group_id", ["abc", "a" * 201, "a/bcd", "../etc", "grp id", "grp\n", 1234, None])
+def test_group_ids_inlong_refuses_are_refused(group_id):
+    with pytest.raises(inlong.InvalidConf, match="not a group id"):
+        inlong.spec_from_conf({**MANAGER_CONF, "inlong_group_id": group_id})
+
+
+def test_job_id_of_a_long_group_id_fits_the_runner():
+    # The runner takes job ids of 1-191 characters; "inlong_" + a 200-character group id is 207.
+    assert inlong.job_id("test_group") == "inlong_test_group"
+    long_ids = ["a" * 200, "a" * 199 + "b"]
+    jobs = [inlong.job_id(g) for g in long_ids]
+    assert all(len(j) <= 191 for j in jobs) and jobs[0] != jobs[1]
+
+
+@pytest.mark.parametrize("quartz, seconds", [
+    ("*/1 * * * * ?", 1),
+    ("*/2 * * * * ?", 2),
+    ("0/15 * * * * ?", 15),
+    ("*/30 * * * ? *", 30),
+    ("* * * * * ?", 1),
+])
+def test_quartz_seconds_step_becomes_a_fixed_interval(quartz, seconds):
+    # InLong's own tests schedule "*/1 * * * * ?": Airflow cannot fire on seconds in a cron,
+    # but a step that divides the minute is a fixed interval.
+    spec = inlong.spec_from_conf({**MANAGER_CONF, "cron_expr": quartz, "seconds_interval": None})
+    assert spec["schedule"] == {"seconds": seconds}
+
+
+def test_cleaner_strips_every_manager_prefix(tmp_path):
+    # The Manager unregisters with inlong_group_id = "inlong_offline_task_" twice + groupId.
+    path = inlong.write_task_file(inlong.spec_from_conf(MANAGER_CONF), tmp_path)
+    doubled = "inlong_offline_task_inlong_offline_task_test_group"
+    assert inlong.cleaner_group_id(doubled) == "test_group"
+    assert inlong.cleaner_group_id("inlong_offline_task_test_group") == "test_group"
+    assert inlong.cleaner_group_id("test_group") == "test_group"
+    assert inlong.remove_group(doubled, tmp_path) is True
+    assert not path.exists()
+    assert inlong.remove_group(doubled, tmp_path) is False  # already gone: no crash
