@@ -633,6 +633,13 @@ impl PartitionReader {
                 self.done = Some("already_at_end");
             }
         }
+        // A window whose first message lies past the snapshot (a topic quiet since before
+        // `from`): nothing of the snapshot is in the window.
+        if let (Some(end), None, Some(first)) = (self.end, self.start_after, self.seek_to) {
+            if entry_key(first) > entry_key(end) {
+                self.done = Some("already_at_end");
+            }
+        }
     }
 
     /// Moves the start to just after `checkpoint`, found after this reader opened (a run opens

@@ -252,3 +252,30 @@ async fn consecutive_windows_leave_no_gap_when_publish_times_are_out_of_order() 
         "a record fell between the windows"
     );
 }
+
+/// A window that starts after the partition's last message (a topic quiet for a whole
+/// schedule interval): the admin API places the window's start past the end snapshot, and
+/// the run ends at once with nothing to do (it used to reconnect until its retry budget ran
+/// out and exit 3).
+#[tokio::test]
+async fn a_window_after_the_last_message_ends_at_once() {
+    let db = TestDb::new("quiet").await;
+    let topic = topic("quiet");
+    produce(&topic, seed_records(0..5), 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = now_ms();
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--from",
+            &(now - 1000).to_string(),
+            "--to",
+            &now.to_string(),
+            "--retry-budget-secs",
+            "20",
+        ],
+    );
+    let run = run_binary_within(&args, Duration::from_secs(15)).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome(), "nothing_to_do");
+}
