@@ -79,11 +79,9 @@ class Observer:
 class Heartbeat(threading.Thread):
     """A live topic: one record a second (ids from HEARTBEAT_FIRST_ID), as an InLong topic gets.
 
-    Also needed because of a runner defect: a window that starts after the topic's last
-    message never ends. The broker places the window's start just past the last entry (say
-    73:1 for an end snapshot of 73:0:4), the reader is not marked done, sees no message and
-    reconnects until its retry budget (120 s) fails the run with exit 3 (source_unavailable).
-    A window followed by a later message ends at that message.
+    (A window that starts after the topic's last message used to fail with exit 3 after the
+    retry budget; the runner now ends it at once, and tests/it/ranges.rs covers that. The live
+    topic stays: it is what an InLong topic looks like.)
     """
 
     def __init__(self, topic: str):
