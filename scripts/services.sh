@@ -258,6 +258,33 @@ jwt_hs256() {
 # install_secret TMPFILE DEST: atomically put a generated file in place, owner-only.
 install_secret() { chmod 600 "$1" && mv -f "$1" "$2"; }
 
+# issue_certificate NAME KEYFILE HOST: a key (PKCS#8, "BEGIN PRIVATE KEY", which both the
+# broker and MariaDB read) and a certificate $SECRETS/NAME.cert.pem for localhost, 127.0.0.1
+# and HOST, signed by the local CA; issued again when HOST changed or the CA is newer.
+issue_certificate() {
+    local s=$SECRETS name=$1 key=$SECRETS/$2 host=$3 san ext
+    san="DNS:localhost,IP:127.0.0.1"
+    if [[ $host != localhost && $host != 127.0.0.1 ]]; then
+        if [[ $host =~ ^[0-9.]+$ ]]; then san+=",IP:$host"; else san+=",DNS:$host"; fi
+    fi
+    [[ -s $key && -s $s/$name.cert.pem && $(cat "$s/$name.san" 2>/dev/null) == "$san" &&
+        ! $s/ca.cert.pem -nt $s/$name.cert.pem ]] && return 0
+    log "issuing the $name TLS certificate for $san"
+    ext=$s/$name.ext.tmp
+    printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$ext"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$key.tmp" 2>/dev/null &&
+        openssl req -new -key "$key.tmp" -subj "/CN=$host" -out "$s/$name.csr.tmp" &&
+        openssl x509 -req -in "$s/$name.csr.tmp" -CA "$s/ca.cert.pem" -CAkey "$s/ca.key.pem" \
+            -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 -extfile "$ext" \
+            -out "$s/$name.cert.pem.tmp" 2>/dev/null ||
+        die "openssl could not issue the $name certificate"
+    install_secret "$key.tmp" "$key"
+    install_secret "$s/$name.cert.pem.tmp" "$s/$name.cert.pem"
+    printf '%s\n' "$san" >"$s/$name.san"
+    rm -f "$ext" "$s/$name.csr.tmp"
+}
+
 # TLS and token material for the broker, generated once (each piece only when
 # it is missing, and whatever depends on a regenerated piece with it):
 #   ca.key.pem, ca.cert.pem          self-signed CA (clients: --pulsar-tls-ca-file)
@@ -268,7 +295,7 @@ install_secret() { chmod 600 "$1" && mv -f "$1" "$2"; }
 #   token-secret.key                 32 random bytes, the HS256 key (tokenSecretKey)
 #   client.token, broker.token       JWTs for subjects pulsar2mysql and p2m-broker
 pulsar_secrets() {
-    local s=$SECRETS san ext
+    local s=$SECRETS
     mkdir -p "$s"
     chmod 700 "$s"
     if [[ ! -s $s/ca.key.pem || ! -s $s/ca.cert.pem ]]; then
@@ -283,27 +310,7 @@ pulsar_secrets() {
         install_secret "$s/ca.cert.pem.tmp" "$s/ca.cert.pem"
         rm -f "$s/broker.cert.pem"
     fi
-    san="DNS:localhost,IP:127.0.0.1"
-    if [[ $PULSAR_HOST != localhost && $PULSAR_HOST != 127.0.0.1 ]]; then
-        if [[ $PULSAR_HOST =~ ^[0-9.]+$ ]]; then san+=",IP:$PULSAR_HOST"; else san+=",DNS:$PULSAR_HOST"; fi
-    fi
-    if [[ ! -s $s/broker.key-pk8.pem || ! -s $s/broker.cert.pem || $(cat "$s/broker.san" 2>/dev/null) != "$san" ]]; then
-        log "issuing the broker's TLS certificate for $san"
-        ext=$s/broker.ext.tmp
-        printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
-            "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$ext"
-        # genpkey writes PKCS#8 ("BEGIN PRIVATE KEY"), the format the broker reads.
-        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$s/broker.key-pk8.pem.tmp" 2>/dev/null &&
-            openssl req -new -key "$s/broker.key-pk8.pem.tmp" -subj "/CN=$PULSAR_HOST" -out "$s/broker.csr.tmp" &&
-            openssl x509 -req -in "$s/broker.csr.tmp" -CA "$s/ca.cert.pem" -CAkey "$s/ca.key.pem" \
-                -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 -extfile "$ext" \
-                -out "$s/broker.cert.pem.tmp" 2>/dev/null ||
-            die "openssl could not issue the broker certificate"
-        install_secret "$s/broker.key-pk8.pem.tmp" "$s/broker.key-pk8.pem"
-        install_secret "$s/broker.cert.pem.tmp" "$s/broker.cert.pem"
-        printf '%s\n' "$san" >"$s/broker.san"
-        rm -f "$ext" "$s/broker.csr.tmp"
-    fi
+    issue_certificate broker broker.key-pk8.pem "$PULSAR_HOST"
     if [[ ! -s $s/token-secret.key ]]; then
         log "generating the token secret key in $s"
         openssl rand -out "$s/token-secret.key.tmp" 32 || die "openssl could not create the token key"
@@ -430,27 +437,7 @@ mariadb_ready() {
 # $SECRETS/ca.cert.pem with --mysql-ssl-ca): TLS is on for every client that asks, required by
 # none unless a test sets require_secure_transport.
 mariadb_secrets() {
-    local s=$SECRETS san ext
-    san="DNS:localhost,IP:127.0.0.1"
-    if [[ $MYSQL_HOST != localhost && $MYSQL_HOST != 127.0.0.1 ]]; then
-        if [[ $MYSQL_HOST =~ ^[0-9.]+$ ]]; then san+=",IP:$MYSQL_HOST"; else san+=",DNS:$MYSQL_HOST"; fi
-    fi
-    [[ -s $s/mariadb.key.pem && -s $s/mariadb.cert.pem && $(cat "$s/mariadb.san" 2>/dev/null) == "$san" &&
-        $s/mariadb.cert.pem -nt $s/ca.cert.pem ]] && return 0
-    log "issuing MariaDB's TLS certificate for $san"
-    ext=$s/mariadb.ext.tmp
-    printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$ext"
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$s/mariadb.key.pem.tmp" 2>/dev/null &&
-        openssl req -new -key "$s/mariadb.key.pem.tmp" -subj "/CN=$MYSQL_HOST" -out "$s/mariadb.csr.tmp" &&
-        openssl x509 -req -in "$s/mariadb.csr.tmp" -CA "$s/ca.cert.pem" -CAkey "$s/ca.key.pem" \
-            -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 -extfile "$ext" \
-            -out "$s/mariadb.cert.pem.tmp" 2>/dev/null ||
-        die "openssl could not issue MariaDB's certificate"
-    install_secret "$s/mariadb.key.pem.tmp" "$s/mariadb.key.pem"
-    install_secret "$s/mariadb.cert.pem.tmp" "$s/mariadb.cert.pem"
-    printf '%s\n' "$san" >"$s/mariadb.san"
-    rm -f "$ext" "$s/mariadb.csr.tmp"
+    issue_certificate mariadb mariadb.key.pem "$MYSQL_HOST"
 }
 
 mariadb_configure() {

@@ -17,20 +17,7 @@ use pulsar::proto::{
 use pulsar::Payload;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Cases per property (a few seconds each in a debug build).
-const CASES: u32 = 1000;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=100000 for a deeper run.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(CASES),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use crate::records::proptests::config;
 
 /// Bytes allocated on this thread while a closure runs: a global allocator that counts,
 /// per thread, the bytes live and their peak. Only in the unit-test binary.

@@ -1120,4 +1120,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;

@@ -338,3 +338,37 @@ pub async fn wait_mid_run(db: &TestDb, child: &mut std::process::Child, rows: i6
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Checks that `sink_table` holds the seed records 0..n exactly once each.
+pub async fn assert_exact(db: &TestDb, n: i64) {
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, n);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
+        n
+    );
+    assert_eq!(
+        db.scalar("SELECT SUM(name <> CONCAT('msg-', id)) FROM sink_table")
+            .await,
+        0
+    );
+}
+
+/// Runs an SQL statement (a server-wide setting back to its default) when the test ends,
+/// however it ends.
+pub struct RestoreGlobal(pub &'static str);
+
+impl Drop for RestoreGlobal {
+    fn drop(&mut self) {
+        let url = url::Url::parse(&mysql_server_url()).unwrap();
+        let _ = Command::new("mariadb")
+            .args([
+                "-h",
+                url.host_str().unwrap(),
+                "-u",
+                url.username(),
+                "--protocol=TCP",
+            ])
+            .args(["-P", &url.port().unwrap_or(3306).to_string(), "-e", self.0])
+            .output();
+    }
+}

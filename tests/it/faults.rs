@@ -125,27 +125,18 @@ fn proxied_args(topic: &str, db: &TestDb, proxy: &Proxy, extra: &[&str]) -> Vec<
     with(args, extra)
 }
 
-async fn assert_exact(db: &TestDb, n: i64) {
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, n);
-    assert_eq!(
-        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
-        n
-    );
-    assert_eq!(
-        db.scalar("SELECT SUM(name <> CONCAT('msg-', id)) FROM sink_table")
-            .await,
-        0
-    );
-}
+const CUT_RECORDS: i64 = 300_000;
 
-/// Cuts the network silently in the middle of a run for longer than the retry budget: the run
-/// must notice by itself, give up within the budget plus a bounded margin, exit 4 and say how
-/// long it waited; a re-run (network back) completes the range exactly once.
-async fn partition_longer_than_budget(prefix: &str, strategy: &str) {
-    const N: i64 = 300_000;
+/// A run through its own proxy with small batches (so it lasts), the blackhole cutting it once
+/// 2,000 rows are in: the database, the topic, the proxy, the run and when the cut began.
+async fn cut_in_the_middle(
+    prefix: &str,
+    strategy: &str,
+    budget_secs: &str,
+) -> (TestDb, String, Proxy, std::process::Child, Instant) {
     let db = TestDb::new(prefix).await;
     let topic = topic(prefix);
-    produce(&topic, seed_records(0..N), 1000).await;
+    produce(&topic, seed_records(0..CUT_RECORDS), 1000).await;
     let proxy = Proxy::to_mariadb(prefix);
     let args = proxied_args(
         &topic,
@@ -157,28 +148,41 @@ async fn partition_longer_than_budget(prefix: &str, strategy: &str) {
             "--write-strategy",
             strategy,
             "--retry-budget-secs",
-            "6",
+            budget_secs,
             "--mysql-io-timeout-secs",
             "2",
         ],
     );
     let mut child = command(&args).spawn().unwrap();
-    let pid = child.id();
     wait_mid_run(&db, &mut child, 2_000).await;
     let cut = Instant::now();
     proxy.add_toxic("blackhole", "timeout", r#"{"timeout":0}"#);
+    (db, topic, proxy, child, cut)
+}
+
+/// Waits for `child` at most `limit`; a run still going then is killed and fails the test.
+async fn ended_within(child: std::process::Child, limit: Duration, what: &str) -> Run {
+    let pid = child.id();
     let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
-    // Budget 6 s + detection 2 s + one last attempt's 2 s + connect bound: 40 s is far past
-    // any honest end, and far short of a hang.
-    let out = match tokio::time::timeout(Duration::from_secs(40), waiter).await {
-        Ok(out) => out.unwrap().unwrap(),
+    match tokio::time::timeout(limit, waiter).await {
+        Ok(out) => parse(out.unwrap().unwrap()),
         Err(_) => {
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("a silent partition hung the {strategy} run (killed after 40 s)");
+            panic!("{what} (killed after {limit:?})");
         }
-    };
+    }
+}
+
+/// Cuts the network silently in the middle of a run for longer than the retry budget: the run
+/// must notice by itself, give up within the budget plus a bounded margin, exit 4 and say how
+/// long it waited; a re-run (network back) completes the range exactly once.
+async fn partition_longer_than_budget(prefix: &str, strategy: &str) {
+    let (db, topic, proxy, child, cut) = cut_in_the_middle(prefix, strategy, "6").await;
+    // Budget 6 s + detection 2 s + one last attempt's 2 s + connect bound: 40 s is far past
+    // any honest end, and far short of a hang.
+    let what = format!("a silent partition hung the {strategy} run");
+    let run = ended_within(child, Duration::from_secs(40), &what).await;
     let waited = cut.elapsed();
-    let run = parse(out);
     assert_eq!(run.code, 4, "{strategy}: {}", run.stderr);
     assert_eq!(run.outcome(), "sink_unavailable");
     let error = run.summary["error"].as_str().unwrap();
@@ -191,7 +195,7 @@ async fn partition_longer_than_budget(prefix: &str, strategy: &str) {
     proxy.remove_toxic("blackhole");
     let rerun = run_binary(&run_args(&topic, &db)).await;
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
-    assert_exact(&db, N).await;
+    assert_exact(&db, CUT_RECORDS).await;
 }
 
 #[tokio::test]
@@ -206,48 +210,18 @@ async fn silent_partition_longer_than_the_budget_ends_the_insert_run() {
 
 /// A silent partition shorter than the budget: the run notices, retries, and ends exact.
 async fn partition_shorter_than_budget(prefix: &str, strategy: &str) {
-    const N: i64 = 300_000;
-    let db = TestDb::new(prefix).await;
-    let topic = topic(prefix);
-    produce(&topic, seed_records(0..N), 1000).await;
-    let proxy = Proxy::to_mariadb(prefix);
-    let args = proxied_args(
-        &topic,
-        &db,
-        &proxy,
-        &[
-            "--batch-rows",
-            "100",
-            "--write-strategy",
-            strategy,
-            "--retry-budget-secs",
-            "60",
-            "--mysql-io-timeout-secs",
-            "2",
-        ],
-    );
-    let mut child = command(&args).spawn().unwrap();
-    let pid = child.id();
-    wait_mid_run(&db, &mut child, 2_000).await;
-    proxy.add_toxic("blackhole", "timeout", r#"{"timeout":0}"#);
+    let (db, _topic, proxy, child, _cut) = cut_in_the_middle(prefix, strategy, "60").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     proxy.remove_toxic("blackhole");
-    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
-    let out = match tokio::time::timeout(Duration::from_secs(240), waiter).await {
-        Ok(out) => out.unwrap().unwrap(),
-        Err(_) => {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("the {strategy} run did not recover from a 5 s silent partition");
-        }
-    };
-    let run = parse(out);
+    let what = format!("the {strategy} run did not recover from a 5 s silent partition");
+    let run = ended_within(child, Duration::from_secs(240), &what).await;
     assert_eq!(run.code, 0, "{strategy}: {}", run.stderr);
     assert!(
         run.u("retries") >= 1,
         "the cut cost no retry: {}",
         run.stdout
     );
-    assert_exact(&db, N).await;
+    assert_exact(&db, CUT_RECORDS).await;
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! LOAD DATA), against the MariaDB of scripts/services.sh, whose certificate is issued by the
 //! local CA (the same file as the broker's, PULSAR_TLS_CA_FILE).
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -61,25 +60,6 @@ async fn verified_tls_on_both_write_paths_and_a_wrong_ca_is_a_configuration_erro
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(50));
-}
-
-/// Restores a server-wide setting when the test ends, however it ends.
-struct RestoreGlobal(&'static str);
-
-impl Drop for RestoreGlobal {
-    fn drop(&mut self) {
-        let url = url::Url::parse(&mysql_server_url()).unwrap();
-        let _ = Command::new("mariadb")
-            .args([
-                "-h",
-                url.host_str().unwrap(),
-                "-u",
-                url.username(),
-                "--protocol=TCP",
-            ])
-            .args(["-P", &url.port().unwrap_or(3306).to_string(), "-e", self.0])
-            .output();
-    }
 }
 
 /// A server that requires secure transport: the default policy (preferred) encrypts the LOAD
