@@ -447,6 +447,9 @@ pub struct MysqlTls {
     pub key: Option<std::path::PathBuf>,
 }
 
+/// Longest range key stored as it is (`p2m_checkpoint.range_key` is a VARCHAR(191)).
+const RANGE_KEY_MAX: usize = 191;
+
 /// The MySQL side.
 #[derive(Clone)]
 pub struct SinkConfig {
@@ -511,9 +514,17 @@ impl Config {
     }
 
     /// Identifies a range as given (not as resolved), so a re-run of the same window finds its
-    /// checkpoints, while a different window starts fresh.
+    /// checkpoints, while a different window starts fresh. A key longer than the checkpoint
+    /// table's column (message-id bounds for many partitions) is stored as its SHA-256.
     pub fn range_key(&self) -> String {
-        format!("from={};to={}", self.source.from, self.source.to)
+        use sha2::Digest;
+        let key = format!("from={};to={}", self.source.from, self.source.to);
+        if key.len() <= RANGE_KEY_MAX {
+            return key;
+        }
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
     }
 
     /// Cross-field checks that a single flag's parser cannot do.
@@ -636,6 +647,32 @@ mod tests {
             EndBound::PublishTime(1_732_492_800_000)
         );
         assert!("yesterday".parse::<EndBound>().is_err());
+    }
+
+    #[test]
+    fn a_range_key_too_long_for_its_column_is_stored_as_a_hash() {
+        let cfg = |from: String| {
+            crate::cli::RunArgs {
+                topic: Some("t".into()),
+                table: Some("t".into()),
+                from: Some(from),
+                ..Default::default()
+            }
+            .into_config()
+            .unwrap()
+        };
+        assert_eq!(cfg("id:12:5".into()).range_key(), "from=id:12:5;to=latest");
+        // Message-id bounds for 64 partitions: over 700 characters as given.
+        let many: Vec<String> = (0..64).map(|p| format!("{p}=123456:{p}")).collect();
+        let long = cfg(format!("id:{}", many.join(",")));
+        let key = long.range_key();
+        assert!(
+            key.starts_with("sha256:") && key.len() <= RANGE_KEY_MAX,
+            "{key}"
+        );
+        assert_eq!(key, long.range_key(), "the same range gives the same key");
+        let other: Vec<String> = (0..64).map(|p| format!("{p}=123456:{}", p + 1)).collect();
+        assert_ne!(key, cfg(format!("id:{}", other.join(","))).range_key());
     }
 
     #[test]
