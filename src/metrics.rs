@@ -27,7 +27,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const PUSH_JOB: &str = "pulsar2mysql";
 
 /// Every bad-record reason, so each series exists (at 0) from the start.
-const BAD_REASONS: [BadReason; 8] = [
+const BAD_REASONS: [BadReason; 9] = [
     BadReason::FieldCount,
     BadReason::InvalidUtf8,
     BadReason::InvalidValue,
@@ -36,6 +36,7 @@ const BAD_REASONS: [BadReason; 8] = [
     BadReason::NullNotAllowed,
     BadReason::Malformed,
     BadReason::Chunked,
+    BadReason::TooLarge,
 ];
 
 const LAST_SUCCESS: &str = "pulsar2mysql_last_success_timestamp_seconds";

@@ -469,9 +469,13 @@ async fn run_partition(
             stats
                 .bytes_read
                 .fetch_add(msg.payload.len() as u64, Relaxed);
-            let converted = match msg.chunk {
-                Some((id, of)) => Err(BadRecord::chunk(id, of)),
-                None => converter.convert(&msg.payload, |values| builder.push_row(values)),
+            let converted = match (msg.chunk, msg.too_large) {
+                (Some((id, of)), _) => Err(BadRecord::chunk(id, of)),
+                (None, Some(size)) => Err(BadRecord::too_large(
+                    size,
+                    pulsar::consumer::MAX_UNCOMPRESSED,
+                )),
+                (None, None) => converter.convert(&msg.payload, |values| builder.push_row(values)),
             };
             match converted {
                 Ok(()) => {

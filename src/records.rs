@@ -205,6 +205,8 @@ pub enum BadReason {
     Malformed,
     /// One chunk of a message the producer split (producer chunking): never a row of its own.
     Chunked,
+    /// An entry that declares or inflates to more than the decompression cap.
+    TooLarge,
 }
 
 impl BadReason {
@@ -219,6 +221,7 @@ impl BadReason {
             BadReason::NullNotAllowed => "null_not_allowed",
             BadReason::Malformed => "malformed",
             BadReason::Chunked => "chunked",
+            BadReason::TooLarge => "too_large",
         }
     }
 }
@@ -312,6 +315,19 @@ impl BadRecord {
                  pulsar2mysql does not reassemble chunked messages: keep records under the \
                  broker's maxMessageSize or turn chunking off",
                 id + 1
+            ),
+        )
+    }
+
+    /// A message whose entry declares or inflates to `size` bytes, over the cap of `cap`: not
+    /// inflated (a decompression bomb, or a record larger than any row can be).
+    pub fn too_large(size: u64, cap: usize) -> Self {
+        BadRecord::new(
+            BadReason::TooLarge,
+            None,
+            format!(
+                "its entry inflates to {size} bytes, over the {cap}-byte cap per entry; it was \
+                 not decompressed (a decompression bomb, or a record no row can hold)"
             ),
         )
     }

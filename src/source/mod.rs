@@ -90,6 +90,9 @@ pub struct SourceMessage {
     pub payload: Vec<u8>,
     /// `(chunk id, chunks)` when the message is one chunk of a larger one (producer chunking).
     pub chunk: Option<(i32, i32)>,
+    /// The size its entry declares or inflates to, when that is over the decompression cap:
+    /// the entry was not inflated and `payload` is empty.
+    pub too_large: Option<u64>,
 }
 
 /// One partition of the topic (`index` is `None` for a non-partitioned topic).

@@ -792,11 +792,17 @@ impl PartitionReader {
                 .num_chunks_from_msg
                 .filter(|&chunks| chunks > 1)
                 .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
+            let too_large = metadata
+                .properties
+                .iter()
+                .find(|kv| kv.key == pulsar::consumer::TOO_LARGE_PROPERTY)
+                .map(|kv| kv.value.parse().unwrap_or(u64::MAX));
             return Ok(Some(SourceMessage {
                 position,
                 publish_time,
                 payload: msg.payload.data,
                 chunk,
+                too_large,
             }));
         }
     }

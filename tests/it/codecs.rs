@@ -149,3 +149,34 @@ async fn chunked_messages_are_bad_records_never_rows() {
         0
     );
 }
+
+/// A decompression bomb: a few kB of ZSTD that expand to 100 MiB, more than the reader's cap
+/// (64 MiB per entry). It is a `too_large` bad record; the runner never inflates it.
+#[tokio::test]
+async fn an_entry_that_inflates_past_the_cap_is_a_too_large_bad_record() {
+    use pulsar::compression::{Compression, CompressionZstd};
+
+    let db = TestDb::new("bomb").await;
+    let topic = topic("bomb");
+    produce(&topic, seed_records(0..3), 1).await;
+    let zstd = Compression::Zstd(CompressionZstd::default());
+    produce_with(&topic, [vec![b'7'; 100 << 20]], 1, Some(zstd)).await;
+    produce(&topic, seed_records(3..6), 1).await;
+
+    let run = run_binary(&run_args(&topic, &db)).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.summary["error"].as_str().unwrap().contains("too_large"),
+        "{}",
+        run.stdout
+    );
+
+    let run = run_binary(&with(run_args(&topic, &db), &["--on-bad-record", "skip"])).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 6);
+    assert_eq!(
+        run.summary["bad_records_by_reason"]["too_large"], 1,
+        "{}",
+        run.stdout
+    );
+}

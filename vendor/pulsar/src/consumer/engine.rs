@@ -440,7 +440,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
     async fn process_payload(
         &mut self,
         message: CommandMessage,
-        mut payload: Payload,
+        payload: Payload,
     ) -> Result<(), Error> {
         let compression = match payload.metadata.compression {
             None => proto::CompressionType::None,
@@ -452,103 +452,33 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             })?,
         };
 
-        let payload = match compression {
-            proto::CompressionType::None => payload,
-            proto::CompressionType::Lz4 => {
-                #[cfg(not(feature = "lz4"))]
-                {
-                    return Err(Error::Consumer(ConsumerError::Io(std::io::Error::other(
-                        "got a LZ4 compressed message but 'lz4' cargo feature is deactivated",
-                    ))));
-                }
-
-                #[cfg(feature = "lz4")]
-                {
-                    let decompressed_payload = lz4::block::decompress(
-                        &payload.data[..],
-                        payload.metadata.uncompressed_size.map(|i| i as i32),
-                    )
-                    .map_err(ConsumerError::Io)?;
-
-                    payload.data = decompressed_payload;
-                    payload
-                }
-            }
-            proto::CompressionType::Zlib => {
-                #[cfg(not(feature = "flate2"))]
-                {
-                    return Err(Error::Consumer(ConsumerError::Io(std::io::Error::other(
-                        "got a zlib compressed message but 'flate2' cargo feature is deactivated",
-                    ))));
-                }
-
-                #[cfg(feature = "flate2")]
-                {
-                    use std::io::Read;
-
-                    use flate2::read::ZlibDecoder;
-
-                    let mut d = ZlibDecoder::new(&payload.data[..]);
-                    let mut decompressed_payload = Vec::new();
-                    d.read_to_end(&mut decompressed_payload)
-                        .map_err(ConsumerError::Io)?;
-
-                    payload.data = decompressed_payload;
-                    payload
-                }
-            }
-            proto::CompressionType::Zstd => {
-                #[cfg(not(feature = "zstd"))]
-                {
-                    return Err(Error::Consumer(ConsumerError::Io(std::io::Error::other(
-                        "got a zstd compressed message but 'zstd' cargo feature is deactivated",
-                    ))));
-                }
-
-                #[cfg(feature = "zstd")]
-                {
-                    let decompressed_payload =
-                        zstd::decode_all(&payload.data[..]).map_err(ConsumerError::Io)?;
-
-                    payload.data = decompressed_payload;
-                    payload
-                }
-            }
-            proto::CompressionType::Snappy => {
-                #[cfg(not(feature = "snap"))]
-                {
-                    return Err(Error::Consumer(ConsumerError::Io(std::io::Error::other(
-                        "got a Snappy compressed message but 'snap' cargo feature is deactivated",
-                    ))));
-                }
-
-                #[cfg(feature = "snap")]
-                {
-                    use std::io::Read;
-
-                    // pulsar2mysql patch: the Java and C++ clients write raw Snappy blocks
-                    // (`Snappy.compress`), pulsar-rs producers write the framed format. A
-                    // framed stream always opens with the stream identifier chunk, so decode
-                    // that as framed and everything else as a raw block.
-                    const FRAMED_STREAM_ID: &[u8] = b"\xff\x06\x00\x00sNaPpY";
-                    let decompressed_payload = if payload.data.starts_with(FRAMED_STREAM_ID) {
-                        let mut decompressed_payload = Vec::new();
-                        let mut decoder = snap::read::FrameDecoder::new(&payload.data[..]);
-                        decoder
-                            .read_to_end(&mut decompressed_payload)
-                            .map_err(ConsumerError::Io)?;
-                        decompressed_payload
-                    } else {
-                        snap::raw::Decoder::new()
-                            .decompress_vec(&payload.data[..])
-                            .map_err(|e| ConsumerError::Io(std::io::Error::other(e)))?
-                    };
-
-                    payload.data = decompressed_payload;
-                    payload
-                }
-            }
+        // pulsar2mysql patch: decompression is bounded. Output stops at the declared
+        // uncompressed size and at MAX_UNCOMPRESSED, whichever is smaller; an entry that
+        // declares or inflates to more is handed on empty, as one message marked with the
+        // TOO_LARGE_PROPERTY property (the consumer counts it as a bad record), never inflated.
+        let declared = payload.metadata.uncompressed_size.map(|n| n as usize);
+        let limit = declared.unwrap_or(MAX_UNCOMPRESSED).min(MAX_UNCOMPRESSED);
+        let inflated = if compression == proto::CompressionType::None {
+            None
+        } else if declared.is_some_and(|n| n > MAX_UNCOMPRESSED) {
+            Some(Err(declared.unwrap_or(0)))
+        } else {
+            Some(decompress(compression, &payload.data, limit).map_err(Error::Consumer)?)
         };
+        let mut payload = payload;
+        match inflated {
+            None => {}
+            Some(Ok(data)) => payload.data = data,
+            Some(Err(size)) => {
+                payload.data = Vec::new();
+                payload.metadata.num_messages_in_batch = None;
+                payload.metadata.compression = None;
+                payload.metadata.properties.push(proto::KeyValue {
+                    key: TOO_LARGE_PROPERTY.to_string(),
+                    value: size.to_string(),
+                });
+            }
+        }
 
         // pulsar2mysql patch: a batch travels to the consumer whole, unless this engine must
         // look at its messages one by one (unacked-message tracking, dead letters).
@@ -738,5 +668,91 @@ impl<Exe: Executor> std::ops::Drop for ConsumerEngine<Exe> {
                 );
             }
         }));
+    }
+}
+
+/// pulsar2mysql patch: the most bytes one entry may inflate to (64 MiB).
+pub const MAX_UNCOMPRESSED: usize = 64 << 20;
+
+/// pulsar2mysql patch: the property marking a message whose entry was not inflated because it
+/// declares or inflates to more than its cap; its value is the size (a lower bound when the
+/// entry lied about it).
+pub const TOO_LARGE_PROPERTY: &str = "pulsar2mysql.too-large";
+
+/// pulsar2mysql patch: inflates `data` to at most `limit` bytes: `Ok(bytes)`, `Err(size)` when
+/// it holds more (size: what it declared, or `limit + 1`), or a decoding error.
+#[allow(unused_variables)]
+fn decompress(
+    compression: proto::CompressionType,
+    data: &[u8],
+    limit: usize,
+) -> Result<Result<Vec<u8>, usize>, ConsumerError> {
+    #[allow(unused_imports)]
+    use std::io::Read;
+    // Reads at most `limit + 1` bytes: one more than allowed tells "too large" apart.
+    #[allow(dead_code)]
+    fn bounded(mut reader: impl Read, limit: usize) -> Result<Result<Vec<u8>, usize>, ConsumerError> {
+        let mut out = Vec::new();
+        (&mut reader)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(ConsumerError::Io)?;
+        Ok(if out.len() > limit { Err(out.len()) } else { Ok(out) })
+    }
+    let disabled = |codec: &str| {
+        ConsumerError::Io(std::io::Error::other(format!(
+            "got a {codec} compressed message but its cargo feature is deactivated"
+        )))
+    };
+    match compression {
+        proto::CompressionType::None => Ok(Ok(data.to_vec())),
+        proto::CompressionType::Lz4 => {
+            #[cfg(not(feature = "lz4"))]
+            return Err(disabled("LZ4"));
+            // The block format needs the size; the output buffer is exactly `limit` bytes and
+            // a block that needs more fails to decode.
+            #[cfg(feature = "lz4")]
+            lz4::block::decompress(data, Some(limit as i32))
+                .map(Ok)
+                .map_err(ConsumerError::Io)
+        }
+        proto::CompressionType::Zlib => {
+            #[cfg(not(feature = "flate2"))]
+            return Err(disabled("zlib"));
+            #[cfg(feature = "flate2")]
+            bounded(flate2::read::ZlibDecoder::new(data), limit)
+        }
+        proto::CompressionType::Zstd => {
+            #[cfg(not(feature = "zstd"))]
+            return Err(disabled("zstd"));
+            #[cfg(feature = "zstd")]
+            bounded(
+                zstd::stream::read::Decoder::new(data).map_err(ConsumerError::Io)?,
+                limit,
+            )
+        }
+        proto::CompressionType::Snappy => {
+            #[cfg(not(feature = "snap"))]
+            return Err(disabled("Snappy"));
+            // The Java and C++ clients write raw Snappy blocks (`Snappy.compress`), pulsar-rs
+            // producers the framed format, which always opens with the stream identifier.
+            #[cfg(feature = "snap")]
+            {
+                const FRAMED_STREAM_ID: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+                if data.starts_with(FRAMED_STREAM_ID) {
+                    bounded(snap::read::FrameDecoder::new(data), limit)
+                } else {
+                    let len = snap::raw::decompress_len(data)
+                        .map_err(|e| ConsumerError::Io(std::io::Error::other(e)))?;
+                    if len > limit {
+                        return Ok(Err(len));
+                    }
+                    snap::raw::Decoder::new()
+                        .decompress_vec(data)
+                        .map(Ok)
+                        .map_err(|e| ConsumerError::Io(std::io::Error::other(e)))
+                }
+            }
+        }
     }
 }

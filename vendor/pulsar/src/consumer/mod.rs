@@ -7,6 +7,8 @@ pub mod builder;
 pub mod config;
 pub mod data;
 mod engine;
+// pulsar2mysql patch: the decompression cap and the mark of an entry over it.
+pub use engine::{MAX_UNCOMPRESSED, TOO_LARGE_PROPERTY};
 pub(crate) mod initial_position;
 pub mod message;
 mod multi;
