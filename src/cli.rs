@@ -162,15 +162,15 @@ pub struct RunArgs {
 
     /// CA certificates (PEM) to verify the MySQL server with. Default: the URL's ssl-ca.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_CA")]
-    pub mysql_ssl_ca: Option<PathBuf>,
+    pub mysql_ssl_ca: Option<String>,
 
     /// Client certificate (PEM) for MySQL; with --mysql-ssl-key. Default: the URL's ssl-cert.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_CERT")]
-    pub mysql_ssl_cert: Option<PathBuf>,
+    pub mysql_ssl_cert: Option<String>,
 
     /// Client key (PEM) for MySQL. Default: the URL's ssl-key.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_SSL_KEY")]
-    pub mysql_ssl_key: Option<PathBuf>,
+    pub mysql_ssl_key: Option<String>,
 
     /// File holding the MySQL password.
     #[arg(long, env = "PULSAR2MYSQL_MYSQL_PASSWORD_FILE")]
@@ -310,14 +310,16 @@ fn mysql_tls(args: &RunArgs, url: &str) -> Result<crate::config::MysqlTls> {
             }
         }
     }
-    if let Some(mode) = &args.mysql_ssl_mode {
+    // An empty value (a scheduler templating an unset setting) counts as not given.
+    if let Some(mode) = args.mysql_ssl_mode.as_deref().filter(|m| !m.is_empty()) {
         tls.mode = mode
             .parse()
             .map_err(|e| Error::Config(format!("--mysql-ssl-mode: {e}")))?;
     }
-    tls.ca = args.mysql_ssl_ca.clone().or(tls.ca);
-    tls.cert = args.mysql_ssl_cert.clone().or(tls.cert);
-    tls.key = args.mysql_ssl_key.clone().or(tls.key);
+    let given = |p: &Option<String>| p.as_deref().filter(|p| !p.is_empty()).map(PathBuf::from);
+    tls.ca = given(&args.mysql_ssl_ca).or(tls.ca);
+    tls.cert = given(&args.mysql_ssl_cert).or(tls.cert);
+    tls.key = given(&args.mysql_ssl_key).or(tls.key);
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(Error::Config(
             "a MySQL client certificate needs both --mysql-ssl-cert and --mysql-ssl-key".into(),

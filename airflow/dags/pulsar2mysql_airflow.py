@@ -133,7 +133,10 @@ def mysql_env(conn_id: str) -> dict[str, str]:
     """Environment for the runner's MySQL settings, templated from a MySQL Connection.
 
     Host, port, schema (database) and login go into ``PULSAR2MYSQL_MYSQL_URL``; the password
-    only into ``PULSAR2MYSQL_MYSQL_PASSWORD``.
+    only into ``PULSAR2MYSQL_MYSQL_PASSWORD``. TLS comes from the Connection's extra, in the
+    MySQL provider's form (``{"ssl_mode": "VERIFY_IDENTITY", "ssl": {"ca": ..., "cert": ...,
+    "key": ...}}``) or flat (``ssl_ca``, ``ssl_cert``, ``ssl_key``), into
+    ``PULSAR2MYSQL_MYSQL_SSL_*``; what the extra leaves out stays the runner's default.
     """
     c = _conn(conn_id)
     url = (
@@ -141,10 +144,17 @@ def mysql_env(conn_id: str) -> dict[str, str]:
         "mysql://{% if c.login %}{{ c.login | urlencode }}@{% endif %}"
         "{{ c.host or '127.0.0.1' }}:{{ c.port or 3306 }}/{{ c.schema or '' }}"
     )
-    return {
+    env = {
         "PULSAR2MYSQL_MYSQL_URL": url,
         "PULSAR2MYSQL_MYSQL_PASSWORD": f"{{{{ {c}.password or '' }}}}",
+        "PULSAR2MYSQL_MYSQL_SSL_MODE": f"{{{{ {c}.extra_dejson.get('ssl_mode') or '' }}}}",
     }
+    for key in ("ca", "cert", "key"):
+        env[f"PULSAR2MYSQL_MYSQL_SSL_{key.upper()}"] = (
+            f"{{% set x = {c}.extra_dejson %}}"
+            f"{{{{ (x.get('ssl') or {{}}).get('{key}') or x.get('ssl_{key}') or '' }}}}"
+        )
+    return env
 
 
 def pulsar_token_env(conn_id: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import Database, parse_summary, produce
+from conftest import REPO, Database, parse_summary, produce
 
 DAG_ID = "pulsar2mysql_example"
 
@@ -63,3 +63,45 @@ def test_wrong_password_fails_the_task(airflow_home, db: Database, topic):
     assert wrong not in logs and wrong not in home.stored_text()
     assert db.rows() == []
     assert json.dumps(wrong) not in home.stored_text()
+
+
+def _tls_connection(db: Database, extra: dict) -> str:
+    """The MySQL Connection as Airflow's JSON form, with a TLS extra."""
+    uri = db.conn_uri()
+    rest = uri.split("://", 1)[1]
+    login, rest = rest.split("@", 1)
+    hostport, schema = rest.split("/", 1)
+    host, port = hostport.rsplit(":", 1)
+    return json.dumps({
+        "conn_type": "mysql", "host": host, "port": int(port), "schema": schema,
+        "login": db.user, "password": db.password, "extra": extra,
+    })
+
+
+def test_tls_from_the_connection_extra(airflow_home, db: Database, topic):
+    """The Connection's TLS extra reaches the runner: a verified connection to the local
+    MariaDB (its certificate is from the local CA) syncs."""
+    import os
+
+    ca = os.environ.get("PULSAR_TLS_CA_FILE") or str(REPO / ".cache" / "secrets" / "ca.cert.pem")
+    home = example_home(airflow_home, topic)
+    home.env["AIRFLOW_CONN_PULSAR2MYSQL_MYSQL"] = _tls_connection(
+        db, {"ssl_mode": "VERIFY_IDENTITY", "ssl": {"ca": ca}}
+    )
+    start, end = produce(topic, 20, start=0)
+    out = home.dags_test(DAG_ID, conf={"from": start, "to": end})
+    assert home.task_states(DAG_ID) == ["success"], out.stdout[-6000:] + out.stderr[-3000:]
+    assert len(db.rows()) == 20
+
+
+def test_an_untrusted_certificate_fails_the_task_as_configuration(airflow_home, db: Database, topic):
+    """A CA in the Connection's extra that did not sign the server's certificate: exit 2."""
+    home = example_home(airflow_home, topic)
+    start, end = produce(topic, 5, start=0)
+    home.env["AIRFLOW_CONN_PULSAR2MYSQL_MYSQL"] = _tls_connection(
+        db, {"ssl_mode": "VERIFY_CA", "ssl_ca": "/etc/ssl/certs/ca-certificates.crt"}
+    )
+    out = home.dags_test(DAG_ID, conf={"from": start, "to": end}, timeout=180)
+    assert home.task_states(DAG_ID) == ["failed"], out.stdout[-6000:]
+    logs = home.logs_text() + out.stdout + out.stderr
+    assert "exit code 2" in logs or '"exit_code":2' in logs, logs[-4000:]
