@@ -301,3 +301,31 @@ async fn a_commit_still_landing_when_the_next_run_starts_is_not_written_twice() 
     assert_eq!(run.u("rows_written"), 0, "{}", run.summary);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_nokey").await, 100);
 }
+
+/// A competing session holds the partition's checkpoint row (`FOR UPDATE`) for a few seconds,
+/// as a long report or a second tool would: the run's next batch waits for it and the run ends
+/// exactly once.
+#[tokio::test]
+async fn a_competing_lock_on_the_checkpoint_only_delays_the_run() {
+    const N: i64 = 300_000;
+    let db = TestDb::new("contend").await;
+    let topic = topic("contend");
+    produce(&topic, seed_records(0..N), 1000).await;
+    let args = with(run_args(&topic, &db), &["--batch-rows", "100"]);
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    let mut other = db.conn().await;
+    sqlx::raw_sql("START TRANSACTION; SELECT * FROM p2m_checkpoint FOR UPDATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = parse(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_exact(&db, N).await;
+}

@@ -49,3 +49,30 @@ async fn partitioned_topic_is_read_completely_and_subsets_add_up() {
     let run = run_binary(&args).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// The topic is unloaded (moved off its broker, as a rebalance does) in the middle of a run:
+/// the readers reconnect and resume after the last position seen; every record exactly once.
+#[tokio::test]
+async fn a_topic_unloaded_mid_read_is_read_exactly_once() {
+    const N: i64 = 300_000;
+    let db = TestDb::new("unload").await;
+    let topic = topic("unload");
+    produce(&topic, seed_records(0..N), 1000).await;
+    let args = with(run_args(&topic, &db), &["--batch-rows", "100"]);
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    let path = topic.replace("persistent://", "persistent/");
+    must_succeed(
+        std::process::Command::new("curl")
+            .args(["-fsS", "-X", "PUT"])
+            .arg(format!("{}/admin/v2/{path}/unload", admin_url())),
+        "unload the topic",
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = parse(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_exact(&db, N).await;
+}

@@ -153,3 +153,52 @@ async fn a_frozen_broker_does_not_starve_an_open_load_data_batch() {
         N
     );
 }
+
+/// The server turns read-only in the middle of a run (a failover, an operator): the run stops
+/// with exit 4 and the server's reason; once writable again, a re-run completes exactly once.
+#[tokio::test]
+#[ignore = "sets read_only server-wide; scripts/test.sh runs it alone"]
+async fn a_server_turned_read_only_stops_the_run_clearly() {
+    const N: i64 = 300_000;
+    let db = TestDb::new("readonly").await;
+    let topic = topic("readonly");
+    produce(&topic, seed_records(0..N), 1000).await;
+    // A user without SUPER (root ignores read_only).
+    let user = unique("p2m_ro");
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT ALL ON `{}`.* TO '{user}'@'%'",
+        db.url.rsplit('/').next().unwrap()
+    ))
+    .await;
+    let url = db
+        .url
+        .replacen("mysql://root@", &format!("mysql://{user}:pw@"), 1);
+    let mut args = with(run_args(&topic, &db), &["--batch-rows", "100"]);
+    let i = args.iter().position(|a| a == "--mysql-url").unwrap() + 1;
+    args[i] = url;
+    let _restore = RestoreGlobal("SET GLOBAL read_only = OFF");
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    db.exec("SET GLOBAL read_only = ON").await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the run did not end on a read-only server")
+    .unwrap()
+    .unwrap();
+    let run = parse(out);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.summary["error"].as_str().unwrap().contains("read-only")
+            || run.summary["error"].as_str().unwrap().contains("read_only")
+            || run.summary["error"].as_str().unwrap().contains("1290"),
+        "{}",
+        run.stdout
+    );
+    db.exec("SET GLOBAL read_only = OFF").await;
+    let rerun = run_binary(&args).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_exact(&db, N).await;
+}
