@@ -220,8 +220,8 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_BATCH_ROWS")]
     pub batch_rows: Option<usize>,
 
-    /// Most bytes per INSERT statement (capped by max_allowed_packet) or per LOAD DATA batch.
-    /// Default: 4194304.
+    /// Most bytes per INSERT statement (capped by max_allowed_packet) or per LOAD DATA batch;
+    /// an INSERT batch holds at most four statements' worth. Default: 4194304.
     #[arg(long, env = "PULSAR2MYSQL_BATCH_BYTES")]
     pub batch_bytes: Option<usize>,
 

@@ -26,6 +26,10 @@ use crate::source::{Position, SourceMessage};
 const SESSION_INIT: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,\
 NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00'";
 
+/// How many full-size statements an INSERT batch holds at most (with `--batch-bytes` 4 MiB:
+/// 16 MiB of SQL per transaction).
+const INSERT_BATCH_STATEMENTS: usize = 4;
+
 /// Hint for a duplicate key under `--mode insert`, whichever path found it.
 const DUPLICATE_HINT: &str = "the table already holds a row with this key: re-run with --mode \
 upsert or --mode ignore-duplicates, or clear the table before --reprocess";
@@ -279,6 +283,7 @@ impl MysqlSink {
             partition,
             batch: Batch::empty(partition),
             after,
+            dead_letter_bytes: 0,
         }
     }
 
@@ -309,6 +314,7 @@ impl MysqlSink {
             max_statement_bytes: self.max_statement_bytes,
             current: String::new(),
             rows_in_current: 0,
+            finished_bytes: 0,
             row: String::new(),
         })
     }
@@ -1033,6 +1039,8 @@ struct InsertRows {
     /// The statement being built, and the rows in it.
     current: String,
     rows_in_current: u64,
+    /// Bytes of the statements finished in this batch.
+    finished_bytes: usize,
     /// The row being rendered.
     row: String,
 }
@@ -1064,6 +1072,11 @@ impl InsertRows {
     }
 
     /// Closes the statement being built, if any, into `body`.
+    /// Bytes of the batch's statements, finished and current.
+    fn bytes(&self) -> usize {
+        self.finished_bytes + self.current.len()
+    }
+
     fn finish_statement(&mut self, body: &mut Body) {
         if self.current.is_empty() {
             return;
@@ -1073,6 +1086,7 @@ impl InsertRows {
         };
         let mut statement = std::mem::take(&mut self.current);
         statement.push_str(&self.tail);
+        self.finished_bytes += statement.len();
         statements.push((statement, std::mem::take(&mut self.rows_in_current)));
     }
 }
@@ -1152,6 +1166,8 @@ pub struct BatchBuilder {
     batch: Batch,
     /// Where the checkpoint will stand when the batch being filled is written.
     after: Option<Position>,
+    /// Payload bytes of the batch's dead letters.
+    dead_letter_bytes: usize,
 }
 
 impl BatchBuilder {
@@ -1166,6 +1182,7 @@ impl BatchBuilder {
 
     /// Adds a record that goes to the dead-letter table.
     pub fn push_dead_letter(&mut self, msg: &SourceMessage, reason: BadRecord) {
+        self.dead_letter_bytes += msg.payload.len();
         self.batch.dead_letters.push(DeadLetter {
             position: msg.position,
             publish_time: msg.publish_time,
@@ -1180,11 +1197,20 @@ impl BatchBuilder {
         self.batch.last = Some((position, publish_time));
     }
 
-    /// Whether the batch reached its row limit (rows plus dead letters) or, for LOAD DATA,
-    /// its byte limit.
+    /// Whether the batch reached its row limit (rows plus dead letters) or its byte limit:
+    /// rows as rendered plus dead letters' payloads, at most `--batch-bytes` for LOAD DATA and
+    /// INSERT_BATCH_STATEMENTS statements' worth for INSERT. Memory follows the bytes held,
+    /// not the count: a few large records end a batch as surely as many small ones.
     pub fn is_full(&self) -> bool {
+        let (held, max) = match &self.format {
+            Format::Tsv(rows) => (rows.bytes(), rows.max_bytes),
+            Format::Insert(rows) => (
+                rows.bytes(),
+                rows.max_statement_bytes * INSERT_BATCH_STATEMENTS,
+            ),
+        };
         self.batch.rows as usize + self.batch.dead_letters.len() >= self.max_rows
-            || matches!(&self.format, Format::Tsv(rows) if rows.bytes() >= rows.max_bytes)
+            || held + self.dead_letter_bytes >= max
     }
 
     /// A LOAD DATA batch that got its first row since the last call: the writer can start
@@ -1217,10 +1243,14 @@ impl BatchBuilder {
     /// The batch so far; the builder starts a new one.
     pub fn take(&mut self) -> Batch {
         match &mut self.format {
-            Format::Insert(rows) => rows.finish_statement(&mut self.batch.body),
+            Format::Insert(rows) => {
+                rows.finish_statement(&mut self.batch.body);
+                rows.finished_bytes = 0;
+            }
             Format::Tsv(rows) => rows.close(&mut self.batch.body),
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
+        self.dead_letter_bytes = 0;
         batch.topic = self.topic.clone();
         batch.after = self.after;
         if let Some((last, _)) = batch.last {
@@ -1290,6 +1320,57 @@ mod tests {
         let mut s = String::new();
         write_literal(&mut s, &v);
         s
+    }
+
+    /// A builder for INSERT batches of at most `max_rows` rows and statements of
+    /// `statement_bytes`, without a server.
+    fn insert_builder(max_rows: usize, statement_bytes: usize) -> BatchBuilder {
+        BatchBuilder {
+            format: Format::Insert(InsertRows {
+                head: "INSERT INTO t (a) VALUES ".into(),
+                tail: String::new(),
+                max_statement_bytes: statement_bytes,
+                current: String::new(),
+                rows_in_current: 0,
+                finished_bytes: 0,
+                row: String::new(),
+            }),
+            max_rows,
+            topic: "t".into(),
+            partition: 0,
+            batch: Batch::empty(0),
+            after: None,
+            dead_letter_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_bytes_not_only_at_its_rows() {
+        // 1 MiB rows, 1 MiB statements: four statements' worth, not 1000 rows.
+        let mut b = insert_builder(1000, 1 << 20);
+        let big = "x".repeat(1 << 20);
+        let mut rows = 0;
+        while !b.is_full() {
+            b.push_row(&[Value::Text(&big)]);
+            rows += 1;
+            assert!(rows <= 8, "the batch held {rows} MiB");
+        }
+        assert!(rows >= 3, "{rows}");
+        let batch = b.take();
+        assert_eq!(batch.rows, rows);
+        assert!(!b.is_full(), "a new batch starts empty");
+        // Dead letters count by their payload too.
+        let msg = SourceMessage {
+            position: Position::new(1, 1, -1),
+            publish_time: 0,
+            payload: vec![0; 5 << 20],
+            chunk: None,
+            too_large: None,
+        };
+        b.push_dead_letter(&msg, BadRecord::chunk(0, 2));
+        assert!(b.is_full(), "5 MiB of dead letters fill a 4 MiB batch");
+        b.take();
+        assert!(!b.is_full());
     }
 
     #[test]
