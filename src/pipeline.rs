@@ -156,8 +156,9 @@ async fn run_inner(
     // for the MySQL side's whole conversation). The first error ends both: dropping the
     // handle aborts the task.
     let source = cfg.source.clone();
+    let writers = cfg.sink.writers;
     let pulsar_side = AbortOnDropHandle::new(tokio::spawn(
-        async move { open_readers(&source).await }.in_current_span(),
+        async move { open_readers(&source, writers).await }.in_current_span(),
     ));
     let pulsar_side = async {
         pulsar_side.await.unwrap_or_else(|e| {
@@ -199,10 +200,20 @@ async fn run_inner(
 /// the run starts) and a reader from the range's start. Readers open before the checkpoints
 /// are known, so the broker's first delivery overlaps the MySQL setup; a partition with a
 /// checkpoint is moved to it afterwards ([`PartitionReader::resume_after`]).
-async fn open_readers(cfg: &SourceConfig) -> Result<Vec<PartitionReader>> {
+async fn open_readers(cfg: &SourceConfig, writers: usize) -> Result<Vec<PartitionReader>> {
     let source = PulsarSource::connect(cfg).await?;
     let partitions = source.partitions().await?;
-    futures::future::try_join_all(partitions.into_iter().map(|p| source.open_from_start(p))).await
+    // The first `writers` partitions are read at once: they subscribe now, so the broker's
+    // first delivery overlaps the MySQL setup. The others subscribe when their turn comes, so
+    // no receiver queue fills for a partition that waits (memory follows the partitions being
+    // read, not all of them).
+    futures::future::try_join_all(
+        partitions
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| source.open_from_start(p, i < writers)),
+    )
+    .await
 }
 
 /// What a run holds on the MySQL side before it reads: the row converter for the table, the

@@ -431,10 +431,18 @@ impl PulsarSource {
     /// Opens a reader on one partition from the range's start, while the end snapshot is
     /// taken (the two subscriptions side by side). A checkpoint found afterwards moves the
     /// reader with [`PartitionReader::resume_after`].
-    pub async fn open_from_start(&self, partition: Partition) -> Result<PartitionReader> {
+    ///
+    /// With `subscribe_now` false the reader subscribes at its first `next` instead: a
+    /// partition that waits for a writer holds no receiver queue of messages meanwhile (its end
+    /// snapshot is still taken now, when the run starts).
+    pub async fn open_from_start(
+        &self,
+        partition: Partition,
+        subscribe_now: bool,
+    ) -> Result<PartitionReader> {
         let (end, mut reader) = futures::future::try_join(
             self.end_snapshot(&partition),
-            self.subscribe(partition.clone()),
+            self.subscribe(partition.clone(), subscribe_now),
         )
         .await?;
         reader.end = end;
@@ -446,7 +454,7 @@ impl PulsarSource {
     }
 
     /// A subscribed reader whose end is not known yet.
-    async fn subscribe(&self, partition: Partition) -> Result<PartitionReader> {
+    async fn subscribe(&self, partition: Partition, now: bool) -> Result<PartitionReader> {
         let start_after = match &self.cfg.from {
             StartBound::AfterId(ids) => {
                 let id = id_for_partition(ids, partition.index).ok_or_else(|| {
@@ -501,7 +509,9 @@ impl PulsarSource {
             stalled: None,
             chained_after: None,
         };
-        reader.connect_with_retry().await?;
+        if now {
+            reader.connect_with_retry().await?;
+        }
         Ok(reader)
     }
 }
@@ -662,6 +672,9 @@ impl PartitionReader {
             }
             return Ok(());
         }
+        if self.consumer.is_none() {
+            return Ok(()); // subscribes at its first `next`, from here
+        }
         self.connect_with_retry().await
     }
 
@@ -697,6 +710,11 @@ impl PartitionReader {
                     close_in_background(c);
                 }
                 return Ok(None);
+            }
+            if self.consumer.is_none() {
+                // Subscribed lazily (see `open_from_start`), or not yet since a resume.
+                self.connect_with_retry().await?;
+                continue;
             }
             let consumer = self.consumer.as_mut().expect("connected");
             let end = self.end;

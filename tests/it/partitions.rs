@@ -76,3 +76,23 @@ async fn a_topic_unloaded_mid_read_is_read_exactly_once() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_exact(&db, N).await;
 }
+
+/// More partitions than writers: the partitions that wait for a writer subscribe when their
+/// turn comes (their end snapshots are taken at the start); a second run resumes every one
+/// after its checkpoint, the waiting ones included.
+#[tokio::test]
+async fn partitions_waiting_for_a_writer_subscribe_when_read_and_resume() {
+    let db = TestDb::new("lazy").await;
+    let topic = topic("lazy");
+    create_partitioned(&topic, 6);
+    produce(&topic, seed_records(0..6000), 100).await;
+    let args = with(run_args(&topic, &db), &["--writers", "2"]);
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 6000);
+    produce(&topic, seed_records(6000..9000), 100).await;
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 3000);
+    assert_exact(&db, 9000).await;
+}
