@@ -486,7 +486,9 @@ async fn run_partition(
                     size,
                     pulsar::consumer::MAX_UNCOMPRESSED,
                 )),
-                (None, None) => converter.convert(&msg.payload, |values| builder.push_row(values)),
+                (None, None) => converter
+                    .convert(&msg.payload, |values| builder.push_row(values))
+                    .and_then(|pushed| pushed),
             };
             match converted {
                 Ok(()) => {

@@ -332,6 +332,19 @@ impl BadRecord {
         )
     }
 
+    /// A row whose SQL alone is `bytes` long, over the `max` bytes of a statement the server
+    /// accepts (`max_allowed_packet`): the server would refuse it on every re-run.
+    pub fn row_too_large(bytes: usize, max: usize) -> Self {
+        BadRecord::new(
+            BadReason::TooLarge,
+            None,
+            format!(
+                "the row is {bytes} bytes as SQL, over the {max} bytes of a statement the server \
+                 accepts (its max_allowed_packet)"
+            ),
+        )
+    }
+
     fn new(reason: BadReason, column: Option<&str>, detail: String) -> Self {
         BadRecord {
             reason,

@@ -40,6 +40,8 @@ pub struct MysqlSink {
     table: TableName,
     columns: Vec<Column>,
     max_statement_bytes: usize,
+    /// The largest statement the server accepts (`max_allowed_packet` less framing).
+    max_packet_statement: usize,
     /// Resolved: never `Auto`.
     strategy: WriteStrategy,
     /// The LOAD DATA pool (strategy `LoadData`, and not a read-only sink).
@@ -171,6 +173,7 @@ impl MysqlSink {
             }
         };
         // Leave room for the statement's head and tail and the protocol's own framing.
+        let max_packet_statement = (packet as usize).saturating_sub(16 * 1024).max(16 * 1024);
         let max_statement_bytes = cfg
             .batch_bytes
             .min((packet as usize).saturating_sub(16 * 1024))
@@ -187,6 +190,7 @@ impl MysqlSink {
             table,
             columns,
             max_statement_bytes,
+            max_packet_statement,
             strategy,
             load_data,
             tls_in_use,
@@ -312,6 +316,7 @@ impl MysqlSink {
             head,
             tail,
             max_statement_bytes: self.max_statement_bytes,
+            max_packet_statement: self.max_packet_statement,
             current: String::new(),
             rows_in_current: 0,
             finished_bytes: 0,
@@ -1036,6 +1041,9 @@ struct InsertRows {
     head: String,
     tail: String,
     max_statement_bytes: usize,
+    /// The largest statement the server accepts: a row over it alone can never be sent (one
+    /// over `max_statement_bytes` only, goes alone in its statement).
+    max_packet_statement: usize,
     /// The statement being built, and the rows in it.
     current: String,
     rows_in_current: u64,
@@ -1046,7 +1054,9 @@ struct InsertRows {
 }
 
 impl InsertRows {
-    fn push(&mut self, values: &[Value<'_>], body: &mut Body) {
+    /// Adds a row; `Err(bytes)` when the row alone does not fit a statement (the server would
+    /// refuse it on every re-run), and then nothing is added.
+    fn push(&mut self, values: &[Value<'_>], body: &mut Body) -> std::result::Result<(), usize> {
         self.row.clear();
         self.row.push('(');
         for (i, v) in values.iter().enumerate() {
@@ -1056,6 +1066,9 @@ impl InsertRows {
             write_literal(&mut self.row, v);
         }
         self.row.push(')');
+        if self.head.len() + self.row.len() + self.tail.len() > self.max_packet_statement {
+            return Err(self.row.len());
+        }
         if !self.current.is_empty()
             && self.current.len() + 1 + self.row.len() + self.tail.len() > self.max_statement_bytes
         {
@@ -1069,6 +1082,7 @@ impl InsertRows {
         }
         self.current.push_str(&self.row);
         self.rows_in_current += 1;
+        Ok(())
     }
 
     /// Closes the statement being built, if any, into `body`.
@@ -1172,12 +1186,18 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     /// Adds one converted row.
-    pub fn push_row(&mut self, values: &[Value<'_>]) {
-        self.batch.rows += 1;
+    ///
+    /// A row that alone exceeds the largest statement the server accepts is refused as a
+    /// `too_large` bad record: written, it would fail the batch on every re-run.
+    pub fn push_row(&mut self, values: &[Value<'_>]) -> std::result::Result<(), BadRecord> {
         match &mut self.format {
-            Format::Insert(rows) => rows.push(values, &mut self.batch.body),
+            Format::Insert(rows) => rows
+                .push(values, &mut self.batch.body)
+                .map_err(|bytes| BadRecord::row_too_large(bytes, rows.max_packet_statement))?,
             Format::Tsv(rows) => rows.push(values),
         }
+        self.batch.rows += 1;
+        Ok(())
     }
 
     /// Adds a record that goes to the dead-letter table.
@@ -1330,6 +1350,7 @@ mod tests {
                 head: "INSERT INTO t (a) VALUES ".into(),
                 tail: String::new(),
                 max_statement_bytes: statement_bytes,
+                max_packet_statement: 2 * statement_bytes,
                 current: String::new(),
                 rows_in_current: 0,
                 finished_bytes: 0,
@@ -1346,16 +1367,21 @@ mod tests {
 
     #[test]
     fn a_batch_ends_at_its_bytes_not_only_at_its_rows() {
-        // 1 MiB rows, 1 MiB statements: four statements' worth, not 1000 rows.
-        let mut b = insert_builder(1000, 1 << 20);
+        // 1 MiB rows, 2 MiB statements: four statements' worth (8 MiB), not 1000 rows.
+        let mut b = insert_builder(1000, 2 << 20);
         let big = "x".repeat(1 << 20);
         let mut rows = 0;
         while !b.is_full() {
-            b.push_row(&[Value::Text(&big)]);
+            b.push_row(&[Value::Text(&big)]).unwrap();
             rows += 1;
-            assert!(rows <= 8, "the batch held {rows} MiB");
+            assert!(rows <= 10, "the batch held {rows} MiB");
         }
-        assert!(rows >= 3, "{rows}");
+        assert!(rows >= 4, "{rows}");
+        // A row larger than any statement the server accepts (here 4 MiB) is a bad record,
+        // and the batch does not count it.
+        let huge = "x".repeat(5 << 20);
+        let refused = b.push_row(&[Value::Text(&huge)]).unwrap_err();
+        assert_eq!(refused.reason, crate::records::BadReason::TooLarge);
         let batch = b.take();
         assert_eq!(batch.rows, rows);
         assert!(!b.is_full(), "a new batch starts empty");
@@ -1363,12 +1389,12 @@ mod tests {
         let msg = SourceMessage {
             position: Position::new(1, 1, -1),
             publish_time: 0,
-            payload: vec![0; 5 << 20],
+            payload: vec![0; 9 << 20],
             chunk: None,
             too_large: None,
         };
         b.push_dead_letter(&msg, BadRecord::chunk(0, 2));
-        assert!(b.is_full(), "5 MiB of dead letters fill a 4 MiB batch");
+        assert!(b.is_full(), "9 MiB of dead letters fill an 8 MiB batch");
         b.take();
         assert!(!b.is_full());
     }
