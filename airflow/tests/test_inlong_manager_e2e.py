@@ -13,6 +13,7 @@ the v2 API; test_inlong_manager_replay.py replays the Manager itself on Airflow 
 import json
 import secrets
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -34,15 +35,21 @@ class Api:
 
     def call(self, method: str, path: str, body=None, expect=(200, 201, 204)):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                status, text = r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode()
+        # The api-server, scheduler and dag-processor share one sqlite file here; a write that
+        # meets another's lock answers 500 "Database error". Asked again, it goes through.
+        for attempt in range(5):
+            req = urllib.request.Request(self.base + path, data=data, method=method)
+            req.add_header("Content-Type", "application/json")
+            if self.token:
+                req.add_header("Authorization", f"Bearer {self.token}")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    status, text = r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                status, text = e.code, e.read().decode()
+            if status < 500 or status in expect or "Database error" not in text:
+                break
+            time.sleep(1 + attempt)
         assert status in expect, f"{method} {path} -> {status}: {text[:2000]}"
         return status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
 
