@@ -49,7 +49,7 @@ def main(path):
             brk = median([float(r.get("broker_cpu_s") or "nan") for r in ok])
             rss = median([int(r["max_rss_kib"]) / 1024 for r in ok])
             per = ", ".join(f"{x:,.0f}" for x in rates) or "-"
-            rss_cell = f"{rss:.1f}" if c.startswith("run") or c == "dry-run" else "-"
+            rss_cell = f"{rss:.1f}" if c.startswith(("run", "flink")) or c == "dry-run" else "-"
             out.append(
                 f"| {size:,} | `{c}` | {len(ok)}/{len(rs)} | {per} | **{med:,.0f}** | "
                 f"{wall:.3f} | {cpu:.2f} | {srv:.2f} | {brk:.2f} | {rss_cell} |"
@@ -59,17 +59,34 @@ def main(path):
     out.append("|---:|---|---:|---:|---:|")
     for size, contenders in order.items():
         for c in contenders:
-            if not c.startswith("run"):
+            if not c.startswith(("run", "flink")):
                 continue
             m = medians[(size, c)]
 
             def ratio(base):
                 b = medians.get((size, base))
-                return f"{m / b:.2f}" if b and b == b else "-"
+                return f"{m / b:.2f}" if b and b == b and m == m else "-"
 
             out.append(
                 f"| {size:,} | `{c}` | {ratio('load-data')} | {ratio('insert-dump')} | {ratio('dry-run')} |"
             )
+    # pulsar2mysql against the Flink peer (benches/flink), when it ran: speed-up = median rows/s
+    # of the run contender / median rows/s of the Flink configuration (= its wall time / ours).
+    flinks = list(OrderedDict.fromkeys(c for cs in order.values() for c in cs if c.startswith("flink")))
+    if flinks:
+        out.append("")
+        out.append("| records | contender | " + " | ".join(f"x `{f}`" for f in flinks) + " |")
+        out.append("|---:|---|" + "---:|" * len(flinks))
+        for size, contenders in order.items():
+            for c in contenders:
+                if not c.startswith("run"):
+                    continue
+                m = medians[(size, c)]
+                cells = []
+                for f in flinks:
+                    b = medians.get((size, f))
+                    cells.append(f"{m / b:.1f}" if b and b == b and m == m else "-")
+                out.append(f"| {size:,} | `{c}` | " + " | ".join(cells) + " |")
     print("\n".join(out))
 
 
