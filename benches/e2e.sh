@@ -211,13 +211,13 @@ measure() {
 fresh_table() {
     sql "DROP TABLE IF EXISTS \`$DB\`.sink_table; USE \`$DB\`; $(grep -v '^--' sql/sink_table.sql)"
 }
-check_count() { # the table must hold exactly the N rows i|msg-i (i = 0..N-1) after a write
+check_count() { # N [CONTENDER]: the table must hold exactly the N rows i|msg-i (i = 0..N-1)
     local got
     got="$(sql "SELECT COUNT(*), COUNT(DISTINCT id), IFNULL(MIN(id), -1), IFNULL(MAX(id), -1),
                        IFNULL(SUM(name <> CONCAT('msg-', id)), 0) FROM \`$DB\`.sink_table")"
     if [[ "$got" != "$(printf '%s\t%s\t0\t%s\t0' "$1" "$1" "$(($1 - 1))")" ]]; then
         log "  warning: sink_table is not the $1 rows i|msg-i: rows, distinct ids, min id, max id, wrong names = $(tr '\t' ' ' <<<"$got")"
-        printf '#\t%s\tcount-mismatch\t%s\n' "$1" "$(tr '\t' ' ' <<<"$got")" >>"$RAW"
+        printf '#\t%s\tcount-mismatch\t%s\t%s\n' "$1" "$(tr '\t' ' ' <<<"$got")" "${2:-}" >>"$RAW"
     fi
 }
 
@@ -286,7 +286,7 @@ for N in $SIZES; do
                 measure "$N" "$r" "run${args:+ $args}" "$N" -- "$BIN" run --pulsar-url "$PULSAR_URL" \
                     --topic "$TOPIC" --table sink_table --mysql-url "$DB_URL" \
                     --job-id "bench-$N-$r-$RANDOM$RANDOM" $args
-                check_count "$N"
+                check_count "$N" "$c"
                 ;;
             dry-run)
                 measure "$N" "$r" dry-run "$N" -- "$BIN" run --pulsar-url "$PULSAR_URL" \
@@ -297,14 +297,14 @@ for N in $SIZES; do
                 fresh_table
                 measure "$N" "$r" load-data "$N" -- mariadb "${MY_ARGS[@]}" --local-infile=1 "$DB" -e \
                     "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO'; LOAD DATA LOCAL INFILE '$DATA' INTO TABLE sink_table FIELDS TERMINATED BY '|' LINES TERMINATED BY '\n' (id, name)"
-                check_count "$N"
+                check_count "$N" "$c"
                 ;;
             insert-dump)
                 fresh_table
                 MEASURE_STDIN="$DUMP"
                 measure "$N" "$r" "insert-dump" "$N" -- mariadb "${MY_ARGS[@]}" "$DB"
                 MEASURE_STDIN=/dev/null
-                check_count "$N"
+                check_count "$N" "$c"
                 ;;
             flink-*)
                 fresh_table
@@ -314,7 +314,7 @@ for N in $SIZES; do
                 measure "$N" "$r" "$c" "$N" -- benches/flink/run.sh \
                     --config "$config" "${sqlmode[@]}" --pulsar-url "$PULSAR_URL" --admin-url "$PULSAR_ADMIN_URL" \
                     --topic "$TOPIC" --jdbc-url "$JDBC_URL" --user "$MY_USER" --password "${MY_PW:-}"
-                check_count "$N"
+                check_count "$N" "$c"
                 ;;
             esac
         done

@@ -15,11 +15,20 @@ def median(xs):
 
 def main(path):
     rows = []
+    bad = []  # samples not ok, each with what the table held after it (a '#' line follows it)
     with open(path, newline="") as f:
         for r in csv.DictReader(f, delimiter="\t"):
             if r["size"].startswith("#"):
+                # "#  N  count-mismatch  <rows distinct min max wrong-names>  <contender>"
+                table = r["wall_s"]
+                if bad and rows and bad[-1][0] is rows[-1]:
+                    bad[-1][1] = table
+                elif rows:
+                    bad.append([rows[-1], table])
                 continue
             rows.append(r)
+            if r["outcome"] not in ("ok", "success"):
+                bad.append([r, ""])
     by = defaultdict(list)
     order = OrderedDict()
     for r in rows:
@@ -65,7 +74,9 @@ def main(path):
 
             def ratio(base):
                 b = medians.get((size, base))
-                return f"{m / b:.2f}" if b and b == b and m == m else "-"
+                if not (b and b == b and m == m):
+                    return "-"
+                return f"{m / b:.2f}" if m / b >= 0.1 else f"{m / b:.4f}"
 
             out.append(
                 f"| {size:,} | `{c}` | {ratio('load-data')} | {ratio('insert-dump')} | {ratio('dry-run')} |"
@@ -87,6 +98,16 @@ def main(path):
                     b = medians.get((size, f))
                     cells.append(f"{m / b:.1f}" if b and b == b and m == m else "-")
                 out.append(f"| {size:,} | `{c}` | " + " | ".join(cells) + " |")
+    if bad:
+        out.append("")
+        out.append("Samples not ok (left out of the medians); the table afterwards as rows, distinct")
+        out.append("ids, min id, max id, rows whose name is not `msg-<id>`:")
+        out.append("")
+        for r, table in bad:
+            out.append(
+                f"- {int(r['size']):,} `{r['contender']}` round {r['round']}: {r['outcome']}, "
+                f"wall {float(r['wall_s']):.1f} s" + (f"; table: {table}" if table else "")
+            )
     print("\n".join(out))
 
 
