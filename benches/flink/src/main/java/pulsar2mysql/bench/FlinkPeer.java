@@ -41,7 +41,7 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  * java -jar flink-peer.jar --config flink-inlong|flink-tuned --pulsar-url pulsar://h:6650
  *      --admin-url http://h:8080 --topic persistent://public/default/t
  *      --jdbc-url jdbc:mysql://h:3306/db --user root [--password pw] [--table sink_table]
- *      [--sql-mode as-shipped] [--empty-partitions keep]
+ *      [--sql-mode as-shipped] [--empty-partitions keep] [--rebalance false] [--source-parallelism N]
  * </pre>
  *
  * <ul>
@@ -94,7 +94,8 @@ public final class FlinkPeer {
         }
 
         long t0 = System.nanoTime();
-        List<String> topics = nonEmptyPartitions(adminUrl, topic, keepEmpty);
+        boolean[] partitioned = new boolean[1];
+        List<String> topics = nonEmptyPartitions(adminUrl, topic, keepEmpty, partitioned);
         if (topics.isEmpty()) {
             System.err.println("every partition of " + topic + " is empty: nothing to do");
             System.out.println("{\"rows_written\":0,\"duration_ms\":0,\"outcome\":\"success\"}");
@@ -134,13 +135,22 @@ public final class FlinkPeer {
                 .setDeserializationSchema(new SimpleStringSchema())
                 .build();
 
+        // Connector 4.1.0 gives a non-partitioned topic (partition id -1) to reader
+        // (hash(topic) % p - 1) % p, which is -1 for half of all topic names when p > 1: no reader
+        // gets the split and the job "succeeds" having read nothing. A non-partitioned topic is
+        // one split anyway: its source runs with parallelism 1 (--source-parallelism overrides,
+        // to reproduce the loss).
+        int sourceParallelism = Integer.parseInt(a.getOrDefault("source-parallelism",
+                String.valueOf(partitioned[0] ? parallelism : 1)));
         DataStream<Tuple2<Integer, String>> rows = env
                 .fromSource(source, WatermarkStrategy.noWatermarks(), "pulsar")
+                .setParallelism(sourceParallelism)
                 .map(FlinkPeer::split)
+                .setParallelism(sourceParallelism)
                 .returns(Types.TUPLE(Types.INT, Types.STRING))
                 .name("split id|name");
-        if (parallelism > 1) {
-            rows = rows.rebalance();
+        if (parallelism > 1 && !"false".equals(a.get("rebalance"))) {
+            rows = rows.rebalance(); // a partition is one split: spread its records to every writer
         }
         rows.addSink(JdbcSink.sink(
                         "INSERT INTO " + table + " (id, name) VALUES (?, ?)",
@@ -164,6 +174,7 @@ public final class FlinkPeer {
         JobExecutionResult result = env.execute("pulsar2mysql flink peer (" + config + ")");
         long ms = (System.nanoTime() - t0) / 1_000_000;
         System.out.println("{\"config\":\"" + config + "\",\"partitions_read\":" + topics.size()
+                + ",\"source_parallelism\":" + sourceParallelism + ",\"writers\":" + parallelism
                 + ",\"job_ms\":" + result.getNetRuntime() + ",\"duration_ms\":" + ms
                 + ",\"outcome\":\"success\"}");
     }
@@ -180,11 +191,13 @@ public final class FlinkPeer {
     private static final Pattern ENTRY_ID = Pattern.compile("\"entryId\"\\s*:\\s*(-?\\d+)");
 
     /** The topic's partitions (or the topic itself) that hold at least one message. */
-    static List<String> nonEmptyPartitions(String adminUrl, String topic, boolean keepEmpty) throws Exception {
+    static List<String> nonEmptyPartitions(String adminUrl, String topic, boolean keepEmpty, boolean[] partitioned)
+            throws Exception {
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
         String path = topic.replaceFirst("^persistent://", "");
         Matcher m = PARTITIONS.matcher(get(http, adminUrl + "/admin/v2/persistent/" + path + "/partitions"));
         int n = m.find() ? Integer.parseInt(m.group(1)) : 0;
+        partitioned[0] = n > 0;
         List<String> all = new ArrayList<>();
         if (n == 0) {
             all.add(topic);
