@@ -30,6 +30,8 @@
 #                         built first by benches/flink/build.sh). A "-as-shipped" suffix (e.g.
 #                         flink-inlong-as-shipped) leaves the server's sql_mode as InLong does:
 #                         it fails on the seed's id 0 (BENCHMARKS.md)
+#   P2M_BENCH_FLINK_TIMEOUT  seconds allowed per Flink run (default: P2M_BENCH_TIMEOUT's); one
+#                         that times out is a failed sample, with the rows it committed by then
 #   P2M_BENCH_STRICT=1    exit 1 unless every sample is ok and every table holds exactly the
 #                         N rows `i|msg-i` (the CI smoke, scripts/bench-smoke.sh)
 #   P2M_BENCH_TIMEOUT     seconds allowed per command (default: 120 + N/20000)
@@ -311,7 +313,7 @@ for N in $SIZES; do
                 config="${c%-as-shipped}"
                 sqlmode=()
                 [[ "$c" == *-as-shipped ]] && sqlmode=(--sql-mode as-shipped)
-                measure "$N" "$r" "$c" "$N" -- benches/flink/run.sh \
+                TIMEOUT="${P2M_BENCH_FLINK_TIMEOUT:-$TIMEOUT}" measure "$N" "$r" "$c" "$N" -- benches/flink/run.sh \
                     --config "$config" "${sqlmode[@]}" --pulsar-url "$PULSAR_URL" --admin-url "$PULSAR_ADMIN_URL" \
                     --topic "$TOPIC" --jdbc-url "$JDBC_URL" --user "$MY_USER" --password "${MY_PW:-}"
                 check_count "$N" "$c"

@@ -96,7 +96,17 @@ def main(path):
                 cells = []
                 for f in flinks:
                     b = medians.get((size, f))
-                    cells.append(f"{m / b:.1f}" if b and b == b and m == m else "-")
+                    if b and b == b and m == m:
+                        cells.append(f"{m / b:.1f}")
+                        continue
+                    # No sample finished: the rate of the rows committed when the timeout ended it
+                    # (wall time includes its start-up, so ~ the rate a finished run would show).
+                    partial = [
+                        int(r["rows"]) / float(r["wall_s"])
+                        for r in by[(size, f)]
+                        if r["outcome"] == "failed(rc=124)" and int(r["rows"] or 0) > 0
+                    ]
+                    cells.append(f"~{m / median(partial):.0f} (timed out)" if partial and m == m else "-")
                 out.append(f"| {size:,} | `{c}` | " + " | ".join(cells) + " |")
     if bad:
         out.append("")
@@ -104,9 +114,13 @@ def main(path):
         out.append("ids, min id, max id, rows whose name is not `msg-<id>`:")
         out.append("")
         for r, table in bad:
+            landed = ""
+            if r["contender"].startswith("flink") and float(r["wall_s"]) > 0:
+                n = int(r["rows"] or 0)
+                landed = f", {n:,} rows committed ({n / float(r['wall_s']):,.0f} rows/s)"
             out.append(
                 f"- {int(r['size']):,} `{r['contender']}` round {r['round']}: {r['outcome']}, "
-                f"wall {float(r['wall_s']):.1f} s" + (f"; table: {table}" if table else "")
+                f"wall {float(r['wall_s']):.1f} s{landed}" + (f"; table: {table}" if table else "")
             )
     print("\n".join(out))
 
