@@ -10,6 +10,9 @@
 #                  local file (the server's limit)
 #   insert-dump    the same N rows as 10,000-row multi-row INSERTs piped into `mariadb` (the
 #                  server's INSERT limit, without pulsar2mysql)
+#   flink-<config> the Flink peer (benches/flink: the Flink 1.18 batch job with the Flink Pulsar
+#                  and JDBC connectors that Apache InLong runs for this sync) into a freshly
+#                  created sink_table; wall time includes JVM start-up and job submission
 # Each is timed with bash's microsecond clock (wall) and /usr/bin/time (client CPU, peak RSS); the MariaDB server's CPU
 # time over the same interval is read from /proc. Rows/s = N / wall time of the process
 # (connect and start-up included for every contender alike).
@@ -23,6 +26,14 @@
 #   P2M_BENCH_BASELINES   which baselines to run: any of "dry-run load-data insert-dump"
 #                         (default all three)
 #   P2M_BENCH_DUMP_ROWS   rows per INSERT in the dump                        (default 10000)
+#   P2M_BENCH_FLINK       Flink peer contenders, any of "flink-inlong flink-tuned" (default none;
+#                         built first by benches/flink/build.sh). A "-as-shipped" suffix (e.g.
+#                         flink-inlong-as-shipped) leaves the server's sql_mode as InLong does:
+#                         it fails on the seed's id 0 (BENCHMARKS.md)
+#   P2M_BENCH_FLINK_TIMEOUT  seconds allowed per Flink run (default: P2M_BENCH_TIMEOUT's); one
+#                         that times out is a failed sample, with the rows it committed by then
+#   P2M_BENCH_STRICT=1    exit 1 unless every sample is ok and every table holds exactly the
+#                         N rows `i|msg-i` (the CI smoke, scripts/bench-smoke.sh)
 #   P2M_BENCH_TIMEOUT     seconds allowed per command (default: 120 + N/20000)
 #   P2M_BENCH_DB          database, created and dropped                      (default p2m_bench)
 #   P2M_BENCH_OUT         directory for raw results                   (default target/bench)
@@ -43,6 +54,8 @@ DUMP_ROWS="${P2M_BENCH_DUMP_ROWS:-10000}"
 DB="${P2M_BENCH_DB:-p2m_bench}"
 OUT="${P2M_BENCH_OUT:-$ROOT/target/bench}"
 KEEP="${P2M_BENCH_KEEP:-0}"
+FLINK="${P2M_BENCH_FLINK:-}"
+STRICT="${P2M_BENCH_STRICT:-0}"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -67,7 +80,8 @@ MY_USER="${MY_USERINFO%%:*}"
 MY_HOST="${MY_HOSTPORT%%:*}"; MY_PORT="${MY_HOSTPORT##*:}"
 [[ "$MY_PORT" == "$MY_HOSTPORT" ]] && MY_PORT=3306
 MY_ARGS=(-h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER" --protocol=TCP)
-if [[ "$MY_USERINFO" == *:* ]]; then MY_ARGS+=("-p${MY_USERINFO#*:}"); fi
+MY_PW=""
+if [[ "$MY_USERINFO" == *:* ]]; then MY_PW="${MY_USERINFO#*:}"; MY_ARGS+=("-p$MY_PW"); fi
 DB_URL="mysql://${MY_USERINFO}@${MY_HOSTPORT}/${DB}"
 sql() { mariadb "${MY_ARGS[@]}" -N -B -e "$1"; }
 sql "SELECT 1" >/dev/null || die "MariaDB at $MY_HOSTPORT does not answer; run scripts/services.sh up"
@@ -120,6 +134,16 @@ else
 fi
 BIN="$WORK/pulsar2mysql"
 PRODUCER="$WORK/seed_producer"
+if [[ -n "$FLINK" ]]; then
+    for f in $FLINK; do
+        [[ "$f" =~ ^flink-(inlong|tuned)(-as-shipped)?$ ]] || die "unknown Flink contender '$f' (flink-inlong, flink-tuned)"
+    done
+    log "building the Flink peer (benches/flink/build.sh; cached)"
+    # copied, as the binaries: a concurrent rebuild cannot swap it mid-run
+    cp "$(benches/flink/build.sh)" "$WORK/flink-peer.jar"
+    export P2M_FLINK_JAR="$WORK/flink-peer.jar"
+    JDBC_URL="jdbc:mysql://${MY_HOSTPORT}/${DB}"
+fi
 
 mkdir -p "$OUT"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -166,10 +190,14 @@ measure() {
         duration="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("duration_ms",""))' "$summary" 2>/dev/null || true)"
         outcome="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("outcome","?"))' "$summary" 2>/dev/null || echo "no-summary")"
     fi
+    if [[ "$name" == flink-* ]]; then # rows: what the table holds (checked in full by check_count)
+        rows="$(sql "SELECT COUNT(*) FROM \`$DB\`.sink_table" 2>/dev/null || echo 0)"
+        duration="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("duration_ms",""))' "$(tail -1 "$ofile")" 2>/dev/null || true)"
+    fi
     if [[ $rc -ne 0 ]]; then
         outcome="failed(rc=$rc)"
         log "  $name failed (rc=$rc; 124 = timed out after ${TIMEOUT}s); last stderr lines:"
-        tail -3 "$efile" | cut -c1-300 >&2
+        grep -v '^[[:space:]]*at \|^[[:space:]]*\.\.\. ' "$efile" | tail -3 | cut -c1-300 >&2
     elif [[ "$(server_pid)" != "$pid_before" ]]; then
         outcome="server-restarted" # someone restarted MariaDB meanwhile: not a valid sample
     elif [[ "$(pgrep -f PulsarStandaloneStarter | head -1 || true)" != "$broker_pid_before" ]]; then
@@ -185,12 +213,13 @@ measure() {
 fresh_table() {
     sql "DROP TABLE IF EXISTS \`$DB\`.sink_table; USE \`$DB\`; $(grep -v '^--' sql/sink_table.sql)"
 }
-check_count() { # the table must hold exactly N rows after a write
-    local n
-    n="$(sql "SELECT COUNT(*) FROM \`$DB\`.sink_table")"
-    if [[ "$n" != "$1" ]]; then
-        log "  warning: sink_table holds $n rows, expected $1"
-        printf '#\t%s\tcount-mismatch\t%s\n' "$1" "$n" >>"$RAW"
+check_count() { # N [CONTENDER]: the table must hold exactly the N rows i|msg-i (i = 0..N-1)
+    local got
+    got="$(sql "SELECT COUNT(*), COUNT(DISTINCT id), IFNULL(MIN(id), -1), IFNULL(MAX(id), -1),
+                       IFNULL(SUM(name <> CONCAT('msg-', id)), 0) FROM \`$DB\`.sink_table")"
+    if [[ "$got" != "$(printf '%s\t%s\t0\t%s\t0' "$1" "$1" "$(($1 - 1))")" ]]; then
+        log "  warning: sink_table is not the $1 rows i|msg-i: rows, distinct ids, min id, max id, wrong names = $(tr '\t' ' ' <<<"$got")"
+        printf '#\t%s\tcount-mismatch\t%s\t%s\n' "$1" "$(tr '\t' ' ' <<<"$got")" "${2:-}" >>"$RAW"
     fi
 }
 
@@ -236,6 +265,7 @@ for N in $SIZES; do
         CONTENDERS+=("run:$v")
     done
     for b in $BASELINES; do CONTENDERS+=("$b"); done
+    for f in $FLINK; do CONTENDERS+=("$f"); done
     count=${#CONTENDERS[@]}
 
     # One unrecorded dry run first: the broker is a JVM, and right after a restart (the
@@ -258,7 +288,7 @@ for N in $SIZES; do
                 measure "$N" "$r" "run${args:+ $args}" "$N" -- "$BIN" run --pulsar-url "$PULSAR_URL" \
                     --topic "$TOPIC" --table sink_table --mysql-url "$DB_URL" \
                     --job-id "bench-$N-$r-$RANDOM$RANDOM" $args
-                check_count "$N"
+                check_count "$N" "$c"
                 ;;
             dry-run)
                 measure "$N" "$r" dry-run "$N" -- "$BIN" run --pulsar-url "$PULSAR_URL" \
@@ -269,14 +299,24 @@ for N in $SIZES; do
                 fresh_table
                 measure "$N" "$r" load-data "$N" -- mariadb "${MY_ARGS[@]}" --local-infile=1 "$DB" -e \
                     "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO'; LOAD DATA LOCAL INFILE '$DATA' INTO TABLE sink_table FIELDS TERMINATED BY '|' LINES TERMINATED BY '\n' (id, name)"
-                check_count "$N"
+                check_count "$N" "$c"
                 ;;
             insert-dump)
                 fresh_table
                 MEASURE_STDIN="$DUMP"
                 measure "$N" "$r" "insert-dump" "$N" -- mariadb "${MY_ARGS[@]}" "$DB"
                 MEASURE_STDIN=/dev/null
-                check_count "$N"
+                check_count "$N" "$c"
+                ;;
+            flink-*)
+                fresh_table
+                config="${c%-as-shipped}"
+                sqlmode=()
+                [[ "$c" == *-as-shipped ]] && sqlmode=(--sql-mode as-shipped)
+                TIMEOUT="${P2M_BENCH_FLINK_TIMEOUT:-$TIMEOUT}" measure "$N" "$r" "$c" "$N" -- benches/flink/run.sh \
+                    --config "$config" "${sqlmode[@]}" --pulsar-url "$PULSAR_URL" --admin-url "$PULSAR_ADMIN_URL" \
+                    --topic "$TOPIC" --jdbc-url "$JDBC_URL" --user "$MY_USER" --password "${MY_PW:-}"
+                check_count "$N" "$c"
                 ;;
             esac
         done
@@ -288,3 +328,12 @@ done
 # ---- summary: medians and ratios --------------------------------------------------------------
 python3 "$ROOT/benches/summarize.py" "$RAW" | tee "$OUT/e2e-$STAMP.md"
 log "summary: $OUT/e2e-$STAMP.md"
+if [[ "$STRICT" == 1 ]]; then
+    bad="$(awk -F'\t' 'NR > 1 && ($1 ~ /^#/ || ($11 != "ok" && $11 != "success"))' "$RAW")"
+    if [[ -n "$bad" ]]; then
+        log "error: not every sample wrote exactly its rows:"
+        printf '%s\n' "$bad" >&2
+        exit 1
+    fi
+    log "strict: every sample ok, every table exactly its N rows"
+fi

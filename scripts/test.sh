@@ -33,3 +33,7 @@ cargo build --quiet --bin pulsar2mysql --example seed_producer
 PULSAR2MYSQL_BIN="$PWD/target/debug/pulsar2mysql" \
 P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" \
   airflow/run-tests.sh
+
+# ---- benchmark smoke (issue 13) ------------------------------------------------------------
+echo "== benchmark smoke: the seed's 10,000 records, one round, every contender incl. the Flink peer (rows checked, not speed)"
+scripts/bench-smoke.sh
