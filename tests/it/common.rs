@@ -372,3 +372,16 @@ impl Drop for RestoreGlobal {
             .output();
     }
 }
+
+/// Waits for `child` at most `limit`; a run still going then is killed and fails the test.
+pub async fn ended_within(child: std::process::Child, limit: Duration, what: &str) -> Run {
+    let pid = child.id();
+    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
+    match tokio::time::timeout(limit, waiter).await {
+        Ok(out) => parse(out.unwrap().unwrap()),
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{what} (killed after {limit:?})");
+        }
+    }
+}

@@ -81,11 +81,7 @@ async fn a_moved_checkpoint_stops_the_run(strategy: &str) {
     wait_mid_run(&db, &mut child, 2_000).await;
     db.exec("UPDATE p2m_checkpoint SET entry_id = entry_id + 1000000")
         .await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let run = parse(out);
+    let run = ended_within(child, Duration::from_secs(120), "the run went on").await;
     assert_eq!(run.code, 6, "{}", run.stderr);
     assert_eq!(run.outcome(), "locked");
     let error = run.summary["error"].as_str().unwrap();
@@ -147,15 +143,8 @@ async fn kill_the_lock_connection(competitor: bool) {
         .unwrap();
         assert_eq!(got, Some(1));
     }
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
-    )
-    .await
-    .expect("the run neither finished nor stopped")
-    .unwrap()
-    .unwrap();
-    let run = parse(out);
+    let what = "the run neither finished nor stopped";
+    let run = ended_within(child, Duration::from_secs(120), what).await;
     if competitor {
         assert_eq!(run.code, 6, "{}", run.stderr);
         let error = run.summary["error"].as_str().unwrap();
@@ -321,11 +310,7 @@ async fn a_competing_lock_on_the_checkpoint_only_delays_the_run() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let run = parse(out);
+    let run = ended_within(child, Duration::from_secs(240), "the run did not finish").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_exact(&db, N).await;
 }

@@ -160,19 +160,6 @@ async fn cut_in_the_middle(
     (db, topic, proxy, child, cut)
 }
 
-/// Waits for `child` at most `limit`; a run still going then is killed and fails the test.
-async fn ended_within(child: std::process::Child, limit: Duration, what: &str) -> Run {
-    let pid = child.id();
-    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
-    match tokio::time::timeout(limit, waiter).await {
-        Ok(out) => parse(out.unwrap().unwrap()),
-        Err(_) => {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("{what} (killed after {limit:?})");
-        }
-    }
-}
-
 /// Cuts the network silently in the middle of a run for longer than the retry budget: the run
 /// must notice by itself, give up within the budget plus a bounded margin, exit 4 and say how
 /// long it waited; a re-run (network back) completes the range exactly once.

@@ -1,5 +1,7 @@
 //! Partitioned topics: every partition read concurrently, or a chosen subset.
 
+use std::time::Duration;
+
 use crate::common::*;
 
 #[tokio::test]
@@ -68,11 +70,7 @@ async fn a_topic_unloaded_mid_read_is_read_exactly_once() {
             .arg(format!("{}/admin/v2/{path}/unload", admin_url())),
         "unload the topic",
     );
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let run = parse(out);
+    let run = ended_within(child, Duration::from_secs(240), "the run did not finish").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_exact(&db, N).await;
 }

@@ -94,7 +94,6 @@ async fn a_frozen_broker_does_not_starve_an_open_load_data_batch() {
         &["--write-strategy", "load-data", "--batch-rows", "1000000"],
     );
     let mut child = command(&args).spawn().unwrap();
-    let pid = child.id();
     // Wait for the batch's LOAD DATA statement to be open on the server.
     let name = db.url.rsplit('/').next().unwrap().to_string();
     let mut conn = db.conn().await;
@@ -128,19 +127,8 @@ async fn a_frozen_broker_does_not_starve_an_open_load_data_batch() {
     unsafe { libc::kill(broker, libc::SIGSTOP) };
     tokio::time::sleep(Duration::from_secs(12)).await;
     unsafe { libc::kill(broker, libc::SIGCONT) };
-    let out = match tokio::time::timeout(
-        Duration::from_secs(240),
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
-    )
-    .await
-    {
-        Ok(out) => out.unwrap().unwrap(),
-        Err(_) => {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("the run did not finish after the broker thawed");
-        }
-    };
-    let run = parse(out);
+    let what = "the run did not finish after the broker thawed";
+    let run = ended_within(child, Duration::from_secs(240), what).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.u("batches") >= 2,
@@ -180,15 +168,8 @@ async fn a_server_turned_read_only_stops_the_run_clearly() {
     let mut child = command(&args).spawn().unwrap();
     wait_mid_run(&db, &mut child, 2_000).await;
     db.exec("SET GLOBAL read_only = ON").await;
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
-    )
-    .await
-    .expect("the run did not end on a read-only server")
-    .unwrap()
-    .unwrap();
-    let run = parse(out);
+    let what = "the run did not end on a read-only server";
+    let run = ended_within(child, Duration::from_secs(180), what).await;
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(
         run.summary["error"].as_str().unwrap().contains("read-only")
