@@ -96,18 +96,33 @@ impl Error {
 }
 
 /// Whether a MySQL error is worth retrying: lost connections, server restarts, deadlocks and
-/// lock wait timeouts are; syntax, constraint and conversion errors are not.
+/// lock wait timeouts are; syntax, constraint and conversion errors are not, and neither is a
+/// TLS failure (a certificate the run does not trust is configuration).
 pub fn is_retriable_sql(err: &sqlx::Error) -> bool {
+    if is_tls_sql(err) {
+        return false;
+    }
     match err {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db
             .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
             .is_some_and(|e| is_retriable_code(e.number())),
+        _ => false,
+    }
+}
+
+/// Whether sqlx failed on TLS: its own TLS errors, and rustls's inside an I/O error (an
+/// untrusted certificate, a name that does not match).
+pub fn is_tls_sql(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
         _ => false,
     }
 }

@@ -234,7 +234,7 @@ async fn claim_range(cfg: &Config, sink: &MysqlSink) -> Result<Claim> {
         Some(JobLock::acquire(sink.acquire().await?, &cfg.job_id).await?)
     };
     let range_key = cfg.range_key();
-    let checkpoints = {
+    let (checkpoints, previous_window) = {
         let mut own = None;
         let conn = match lock.as_mut() {
             Some(lock) => lock.connection(),
@@ -257,7 +257,6 @@ async fn claim_range(cfg: &Config, sink: &MysqlSink) -> Result<Claim> {
         };
         (checkpoints, previous_window)
     };
-    let (checkpoints, previous_window) = checkpoints;
     Ok(Claim {
         converter,
         lock,

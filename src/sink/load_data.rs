@@ -472,11 +472,11 @@ pub fn is_tls(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Io(mysql_async::IoError::Tls(_)))
 }
 
-/// Whether a `mysql_async` error is worth retrying: broken connections always are, server
-/// errors by the same codes as the INSERT path.
+/// Whether a `mysql_async` error is worth retrying: broken connections are (a TLS failure is
+/// not), server errors by the same codes as the INSERT path.
 pub fn is_retriable(e: &mysql_async::Error) -> bool {
     match e {
-        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Io(_) => !is_tls(e),
         mysql_async::Error::Driver(d) => matches!(
             d,
             mysql_async::DriverError::ConnectionClosed | mysql_async::DriverError::PacketOutOfOrder

@@ -16,7 +16,7 @@ use super::checkpoint::{self, Fence, Verdict};
 use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started, TsvData, TsvWriter};
 use super::schema::{quote_ident, read_columns, TableName};
 use crate::config::{MysqlTls, SinkConfig, SslMode, WriteMode, WriteStrategy};
-use crate::error::{is_retriable_sql, scrub, Backoff, Error, Result};
+use crate::error::{is_retriable_sql, is_tls_sql, scrub, Backoff, Error, Result};
 use crate::records::{BadRecord, Column, Value};
 use crate::source::{Position, SourceMessage};
 
@@ -756,9 +756,6 @@ impl WriteError {
     }
 
     fn is_retriable(&self) -> bool {
-        if self.is_tls() {
-            return false;
-        }
         match self {
             WriteError::Sql(e) => is_retriable_sql(e),
             WriteError::Driver(e) => load_data::is_retriable(e),
@@ -819,18 +816,6 @@ fn with_tls(options: MySqlConnectOptions, tls: &MysqlTls) -> MySqlConnectOptions
         options = options.ssl_client_cert(cert).ssl_client_key(key);
     }
     options
-}
-
-/// Whether sqlx failed on TLS: its own TLS errors, and rustls's inside an I/O error (an
-/// untrusted certificate, a name that does not match).
-fn is_tls_sql(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Tls(_) => true,
-        sqlx::Error::Io(io) => io
-            .get_ref()
-            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
-        _ => false,
-    }
 }
 
 /// A TLS failure as the configuration error it is.
