@@ -112,6 +112,16 @@ fn source_err(what: &str, e: impl std::fmt::Display) -> Error {
 /// up on it (with the default backoff: the fifth attempt).
 const REFUSAL_IS_FINAL_AFTER: Duration = Duration::from_secs(3);
 
+/// Most messages a partition's reader buffers ahead of the pipeline (the receiver queue), and
+/// the most it asks the broker for at once (Flow permits).
+const READ_AHEAD_MESSAGES: u32 = 2000;
+
+/// Most bytes of messages a partition's reader buffers ahead of the pipeline, and about the
+/// most it has asked for but not yet received: the bound that holds when messages are large
+/// (2,000 messages of 5 MiB would be 10 GiB). Seed-sized and 1 KiB messages stay bounded by
+/// [`READ_AHEAD_MESSAGES`]; see RELIABILITY.md.
+const READ_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+
 /// A connect failure that retrying will not fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnectRefusal {
@@ -591,7 +601,8 @@ impl PartitionReader {
         let mut options = ConsumerOptions::default()
             .durable(false)
             .with_initial_position(InitialPosition::Earliest)
-            .with_receiver_queue_size(2000);
+            .with_receiver_queue_size(READ_AHEAD_MESSAGES)
+            .with_receiver_queue_bytes(READ_AHEAD_BYTES);
         if let Some(after) = self.last_seen {
             options = options.starting_on_message(resume_id(after));
         } else if let Some(first) = self.seek_to {
@@ -607,7 +618,7 @@ impl PartitionReader {
                 rand_suffix(&self.partition.topic)
             ))
             .with_subscription_type(SubType::Exclusive)
-            .with_batch_size(2000)
+            .with_batch_size(READ_AHEAD_MESSAGES)
             .with_options(options)
             .build()
             .await?;
@@ -966,29 +977,29 @@ mod tests {
         use futures::FutureExt;
         use pulsar::consumer::data::QueueCredit;
 
-        let credit = QueueCredit::new(1000);
+        let credit = QueueCredit::new(1000, None);
         // Room: entries go in whole, the last one may overshoot the bound.
-        assert_eq!(credit.acquire(500).now_or_never(), Some(true));
-        assert_eq!(credit.acquire(600).now_or_never(), Some(true));
+        assert_eq!(credit.acquire(500, 10).now_or_never(), Some(true));
+        assert_eq!(credit.acquire(600, 10).now_or_never(), Some(true));
         // Full (1,100 buffered): the engine waits...
-        let mut waiting = Box::pin(credit.acquire(500));
+        let mut waiting = Box::pin(credit.acquire(500, 10));
         assert_eq!(waiting.as_mut().now_or_never(), None);
         // ...until the consumer takes an entry out.
-        credit.release(500);
+        credit.release(500, 10);
         assert_eq!(waiting.as_mut().now_or_never(), Some(true));
 
         // A waiting engine is woken by a release from another thread, and stops waiting
         // (false) once the consumer is gone.
-        let credit = std::sync::Arc::new(QueueCredit::new(1));
-        assert_eq!(credit.acquire(10).now_or_never(), Some(true));
+        let credit = std::sync::Arc::new(QueueCredit::new(1, None));
+        assert_eq!(credit.acquire(10, 10).now_or_never(), Some(true));
         let releaser = {
             let credit = credit.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
-                credit.release(10);
+                credit.release(10, 10);
             })
         };
-        assert!(futures::executor::block_on(credit.acquire(10)));
+        assert!(futures::executor::block_on(credit.acquire(10, 10)));
         releaser.join().unwrap();
         let closer = {
             let credit = credit.clone();
@@ -997,7 +1008,26 @@ mod tests {
                 credit.close();
             })
         };
-        assert!(!futures::executor::block_on(credit.acquire(10)));
+        assert!(!futures::executor::block_on(credit.acquire(10, 10)));
         closer.join().unwrap();
+    }
+
+    /// ...and in bytes: two messages of 3 MiB fill a 4 MiB queue however few messages it
+    /// holds.
+    #[test]
+    fn the_receiver_queue_holds_its_bound_in_bytes() {
+        use futures::FutureExt;
+        use pulsar::consumer::data::QueueCredit;
+
+        const MIB: usize = 1024 * 1024;
+        let credit = QueueCredit::new(READ_AHEAD_MESSAGES, Some(READ_AHEAD_BYTES));
+        assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
+        // 1 MiB of room left: one more entry may overshoot...
+        assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
+        // ...then the engine waits with 2 of its 2,000 messages used.
+        let mut waiting = Box::pin(credit.acquire(1, 3 * MIB));
+        assert_eq!(waiting.as_mut().now_or_never(), None);
+        credit.release(1, 3 * MIB);
+        assert_eq!(waiting.as_mut().now_or_never(), Some(true));
     }
 }

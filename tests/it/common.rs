@@ -50,6 +50,8 @@ pub fn unique(prefix: &str) -> String {
 /// A fresh database for one test, with the seed's `sink_table`.
 pub struct TestDb {
     pub url: String,
+    /// The database's name.
+    pub name: String,
 }
 
 impl TestDb {
@@ -66,6 +68,7 @@ impl TestDb {
         .unwrap();
         let db = TestDb {
             url: format!("{}/{name}", mysql_server_url()),
+            name,
         };
         db.exec(include_str!("../../sql/sink_table.sql")).await;
         db
@@ -384,4 +387,30 @@ pub async fn ended_within(child: std::process::Child, limit: Duration, what: &st
             panic!("{what} (killed after {limit:?})");
         }
     }
+}
+
+/// Waits for `child` and samples its peak RSS (KiB), the kernel's `VmHWM` of its own memory,
+/// every 20 ms while it runs. (wait4's `ru_maxrss` would not do: a child's maximum includes
+/// the RSS of the test process it was spawned from.)
+pub fn wait_with_peak_rss(child: std::process::Child) -> (Run, u64) {
+    let status = format!("/proc/{}/status", child.id());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let hwm = std::fs::read_to_string(&status).ok().and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+                });
+                peak = peak.max(hwm.unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let output = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    (parse(output), sampler.join().unwrap())
 }

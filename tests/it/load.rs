@@ -4,39 +4,9 @@
 //! `#[ignore]`d in the parallel phase: it loads the whole machine; scripts/test.sh runs it in
 //! the serial phase.
 
-use std::io::Read;
-use std::process::Child;
-
 use futures::future::join_all;
 
 use crate::common::*;
-
-/// Waits for `child` with wait4, which also reports its peak RSS (KiB); reads its pipes.
-fn wait_with_rusage(mut child: Child) -> (Run, u64) {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as i32;
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4 failed");
-    let output = std::process::Output {
-        status: std::os::unix::process::ExitStatusExt::from_raw(status),
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    };
-    (parse(output), usage.ru_maxrss as u64)
-}
 
 #[tokio::test]
 #[ignore = "loads the whole machine; scripts/test.sh runs it in the serial phase"]
@@ -52,7 +22,7 @@ async fn ten_jobs_on_ten_topics_at_once_each_exactly_once() {
     }
     let runs = join_all(setups.iter().map(|(db, topic)| {
         let child = command(&run_args(topic, db)).spawn().unwrap();
-        tokio::task::spawn_blocking(move || wait_with_rusage(child))
+        tokio::task::spawn_blocking(move || wait_with_peak_rss(child))
     }))
     .await;
     let mut peaks = Vec::new();

@@ -11,6 +11,7 @@ mod end_snapshot;
 mod exactly_once;
 mod faults;
 mod load;
+mod locks;
 mod metrics;
 mod mysql_tls;
 mod partitions;

@@ -38,44 +38,61 @@ impl Entry {
             }
         }
     }
+
+    /// How many bytes of message data it holds, for the receiver queue's bound in bytes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Entry::Messages(messages) => messages.iter().map(|(_, p)| p.data.len()).sum(),
+            Entry::Batch(_, payload) => payload.data.len(),
+        }
+    }
 }
 
 pub type MessageIdDataReceiver = mpsc::UnboundedReceiver<Result<Entry, Error>>;
 
-/// The receiver queue's bound, counted in messages, between a consumer's engine and the
-/// consumer (pulsar2mysql patch, see vendor/README.md).
+/// The receiver queue's bound, counted in messages and in bytes, between a consumer's engine
+/// and the consumer (pulsar2mysql patch, see vendor/README.md).
 ///
 /// The engine hands the consumer a whole entry per channel item, instead of one item per
 /// message: a batch of 500 messages costs one channel operation and one wake-up instead of
-/// 500. The channel itself is unbounded; this credit keeps the number of buffered messages
-/// at the configured receiver queue size, as the bounded per-message channel did.
+/// 500. The channel itself is unbounded; this credit keeps the buffered messages at the
+/// configured receiver queue size, as the bounded per-message channel did, and their bytes at
+/// the configured byte bound (if any): the engine waits while either is used up.
 #[derive(Debug)]
 pub struct QueueCredit {
-    available: AtomicI64,
+    messages: AtomicI64,
+    bytes: AtomicI64,
     closed: AtomicBool,
     waker: AtomicWaker,
 }
 
 impl QueueCredit {
-    pub fn new(messages: u32) -> Self {
+    /// `bytes`: `None` for no bound in bytes.
+    pub fn new(messages: u32, bytes: Option<u64>) -> Self {
         QueueCredit {
-            available: AtomicI64::new(i64::from(messages.max(1))),
+            messages: AtomicI64::new(i64::from(messages.max(1))),
+            bytes: AtomicI64::new(
+                bytes.map_or(i64::MAX / 2, |b| b.clamp(1, i64::MAX as u64 / 2) as i64),
+            ),
             closed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
 
-    /// Engine side: waits until the queue has room, then takes `messages` from it (it may go
-    /// below zero by one entry, as a bounded channel holds one item per sender beyond its
-    /// capacity). False once the consumer is gone.
-    pub async fn acquire(&self, messages: usize) -> bool {
+    /// Engine side: waits until the queue has room, then takes `messages` and `bytes` from it
+    /// (it may go below zero by one entry, as a bounded channel holds one item per sender
+    /// beyond its capacity). False once the consumer is gone.
+    pub async fn acquire(&self, messages: usize, bytes: usize) -> bool {
         poll_fn(|cx| {
             for registered in [false, true] {
                 if self.closed.load(Ordering::Acquire) {
                     return Poll::Ready(false);
                 }
-                if self.available.load(Ordering::Acquire) > 0 {
-                    self.available.fetch_sub(messages as i64, Ordering::AcqRel);
+                if self.messages.load(Ordering::Acquire) > 0
+                    && self.bytes.load(Ordering::Acquire) > 0
+                {
+                    self.messages.fetch_sub(messages as i64, Ordering::AcqRel);
+                    self.bytes.fetch_sub(bytes as i64, Ordering::AcqRel);
                     return Poll::Ready(true);
                 }
                 if !registered {
@@ -89,10 +106,11 @@ impl QueueCredit {
         .await
     }
 
-    /// Consumer side: `messages` left the queue.
-    pub fn release(&self, messages: usize) {
-        let before = self.available.fetch_add(messages as i64, Ordering::AcqRel);
-        if before <= 0 {
+    /// Consumer side: `messages` holding `bytes` left the queue.
+    pub fn release(&self, messages: usize, bytes: usize) {
+        let messages_before = self.messages.fetch_add(messages as i64, Ordering::AcqRel);
+        let bytes_before = self.bytes.fetch_add(bytes as i64, Ordering::AcqRel);
+        if messages_before <= 0 || bytes_before <= 0 {
             self.waker.wake();
         }
     }

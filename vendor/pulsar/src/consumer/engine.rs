@@ -48,6 +48,9 @@ pub struct ConsumerEngine<Exe: Executor> {
     event_tx: UnboundedSender<EngineEvent<Exe>>,
     batch_size: u32,
     remaining_messages: i64,
+    /// pulsar2mysql patch: bytes per message on the wire, a maximum that decays slowly; with
+    /// `options.receiver_queue_bytes` it sizes the Flow permits (see `flow_target`).
+    bytes_per_message: Option<u64>,
     unacked_message_redelivery_delay: Option<Duration>,
     unacked_messages: HashMap<MessageIdData, Instant>,
     dead_letter_policy: Option<DeadLetterPolicy>,
@@ -90,6 +93,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             event_tx,
             batch_size,
             remaining_messages: first_flow(batch_size) as i64,
+            bytes_per_message: None,
             unacked_message_redelivery_delay,
             unacked_messages: HashMap::new(),
             dead_letter_policy,
@@ -176,14 +180,12 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             // BatchMessage (1024) -> (batch_size = 1000, remaining_messages = 4294967096, no flow message trigger) [underflow on remaining messages - without the patch]
             // BatchMessage (1024) -> (batch_size = 1000, remaining_messages = -1124, flow message trigger, ask broker to send =>  batch_size - remaining_messages = 2124) [no underflow on remaining messages - with the patch]
             // ```
-            if self.remaining_messages < (self.batch_size.div_ceil(2) as i64) {
+            let target = self.flow_target();
+            if self.remaining_messages < (target.div_ceil(2) as i64) {
                 match self
                     .connection
                     .sender()
-                    .send_flow(
-                        self.id,
-                        (self.batch_size as i64 - self.remaining_messages) as u32,
-                    )
+                    .send_flow(self.id, (target as i64 - self.remaining_messages) as u32)
                     .await
                 {
                     Ok(()) => {}
@@ -199,7 +201,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                     }
                 }
 
-                self.remaining_messages = self.batch_size as i64;
+                self.remaining_messages = target as i64;
             }
 
             match Self::timeout(self.event_rx.next(), Duration::from_secs(1)).await {
@@ -249,7 +251,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                 None
             }
             Some(message) => {
-                self.remaining_messages -= message
+                let messages = message
                     .payload
                     .as_ref()
                     .and_then(|payload| {
@@ -259,7 +261,11 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                         );
                         payload.metadata.num_messages_in_batch
                     })
-                    .unwrap_or(1) as i64;
+                    .unwrap_or(1);
+                self.remaining_messages -= messages as i64;
+                if let Some(payload) = message.payload.as_ref() {
+                    self.observe_size(payload.data.len(), messages.max(1) as usize);
+                }
 
                 match self.process_message(message).await {
                     // Continue
@@ -562,6 +568,32 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
         Ok(())
     }
 
+    /// pulsar2mysql patch: the permits to keep outstanding. Without a byte bound, the batch
+    /// size (upstream's rule). With one, as many messages as fit in it at the bytes per message
+    /// seen so far (between 1 and the batch size); before the first message, one: the first
+    /// entry tells the size, and a topic of large messages never has thousands of them in
+    /// flight.
+    fn flow_target(&self) -> u32 {
+        match (self.options.receiver_queue_bytes, self.bytes_per_message) {
+            (None, _) => self.batch_size,
+            (Some(_), None) => 1,
+            (Some(bytes), Some(per_message)) => {
+                (bytes / per_message.max(1)).clamp(1, u64::from(self.batch_size.max(1))) as u32
+            }
+        }
+    }
+
+    /// pulsar2mysql patch: learns the bytes per message from an entry of `messages` messages
+    /// and `bytes` bytes. Up at once (a large message shrinks the permits before the next
+    /// Flow), down by 1/16 of the gap per entry (one small entry does not open the gates).
+    fn observe_size(&mut self, bytes: usize, messages: usize) {
+        let seen = (bytes / messages.max(1)).max(1) as u64;
+        self.bytes_per_message = Some(match self.bytes_per_message {
+            Some(old) if seen < old => old - (old - seen) / 16,
+            _ => seen,
+        });
+    }
+
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     async fn send_to_consumer(&mut self, entry: Entry) -> Result<(), Error> {
         let now = Instant::now();
@@ -573,7 +605,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                     .insert(message_id.clone(), now + duration);
             }
         }
-        if !self.credit.acquire(entry.len()).await {
+        if !self.credit.acquire(entry.len(), entry.bytes()).await {
             error!("tx returned: the consumer is gone");
             return Err(Error::Custom("tx closed".to_string()));
         }

@@ -22,6 +22,10 @@ pub struct ConsumerOptions {
     pub schema: Option<Schema>,
     /// size of the receiver queue
     pub receiver_queue_size: Option<u32>,
+    /// pulsar2mysql patch: a bound in bytes on the receiver queue and on the messages asked
+    /// for but not yet received (Flow permits are sized by the bytes per message seen so far),
+    /// besides the bound in messages
+    pub receiver_queue_bytes: Option<u64>,
     /// Signal whether the subscription will initialize on latest
     /// or earliest message (default on latest)
     ///
@@ -83,6 +87,15 @@ impl ConsumerOptions {
     pub fn with_receiver_queue_size(mut self, size: u32) -> Self {
         // todo: support zero_queue_size consumer
         self.receiver_queue_size = Some(if size == 0 { 1000 } else { size });
+        self
+    }
+
+    /// pulsar2mysql patch: bounds the receiver queue, and the messages asked of the broker but
+    /// not yet received, in bytes as well as in messages (large messages would otherwise make
+    /// a queue of N messages hold N times their size).
+    #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
+    pub fn with_receiver_queue_bytes(mut self, bytes: u64) -> Self {
+        self.receiver_queue_bytes = Some(bytes.max(1));
         self
     }
 }

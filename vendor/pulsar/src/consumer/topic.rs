@@ -112,7 +112,10 @@ impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
         }
         let receiver_queue_size = options.receiver_queue_size.unwrap_or(1000);
         let (tx, rx) = mpsc::unbounded();
-        let credit = Arc::new(QueueCredit::new(receiver_queue_size));
+        let credit = Arc::new(QueueCredit::new(
+            receiver_queue_size,
+            options.receiver_queue_bytes,
+        ));
         let mut c = ConsumerEngine::new(
             client.clone(),
             connection.clone(),
@@ -339,7 +342,7 @@ impl<T: DeserializeMessage, Exe: Executor> Stream for TopicConsumer<T, Exe> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Ok(entry))) => {
-                    self.credit.release(entry.len());
+                    self.credit.release(entry.len(), entry.bytes());
                     self.last_message_received = Some(Utc::now());
                     self.entry = match entry {
                         Entry::Messages(messages) => EntryReader::Messages(messages.into_iter()),
