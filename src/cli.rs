@@ -225,7 +225,10 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_BATCH_BYTES")]
     pub batch_bytes: Option<usize>,
 
-    /// Partitions written concurrently (one connection each). Default: 4.
+    /// Write streams (one connection each) the partitions are spread over. Default: chosen by
+    /// the server: 1 for LOAD DATA when innodb_autoinc_lock_mode is 0 or 1 (MariaDB's and
+    /// MySQL 5.7's default; parallel streams would take turns on the table's AUTO-INC lock),
+    /// else 4.
     #[arg(long, env = "PULSAR2MYSQL_WRITERS")]
     pub writers: Option<usize>,
 
@@ -519,7 +522,7 @@ impl RunArgs {
                 strategy: args.write_strategy.unwrap_or_default(),
                 batch_rows: args.batch_rows,
                 batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
-                writers: args.writers.unwrap_or(4),
+                writers: args.writers,
                 retry_budget,
                 io_timeout: Duration::from_secs(args.mysql_io_timeout_secs.unwrap_or(30).max(1)),
                 tls: mysql_tls(&args, &mysql_url)?,
@@ -570,7 +573,7 @@ mod tests {
         };
         let cfg = args.into_config().unwrap();
         assert_eq!(cfg.source.topic.0, "persistent://public/default/from_flag");
-        assert_eq!(cfg.sink.writers, 2);
+        assert_eq!(cfg.sink.writers, Some(2));
         assert_eq!(cfg.sink.table, "t");
     }
 

@@ -450,6 +450,10 @@ pub struct MysqlTls {
 /// Longest range key stored as it is (`p2m_checkpoint.range_key` is a VARCHAR(191)).
 const RANGE_KEY_MAX: usize = 191;
 
+/// Write streams when partitions are written in parallel: `--writers`' default where the
+/// server does not make parallel LOAD DATA streams take turns.
+pub const PARALLEL_WRITE_STREAMS: usize = 4;
+
 /// The MySQL side.
 #[derive(Clone)]
 pub struct SinkConfig {
@@ -464,8 +468,9 @@ pub struct SinkConfig {
     pub batch_rows: Option<usize>,
     /// Most bytes of SQL per INSERT statement (also capped by the server's max_allowed_packet).
     pub batch_bytes: usize,
-    /// Concurrent writer connections (partitions are spread over them).
-    pub writers: usize,
+    /// Write streams, one connection each (partitions are spread over them); `None` lets the
+    /// server's AUTO-INC lock mode choose ([`SinkConfig::write_streams`]).
+    pub writers: Option<usize>,
     /// Total time allowed for retrying a batch before the run fails.
     pub retry_budget: Duration,
     /// Longest wait for one answer from MySQL: a silent network partition is noticed after it.
@@ -496,6 +501,31 @@ impl SinkConfig {
     /// take its AUTO-INC lock per statement (`innodb_autoinc_lock_mode=1`, MariaDB's
     /// default), so concurrent partitions interleave better with shorter transactions; one
     /// partition gets the largest (see BENCHMARKS.md).
+    /// The most write streams a run may use: the connection pools' size.
+    pub fn max_writers(&self) -> usize {
+        self.writers.unwrap_or(PARALLEL_WRITE_STREAMS).max(1)
+    }
+
+    /// How many write streams a run of `partitions` partitions uses with `strategy` on a
+    /// server whose `innodb_autoinc_lock_mode` is `autoinc_lock_mode`, unless `--writers`
+    /// says. LOAD DATA is a bulk insert: under lock modes 0 and 1 each statement holds the
+    /// table's AUTO-INC lock to its end, so parallel streams only take turns (and interleave
+    /// their keys): one stream, fed by the partitions in turn, is the fastest (BENCHMARKS.md).
+    /// Under mode 2 (MySQL 8's default) bulk inserts do not lock the table, and multi-row
+    /// INSERTs never do: partitions are written in parallel.
+    pub fn write_streams(
+        &self,
+        strategy: WriteStrategy,
+        autoinc_lock_mode: Option<i64>,
+        partitions: usize,
+    ) -> usize {
+        let chosen = self.writers.unwrap_or(match (strategy, autoinc_lock_mode) {
+            (WriteStrategy::LoadData, Some(0 | 1)) => 1,
+            _ => PARALLEL_WRITE_STREAMS,
+        });
+        chosen.min(partitions).max(1)
+    }
+
     pub fn batch_rows_for(&self, concurrent: usize) -> usize {
         self.batch_rows
             .unwrap_or_else(|| (100_000 / concurrent.max(1)).max(20_000))
@@ -538,7 +568,7 @@ impl Config {
                 )));
             }
         }
-        if self.sink.batch_rows == Some(0) || self.sink.writers == 0 {
+        if self.sink.batch_rows == Some(0) || self.sink.writers == Some(0) {
             return Err(Error::Config(
                 "--batch-rows and --writers must be at least 1".into(),
             ));
@@ -592,7 +622,7 @@ mod tests {
             strategy: WriteStrategy::Auto,
             batch_rows: None,
             batch_bytes: 1 << 22,
-            writers: 4,
+            writers: None,
             retry_budget: Duration::from_secs(1),
             io_timeout: Duration::from_secs(1),
             tls: Default::default(),
@@ -602,6 +632,21 @@ mod tests {
         assert_eq!(sink.batch_rows_for(16), 20_000);
         sink.batch_rows = Some(7);
         assert_eq!(sink.batch_rows_for(4), 7);
+
+        // Write streams: one for LOAD DATA where bulk inserts lock the table (modes 0, 1)...
+        let ld = WriteStrategy::LoadData;
+        assert_eq!(sink.write_streams(ld, Some(1), 16), 1);
+        assert_eq!(sink.write_streams(ld, Some(0), 16), 1);
+        // ...parallel where they do not, for INSERT, and without InnoDB; never more than
+        // the partitions.
+        assert_eq!(sink.write_streams(ld, Some(2), 16), PARALLEL_WRITE_STREAMS);
+        assert_eq!(sink.write_streams(WriteStrategy::Insert, Some(1), 16), 4);
+        assert_eq!(sink.write_streams(ld, None, 16), 4);
+        assert_eq!(sink.write_streams(ld, Some(2), 2), 2);
+        // --writers decides when given.
+        sink.writers = Some(3);
+        assert_eq!(sink.write_streams(ld, Some(1), 16), 3);
+        assert_eq!(sink.write_streams(ld, Some(1), 1), 1);
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! Wires source -> records -> sink for one run.
 //!
-//! All partitions' readers open first, so every end bound is taken when the run starts. Then
-//! up to `--writers` partitions are processed at once; within a partition, reading+converting
-//! and writing overlap through a bounded channel (two batches in flight at most), which keeps
-//! memory flat whatever the size of the range. Batches of one partition commit in order, so
-//! its checkpoint only ever moves forward over committed rows.
+//! The readers of the first partitions open first, so every end bound is taken when the run
+//! starts. Partitions are then spread over write streams (one connection each; how many, the
+//! server's AUTO-INC lock mode decides unless `--writers` says): a stream reads its partitions
+//! one after another into one writer task, so reading+converting and writing overlap through
+//! a bounded channel (two batches in flight at most), also across a partition's end, which
+//! keeps memory flat whatever the size of the range. Every batch holds one partition's rows
+//! and commits with that partition's checkpoint, and a partition's batches commit in order,
+//! so its checkpoint only ever moves forward over committed rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -19,6 +22,7 @@ use tracing::Instrument;
 
 use crate::config::{
     BadRecordPolicy, Config, EndBound, RecordsConfig, SourceConfig, StartBound, WriteStrategy,
+    PARALLEL_WRITE_STREAMS,
 };
 use crate::error::{Error, ExitCode, Result};
 use crate::records::{BadRecord, RowConverter};
@@ -156,7 +160,10 @@ async fn run_inner(
     // for the MySQL side's whole conversation). The first error ends both: dropping the
     // handle aborts the task.
     let source = cfg.source.clone();
-    let writers = cfg.sink.writers;
+    // Subscribed at once: the partitions the first write streams read. With the number of
+    // streams left to the server, one (LOAD DATA on MariaDB); a server that allows more gets
+    // the others subscribed when their turn comes, a few milliseconds later.
+    let writers = cfg.sink.writers.unwrap_or(1);
     let pulsar_side = AbortOnDropHandle::new(tokio::spawn(
         async move { open_readers(&source, writers).await }.in_current_span(),
     ));
@@ -321,30 +328,60 @@ async fn run_with_sink(
         dry_run: cfg.dry_run,
         stats: stats.clone(),
     };
-    let concurrent = readers.len().min(cfg.sink.writers);
-    let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::stream::iter(readers)
+    let streams = if cfg.dry_run {
+        cfg.sink
+            .writers
+            .unwrap_or(PARALLEL_WRITE_STREAMS)
+            .min(readers.len())
+            .max(1)
+    } else {
+        sink.write_streams(readers.len())
+    };
+    tracing::info!(
+        streams,
+        partitions = readers.len(),
+        "write streams (--writers; by default 1 for LOAD DATA on a server whose AUTO-INC lock \
+         mode makes parallel streams take turns)"
+    );
+    let mut builders: HashMap<i32, BatchBuilder> = readers
+        .iter()
         .map(|reader| {
             let index = reader.partition().checkpoint_index();
             let builder = sink.batch_builder(
                 converter.columns(),
                 &reader.partition().topic,
                 index,
-                concurrent,
+                streams,
                 checkpoints.get(&index).map(|cp| cp.position),
             );
-            run_partition(
-                cfg,
-                reader,
-                converter.clone(),
-                builder,
-                writer.clone(),
-                stats,
-                &stop,
-            )
+            (index, builder)
         })
-        .buffer_unordered(cfg.sink.writers)
-        .collect()
-        .await;
+        .collect();
+    let queue: std::sync::Mutex<VecDeque<(PartitionReader, BatchBuilder)>> = readers
+        .into_iter()
+        .map(|reader| {
+            let builder = builders
+                .remove(&reader.partition().checkpoint_index())
+                .expect("one builder per partition");
+            (reader, builder)
+        })
+        .collect::<VecDeque<_>>()
+        .into();
+    let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::future::join_all(
+        (0..streams).map(|_| run_stream(cfg, &queue, &converter, writer.clone(), stats, &stop)),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .chain(
+        // Partitions no stream took (every stream stopped on an error first).
+        queue
+            .into_inner()
+            .expect("partition queue lock")
+            .into_iter()
+            .map(|(reader, _)| (reader.resolved(), Ok(()))),
+    )
+    .collect();
     let mut first_error = None;
     for (range, result) in outcomes {
         resolved.push(range);
@@ -404,18 +441,90 @@ async fn record_window_ends(cfg: &Config, sink: &MysqlSink, resolved: &[Resolved
     }
 }
 
-async fn run_partition(
+/// One write stream: takes partitions from `queue` one after another and reads each into the
+/// same writer task. The stream's batches reach the server as one sequence of transactions,
+/// each carrying its own partition's checkpoint, and the next partition is read while the
+/// previous one's last batch commits.
+async fn run_stream(
+    cfg: &Config,
+    queue: &std::sync::Mutex<VecDeque<(PartitionReader, BatchBuilder)>>,
+    converter: &RowConverter,
+    writer: Writer,
+    stats: &Stats,
+    shutdown: &CancellationToken,
+) -> Vec<(ResolvedRange, Result<()>)> {
+    let (tx, rx) = mpsc::channel::<Handoff>(BATCHES_IN_FLIGHT);
+    let write = tokio::spawn(write_batches(writer, rx).in_current_span());
+    let mut read = Vec::new();
+    while !shutdown.is_cancelled() {
+        let next = queue.lock().expect("partition queue lock").pop_front();
+        let Some((reader, builder)) = next else { break };
+        let span = tracing::info_span!("partition", topic = %reader.partition().topic);
+        let (reader, result) = read_partition(
+            cfg,
+            reader,
+            converter.clone(),
+            builder,
+            &tx,
+            stats,
+            shutdown,
+        )
+        .instrument(span.clone())
+        .await;
+        // A writer that stopped (its error follows) or a reader that failed ends the stream.
+        let stop = result.is_err() || tx.is_closed();
+        read.push((reader, span, result));
+        if stop {
+            break;
+        }
+    }
+    // Closing the channel ends the writer after the last batch; a batch left open by a failed
+    // reader is abandoned (its early load rolled back) rather than waited on.
+    drop(tx);
+    let mut write_result = write.await.unwrap_or_else(|e| {
+        Err(Error::Sink(format!(
+            "a writer task stopped unexpectedly: {e}"
+        )))
+    });
+    let last = read.len().saturating_sub(1);
+    read.into_iter()
+        .enumerate()
+        .map(|(i, (reader, span, read_result))| {
+            // The writer's error goes with the partition it was writing: the last one read.
+            let result = if i == last {
+                std::mem::replace(&mut write_result, Ok(())).and(read_result)
+            } else {
+                read_result
+            };
+            let resolved = reader.resolved();
+            stats.partition_progress(reader.partition().checkpoint_index(), |p| {
+                p.done = result.is_ok() && resolved.stopped_because.is_some();
+            });
+            match &result {
+                Ok(()) => {
+                    tracing::info!(parent: &span, stopped = ?resolved.stopped_because, reconnects = reader.reconnects(), "partition done")
+                }
+                Err(e) => tracing::error!(parent: &span, error = %e, "partition failed"),
+            }
+            stats.retries.fetch_add(reader.reconnects(), Relaxed);
+            (resolved, result)
+        })
+        .collect()
+}
+
+/// Reads one partition to its end bound into `tx`, converting and batching as it goes.
+/// Returns the reader (for its resolved range) and how reading ended; a writer that went
+/// away ends reading early with `Ok` (the writer's error is the one to report).
+async fn read_partition(
     cfg: &Config,
     mut reader: PartitionReader,
     mut converter: RowConverter,
     builder: BatchBuilder,
-    writer: Writer,
+    tx: &mpsc::Sender<Handoff>,
     stats: &Stats,
     shutdown: &CancellationToken,
-) -> (ResolvedRange, Result<()>) {
-    let (tx, rx) = mpsc::channel::<Handoff>(BATCHES_IN_FLIGHT);
+) -> (PartitionReader, Result<()>) {
     let partition = reader.partition().clone();
-    let span = tracing::info_span!("partition", topic = %partition.topic);
     let index = partition.checkpoint_index();
     let end_time = match cfg.source.to {
         EndBound::PublishTime(ms) => ms,
@@ -425,9 +534,6 @@ async fn run_partition(
     let mut read_here = 0u64;
     let mut last_publish = None;
     let read = async {
-        // Owned by this block, so the channel closes (and the writer ends) on every way out,
-        // and a batch left open is abandoned (its early load rolled back) rather than waited on.
-        let tx = tx;
         let mut builder = builder;
         // One cancellation future for the whole loop, polled only while no message is ready;
         // a ready stream is checked for shutdown every SHUTDOWN_CHECK_EVERY messages instead
@@ -541,29 +647,12 @@ async fn run_partition(
         }
         Ok(())
     };
-    let write = tokio::spawn(write_batches(writer, rx).instrument(span.clone()));
-    let read_result = read.await;
-    let write_result = write.await.unwrap_or_else(|e| {
-        Err(Error::Sink(format!(
-            "the writer of {} stopped unexpectedly: {e}",
-            partition.topic
-        )))
-    });
-    let result = write_result.and(read_result);
+    let result = read.await;
     stats.partition_progress(index, |p| {
         p.records_read = read_here;
         p.last_publish_time = last_publish;
-        p.done = result.is_ok() && reader.resolved().stopped_because.is_some();
     });
-    let resolved = reader.resolved();
-    match &result {
-        Ok(()) => {
-            tracing::info!(parent: &span, stopped = ?resolved.stopped_because, reconnects = reader.reconnects(), "partition done")
-        }
-        Err(e) => tracing::error!(parent: &span, error = %e, "partition failed"),
-    }
-    stats.retries.fetch_add(reader.reconnects(), Relaxed);
-    (resolved, result)
+    (reader, result)
 }
 
 async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()> {

@@ -614,7 +614,7 @@ fn connect_opts(
         .pool_opts(
             mysql_async::PoolOpts::default()
                 .with_constraints(
-                    mysql_async::PoolConstraints::new(0, cfg.writers.max(1)).expect("0 <= writers"),
+                    mysql_async::PoolConstraints::new(0, cfg.max_writers()).expect("0 <= writers"),
                 )
                 // Keep idle connections for the next batch. Without a TTL the pool keeps only
                 // `min` (0) idle ones, so every batch (and the warm-up) would connect anew.
@@ -723,7 +723,7 @@ mod tests {
             strategy: Default::default(),
             batch_rows: Some(1),
             batch_bytes: 1,
-            writers: 2,
+            writers: Some(2),
             retry_budget: std::time::Duration::from_secs(1),
             io_timeout: std::time::Duration::from_secs(1),
             tls: Default::default(),

@@ -48,6 +48,9 @@ pub struct MysqlSink {
     load_data: Option<LoadDataWriter>,
     /// Whether the control connection got TLS (decides `preferred` for the LOAD DATA pool).
     tls_in_use: bool,
+    /// The server's `innodb_autoinc_lock_mode` (None if it has none): whether parallel LOAD
+    /// DATA streams take turns on the table's AUTO-INC lock.
+    autoinc_lock_mode: Option<i64>,
     cfg: SinkConfig,
 }
 
@@ -85,7 +88,7 @@ impl MysqlSink {
             // row values. Logs never carry rows; slowness shows in the batch metrics.
             .disable_statement_logging();
         let pool = MySqlPoolOptions::new()
-            .max_connections(cfg.writers as u32 + 2)
+            .max_connections(cfg.max_writers() as u32 + 2)
             .acquire_timeout(super::CONNECT_TIMEOUT)
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -157,21 +160,27 @@ impl MysqlSink {
                         Error::Sink(format!("cannot read the session's TLS state: {e}"))
                     })?;
             let tls_in_use = cipher.is_some_and(|(_, c)| !c.is_empty());
-            Ok::<_, Error>((columns, packet, strategy, tls_in_use))
+            // A server without InnoDB has no such variable: no lock to take turns on.
+            let autoinc_lock_mode: Option<i64> =
+                sqlx::query_scalar("SELECT CAST(@@innodb_autoinc_lock_mode AS SIGNED)")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .ok();
+            Ok::<_, Error>((columns, packet, strategy, tls_in_use, autoinc_lock_mode))
         };
-        let (columns, packet, strategy, tls_in_use) = match tokio::time::timeout(limit, setup).await
-        {
-            Ok(done) => done?,
-            Err(_) => {
-                drop(conn.detach());
-                return Err(Error::Sink(format!(
-                    "{} did not answer the set-up queries (migrations, the table's columns) \
+        let (columns, packet, strategy, tls_in_use, autoinc_lock_mode) =
+            match tokio::time::timeout(limit, setup).await {
+                Ok(done) => done?,
+                Err(_) => {
+                    drop(conn.detach());
+                    return Err(Error::Sink(format!(
+                        "{} did not answer the set-up queries (migrations, the table's columns) \
                      within {}s (a network partition, or a server that stopped responding)",
-                    cfg.redacted_url(),
-                    limit.as_secs()
-                )));
-            }
-        };
+                        cfg.redacted_url(),
+                        limit.as_secs()
+                    )));
+                }
+            };
         // Leave room for the statement's head and tail and the protocol's own framing.
         let max_packet_statement = (packet as usize).saturating_sub(16 * 1024).max(16 * 1024);
         let max_statement_bytes = cfg
@@ -194,8 +203,16 @@ impl MysqlSink {
             strategy,
             load_data,
             tls_in_use,
+            autoinc_lock_mode,
             cfg: cfg.clone(),
         })
+    }
+
+    /// How many write streams a run over `partitions` partitions uses (see
+    /// [`SinkConfig::write_streams`]).
+    pub fn write_streams(&self, partitions: usize) -> usize {
+        self.cfg
+            .write_streams(self.strategy, self.autoinc_lock_mode, partitions)
     }
 
     /// Opens one LOAD DATA connection, when this sink's strategy uses them, so that `check`

@@ -40,6 +40,40 @@ async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
     );
 }
 
+/// The same over a partitioned topic, the runs alternating between one write stream fed by
+/// the partitions in turn (the default on MariaDB) and three parallel streams: every
+/// partition's checkpoint commits with its rows either way.
+#[tokio::test]
+async fn kill_9_over_a_partitioned_topic_then_rerun_gives_every_row_once() {
+    const N: i64 = 400_000;
+    let db = TestDb::new("kill_part").await;
+    let topic = topic("kill_part");
+    create_partitioned(&topic, 4);
+    produce(&topic, seed_records(0..N), 1000).await;
+    let one_stream = with(run_args(&topic, &db), &["--batch-rows", "2000"]);
+    let three_streams = with(one_stream.clone(), &["--writers", "3"]);
+
+    for (kill_after_rows, args) in [
+        (1, &one_stream),
+        (60_000, &three_streams),
+        (150_000, &one_stream),
+        (300_000, &three_streams),
+    ] {
+        let mut child = command(args).spawn().unwrap();
+        wait_mid_run(&db, &mut child, kill_after_rows).await;
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let duplicates = db
+            .scalar("SELECT COUNT(*) - COUNT(DISTINCT id) FROM sink_table")
+            .await;
+        assert_eq!(duplicates, 0, "duplicates after kill at {kill_after_rows}");
+    }
+
+    let run = run_binary(&one_stream).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_exact(&db, N).await;
+}
+
 #[tokio::test]
 async fn a_second_run_of_the_same_job_stops_at_once() {
     let db = TestDb::new("lock").await;
