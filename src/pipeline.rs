@@ -30,7 +30,8 @@ use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::mysql::OpenBatch;
 use crate::sink::{Batch, BatchBuilder, MysqlSink};
-use crate::source::pulsar::ResolvedRange;
+use crate::source::bounds::StopReason;
+use crate::source::ResolvedRange;
 use crate::source::{PartitionReader, PulsarSource};
 
 /// Batches queued between a partition's reader and its writer task, besides the one being
@@ -414,7 +415,7 @@ async fn record_window_ends(cfg: &Config, sink: &MysqlSink, resolved: &[Resolved
     };
     let ended: Vec<_> = resolved
         .iter()
-        .filter(|r| r.stopped_because == Some("end_of_window"))
+        .filter(|r| r.stopped_because == Some(StopReason::EndOfWindow))
         .filter_map(|r| Some((r.partition, r.last_read?)))
         .collect();
     if ended.is_empty() {

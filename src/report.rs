@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::WriteStrategy;
 use crate::records::BadReason;
-use crate::source::pulsar::ResolvedRange;
+use crate::source::ResolvedRange;
 
 /// Counters updated by every partition task; cheap to bump from the hot loop.
 #[derive(Debug, Default)]

@@ -9,9 +9,13 @@ use std::str::FromStr;
 use serde::Serialize;
 
 mod admin;
-pub mod pulsar;
+pub mod bounds;
+mod connect;
+mod reader;
 
-pub use self::pulsar::{PartitionReader, PulsarSource};
+pub use self::bounds::StopReason;
+pub use self::connect::PulsarSource;
+pub use self::reader::PartitionReader;
 
 /// A message's place in its partition, ordered as the broker orders them:
 /// ledger, then entry, then index inside a batched entry (`-1` when not batched).
@@ -108,6 +112,33 @@ impl Partition {
     pub fn checkpoint_index(&self) -> i32 {
         self.index.map_or(-1, |i| i as i32)
     }
+}
+
+/// How one partition's range was resolved when its reader opened (reported in the summary).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedRange {
+    pub partition: i32,
+    /// Reading starts strictly after this position (checkpoint or `--from id:`), if any.
+    pub start_after: Option<String>,
+    /// Publish-time lower bound (inclusive, epoch ms), if any.
+    pub from_publish_time: Option<i64>,
+    /// The first message at or after `from_publish_time`, as the admin API found it (`None`:
+    /// the partition was read from its beginning).
+    pub window_start: Option<String>,
+    /// Last message of the partition when the run started; `None` when it was empty.
+    pub end_snapshot: Option<String>,
+    /// Message-id upper bound (inclusive), if any.
+    pub stop_at: Option<String>,
+    /// Publish-time upper bound (exclusive, epoch ms), if any.
+    pub to_publish_time: Option<i64>,
+    /// Why the partition's reader stopped.
+    pub stopped_because: Option<StopReason>,
+    /// Where the job's previous window stopped in this partition, when this window was chained
+    /// after it (reading then starts right after it, whatever the publish times).
+    pub previous_window_end: Option<String>,
+    /// The last position read (written or skipped): where this window stopped.
+    #[serde(skip)]
+    pub last_read: Option<Position>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,491 @@
+//! Connecting to Pulsar: the client, the topic's partitions, each partition's end snapshot,
+//! and readers opened on them. A connect failure that retrying cannot fix (an untrusted
+//! certificate, a refused token) is diagnosed and reported as such.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulsar::consumer::ConsumerOptions;
+use pulsar::error::AuthenticationError;
+use pulsar::{
+    Authentication, ConnectionRetryOptions, Consumer, OperationRetryOptions, Pulsar, PulsarBuilder,
+    SubType, TokioExecutor,
+};
+
+use super::bounds::{entry_end, Bounds};
+use super::reader::{
+    bounded, close_in_background, from_proto, rand_suffix, retry_or_give_up, source_err,
+    PartitionReader,
+};
+use super::{Partition, Position};
+use crate::config::{id_for_partition, EndBound, SourceConfig, StartBound};
+use crate::error::{Backoff, Error, Result};
+
+/// A connected Pulsar client plus the validated source settings.
+pub struct PulsarSource {
+    client: Pulsar<TokioExecutor>,
+    cfg: SourceConfig,
+}
+
+/// How long every connect attempt must end in the same [`ConnectRefusal`] before the run gives
+/// up on it (with the default backoff: the fifth attempt).
+const REFUSAL_IS_FINAL_AFTER: Duration = Duration::from_secs(3);
+
+/// A connect failure that retrying will not fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectRefusal {
+    /// The TCP connection opens but the TLS handshake fails: the broker's certificate is not
+    /// trusted or names another host, or the port does not speak TLS.
+    TlsHandshake,
+    /// The broker ends the connection in answer to CONNECT: it refused the token (or, without
+    /// one, requires authentication); with `pulsar://`, the port may also expect TLS.
+    Credentials,
+}
+
+impl ConnectRefusal {
+    /// The error a run ends with: a configuration error (exit code 2), since only other
+    /// settings (token, CA file, URL) can fix it. Never contains the token.
+    fn into_error(self, cfg: &SourceConfig) -> Error {
+        let url = crate::error::redact_url(&cfg.service_url);
+        let tls_port_hint = if cfg.service_url.starts_with("pulsar://") {
+            "; or, if that port is the broker's TLS port, use a pulsar+ssl:// URL"
+        } else {
+            ""
+        };
+        let give_token = "through --pulsar-token-file, PULSAR2MYSQL_PULSAR_TOKEN or --pulsar-token";
+        Error::Config(match (self, &cfg.auth_token) {
+            (ConnectRefusal::Credentials, Some(_)) => format!(
+                "Pulsar at {url} refused the token (authentication failed): give a token this \
+                 broker accepts (signed with its key, not expired) {give_token}{tls_port_hint}"
+            ),
+            (ConnectRefusal::Credentials, None) => format!(
+                "Pulsar at {url} refused a connection without credentials: the broker requires \
+                 authentication; give a token {give_token}{tls_port_hint}"
+            ),
+            (ConnectRefusal::TlsHandshake, _) => format!(
+                "TLS handshake with {url} failed: the broker's certificate is not trusted ({}) \
+                 or does not name the host of the URL; or the port does not speak TLS",
+                match &cfg.tls_ca_file {
+                    Some(f) => format!("it is not signed by a CA in --pulsar-tls-ca-file {f}"),
+                    None => "for a self-signed or private CA, give the CA certificate with \
+                             --pulsar-tls-ca-file"
+                        .into(),
+                }
+            ),
+        })
+    }
+}
+
+/// Credentials that note whether pulsar-rs asked for them. It asks once the TCP connection and
+/// the TLS handshake succeeded, right before it sends CONNECT, which is how
+/// [`diagnose_connect_failure`] tells a refused handshake from a refused CONNECT. Without a
+/// token it sends the method `none`, which brokers treat like no credentials at all.
+struct ObservedCredentials {
+    method: &'static str,
+    data: Vec<u8>,
+    asked: Arc<AtomicBool>,
+}
+
+// What #[async_trait] would generate (the crate is not a dependency of ours).
+impl pulsar::authentication::Authentication for ObservedCredentials {
+    fn auth_method_name(&self) -> String {
+        self.method.into()
+    }
+
+    fn initialize<'s, 'f>(
+        &'s mut self,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuthenticationError>> + Send + 'f>>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn auth_data<'s, 'f>(
+        &'s mut self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, AuthenticationError>> + Send + 'f>>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        self.asked.store(true, Ordering::SeqCst);
+        let data = self.data.clone();
+        Box::pin(async move { Ok(data) })
+    }
+}
+
+/// After a failed connect: is the failure one that retrying will not fix? pulsar-rs reports
+/// every failure it does not retry itself (an untrusted certificate, a refused token, a
+/// dropped connection) as the same "fatal error when connecting"; the cause is only in its
+/// log. One more attempt, with [`ObservedCredentials`], shows how far a connection gets.
+/// `None`: it went through this time, or failed in a way worth retrying (broker down, slow).
+async fn diagnose_connect_failure(
+    probe: PulsarBuilder<TokioExecutor>,
+    cfg: &SourceConfig,
+) -> Option<ConnectRefusal> {
+    let asked = Arc::new(AtomicBool::new(false));
+    let (method, data) = match &cfg.auth_token {
+        Some(token) => ("token", token.trim().as_bytes().to_vec()),
+        None => ("none", Vec::new()),
+    };
+    let probe = probe.with_auth_provider(Box::new(ObservedCredentials {
+        method,
+        data,
+        asked: asked.clone(),
+    }));
+    match probe.build().await {
+        Err(pulsar::Error::Connection(e)) if !e.establish_retryable() => {}
+        _ => return None,
+    }
+    if asked.load(Ordering::SeqCst) {
+        return Some(ConnectRefusal::Credentials);
+    }
+    // It did not get as far as CONNECT: no TCP connection (worth retrying), or no TLS session.
+    let tls_handshake_failed =
+        cfg.service_url.starts_with("pulsar+ssl://") && tcp_connects(&cfg.service_url).await;
+    tls_handshake_failed.then_some(ConnectRefusal::TlsHandshake)
+}
+
+/// Whether a plain TCP connection to the URL's host and port opens within a few seconds.
+async fn tcp_connects(service_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(service_url) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let port = url.port().unwrap_or(6651); // only asked about pulsar+ssl:// URLs
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((host, port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+impl PulsarSource {
+    /// Connects to the broker (retrying within the source retry budget).
+    pub async fn connect(cfg: &SourceConfig) -> Result<Self> {
+        let url = &cfg.service_url;
+        if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
+            return Err(Error::Config(format!(
+                "--pulsar-url '{}' must start with pulsar:// or pulsar+ssl://",
+                crate::error::redact_url(url)
+            )));
+        }
+        let pem = match &cfg.tls_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read --pulsar-tls-ca-file {path}: {e}"))
+            })?),
+            None => None,
+        };
+        // `connect_retries`: attempts pulsar-rs makes on a refused or timed-out connection.
+        let builder_without_auth = |connect_retries: u32| {
+            let mut builder = Pulsar::builder(url.clone(), TokioExecutor)
+                .with_connection_retry_options(ConnectionRetryOptions {
+                    min_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(3),
+                    max_retries: connect_retries,
+                    connection_timeout: Duration::from_secs(5),
+                    ..Default::default()
+                })
+                .with_operation_retry_options(OperationRetryOptions {
+                    operation_timeout: Duration::from_secs(20),
+                    retry_delay: Duration::from_millis(500),
+                    max_retries: Some(10),
+                });
+            if let Some(pem) = &pem {
+                builder = builder.with_certificate_chain(pem.clone());
+            }
+            builder
+        };
+        let make_builder = || {
+            let builder = builder_without_auth(5);
+            match &cfg.auth_token {
+                Some(token) => builder.with_auth(Authentication {
+                    name: "token".into(),
+                    data: token.trim().as_bytes().to_vec(),
+                }),
+                None => builder,
+            }
+        };
+        let mut backoff = Backoff::new(cfg.retry_budget);
+        // The refusal every attempt since then ended in. It ends the run once it lasted
+        // REFUSAL_IS_FINAL_AFTER: a broker or load balancer that drops connections for a moment
+        // (restarting) looks the same to a single attempt.
+        let mut refused_since: Option<(ConnectRefusal, tokio::time::Instant)> = None;
+        loop {
+            match make_builder().build().await {
+                Ok(client) => {
+                    return Ok(PulsarSource {
+                        client,
+                        cfg: cfg.clone(),
+                    })
+                }
+                Err(e) => {
+                    let refusal = diagnose_connect_failure(builder_without_auth(0), cfg).await;
+                    refused_since = match (refusal, refused_since) {
+                        (Some(now), Some((before, since))) if now == before => Some((now, since)),
+                        (Some(now), _) => Some((now, tokio::time::Instant::now())),
+                        (None, _) => None,
+                    };
+                    if let Some((refusal, since)) = refused_since {
+                        if since.elapsed() >= REFUSAL_IS_FINAL_AFTER {
+                            return Err(refusal.into_error(cfg));
+                        }
+                    }
+                    tracing::warn!(error = %e, refusal = ?refusal, "cannot connect to Pulsar yet; retrying");
+                    if !backoff.wait().await {
+                        if let Some((refusal, _)) = refused_since {
+                            return Err(refusal.into_error(cfg));
+                        }
+                        return Err(source_err(
+                            &format!(
+                                "cannot connect to {}",
+                                crate::error::redact_url(&cfg.service_url)
+                            ),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The partitions to read: all of a partitioned topic (or the `--partitions` subset),
+    /// or the topic itself when it is not partitioned.
+    pub async fn partitions(&self) -> Result<Vec<Partition>> {
+        let topic = &self.cfg.topic.0;
+        let n = self
+            .client
+            .lookup_partitioned_topic_number(topic.clone())
+            .await
+            .map_err(|e| source_err(&format!("cannot look up topic {topic}"), e))?;
+        if n == 0 {
+            self.check_exists(topic).await?;
+            if let Some(p) = &self.cfg.partitions {
+                return Err(Error::Config(format!(
+                    "--partitions {p:?} given but {topic} is not a partitioned topic"
+                )));
+            }
+            return Ok(vec![Partition {
+                index: None,
+                topic: topic.clone(),
+            }]);
+        }
+        let wanted: Vec<u32> = match &self.cfg.partitions {
+            Some(list) => {
+                if let Some(bad) = list.iter().find(|&&p| p >= n) {
+                    return Err(Error::Config(format!(
+                        "--partitions names partition {bad}, but {topic} has partitions 0..{}",
+                        n - 1
+                    )));
+                }
+                list.clone()
+            }
+            None => (0..n).collect(),
+        };
+        Ok(wanted
+            .into_iter()
+            .map(|i| Partition {
+                index: Some(i),
+                topic: format!("{topic}-partition-{i}"),
+            })
+            .collect())
+    }
+
+    /// Fails with a configuration error when the (non-partitioned) topic does not exist. Asked
+    /// through the namespace's topic list, which creates nothing: subscribing would make most
+    /// brokers create the topic, and a mistyped name would end as an empty success. A broker
+    /// that does not let this client list the namespace is not a reason to stop: the run
+    /// goes on, as it did before this check.
+    async fn check_exists(&self, topic: &str) -> Result<()> {
+        use pulsar::proto::command_get_topics_of_namespace::Mode;
+        let Some(namespace) = namespace_of(topic) else {
+            return Ok(());
+        };
+        let listed = bounded(
+            self.client
+                .get_topics_of_namespace(namespace.to_string(), Mode::All),
+        )
+        .await;
+        match listed {
+            Ok(topics) if topics.iter().any(|t| t == topic) => Ok(()),
+            Ok(_) => Err(Error::Config(format!(
+                "topic {topic} does not exist (namespace {namespace} has no such topic): check \
+                 --topic; nothing was read or created"
+            ))),
+            Err(e) => {
+                tracing::warn!(%topic, error = %e, "cannot list the namespace's topics to check that the topic exists; going on");
+                Ok(())
+            }
+        }
+    }
+
+    /// The admin API's answer to "which message was published at or after `ms`", or `None`
+    /// (with the reason logged) when it cannot tell: the reader then scans from the start.
+    async fn message_id_at(&self, topic: &str, ms: i64) -> Option<Position> {
+        super::admin::message_id_at(&self.cfg, topic, ms).await
+    }
+
+    /// The partition's last message now (`None`: the broker names none, the partition is
+    /// empty or its current ledger holds nothing yet), which bounds what a run reads of it:
+    /// nothing published after the run started is waited for.
+    async fn end_snapshot(&self, partition: &Partition) -> Result<Option<Position>> {
+        let mut backoff = Backoff::new(self.cfg.retry_budget);
+        loop {
+            match bounded(last_message_of(&self.client, &partition.topic)).await {
+                Ok(last) => return Ok(last),
+                Err(e) => {
+                    retry_or_give_up(&mut backoff, "find the last message of", partition, e).await?
+                }
+            }
+        }
+    }
+
+    /// Opens a reader on one partition from the range's start, while the end snapshot is
+    /// taken (the two subscriptions side by side). A checkpoint found afterwards moves the
+    /// reader with [`PartitionReader::resume_after`].
+    ///
+    /// With `subscribe_now` false the reader subscribes at its first `next` instead: a
+    /// partition that waits for a writer holds no receiver queue of messages meanwhile (its end
+    /// snapshot is still taken now, when the run starts).
+    pub async fn open_from_start(
+        &self,
+        partition: Partition,
+        subscribe_now: bool,
+    ) -> Result<PartitionReader> {
+        let (end, mut reader) = futures::future::try_join(
+            self.end_snapshot(&partition),
+            self.subscribe(partition.clone(), subscribe_now),
+        )
+        .await?;
+        reader.set_end(end);
+        Ok(reader)
+    }
+
+    /// A subscribed reader whose end is not known yet.
+    async fn subscribe(&self, partition: Partition, now: bool) -> Result<PartitionReader> {
+        let start_after = match &self.cfg.from {
+            StartBound::AfterId(ids) => {
+                let id = id_for_partition(ids, partition.index).ok_or_else(|| {
+                    Error::Config(format!(
+                        "--from gives no message id for partition {}",
+                        partition.checkpoint_index()
+                    ))
+                })?;
+                Some(entry_end(id))
+            }
+            _ => None,
+        };
+        let from_publish_time = match self.cfg.from {
+            StartBound::PublishTime(ms) => Some(ms),
+            _ => None,
+        };
+        // Without a checkpoint, a window starts at the first message published at or after
+        // `from`, which the broker finds by itself; scanning from the partition's beginning
+        // stays the fallback (correct, only slower).
+        let seek_to = match (start_after, from_publish_time) {
+            (None, Some(ms)) => self.message_id_at(&partition.topic, ms).await,
+            _ => None,
+        };
+        let (stop_at, to_publish_time) = match &self.cfg.to {
+            EndBound::Latest => (None, None),
+            EndBound::PublishTime(ms) => (None, Some(*ms)),
+            EndBound::AtId(ids) => {
+                let id = id_for_partition(ids, partition.index).ok_or_else(|| {
+                    Error::Config(format!(
+                        "--to gives no message id for partition {}",
+                        partition.checkpoint_index()
+                    ))
+                })?;
+                (Some(entry_end(id)), None)
+            }
+        };
+        let bounds = Bounds {
+            start_after,
+            window_start: seek_to,
+            from_publish_time,
+            to_publish_time,
+            stop_at,
+            end: None,
+        };
+        let mut reader = PartitionReader::new(
+            self.client.clone(),
+            partition,
+            bounds,
+            self.cfg.idle_timeout,
+            self.cfg.retry_budget,
+        );
+        if now {
+            reader.connect_with_retry().await?;
+        }
+        Ok(reader)
+    }
+}
+
+/// The last message of a partition now: `None` when the broker names none (nothing written
+/// yet).
+///
+/// Asked through a consumer of its own that is given no permits (batch size 0: no Flow, a
+/// vendor/pulsar patch), so the broker never sends it a message. pulsar-rs answers
+/// `get_last_message_id` from the consumer's engine task, and that task blocks while its
+/// receiver queue is full: asked on the reading consumer, which the broker starts filling at
+/// once, the question could wait forever.
+async fn last_message_of(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+) -> std::result::Result<Option<Position>, pulsar::Error> {
+    let mut probe: Consumer<Vec<u8>, TokioExecutor> = client
+        .consumer()
+        .with_topic(topic)
+        .with_subscription(format!("pulsar2mysql-end-{:016x}", rand_suffix(topic)))
+        .with_subscription_type(SubType::Exclusive)
+        .with_batch_size(0)
+        .with_options(
+            ConsumerOptions::default()
+                .durable(false)
+                .with_receiver_queue_size(1),
+        )
+        .build()
+        .await?;
+    let last = probe.get_last_message_id().await;
+    close_in_background(probe);
+    Ok(last?.first().and_then(|id| {
+        let p = from_proto(id);
+        // entry -1 (u64::MAX on the wire): the current ledger holds nothing yet.
+        (p.ledger_id >= 0 && p.entry_id >= 0).then_some(p)
+    }))
+}
+
+/// `tenant/namespace` of a full topic name (`persistent://tenant/namespace/name`).
+fn namespace_of(topic: &str) -> Option<&str> {
+    let path = topic.split_once("://")?.1;
+    let (namespace, _name) = path.rsplit_once('/')?;
+    namespace.contains('/').then_some(namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_of_full_topic_names() {
+        assert_eq!(
+            namespace_of("persistent://public/default/t"),
+            Some("public/default")
+        );
+        assert_eq!(
+            namespace_of("non-persistent://a/b/c-partition-3"),
+            Some("a/b")
+        );
+        assert_eq!(namespace_of("t"), None);
+    }
+}

@@ -1,0 +1,482 @@
+//! A bounded reader of one partition over the `pulsar` crate.
+//!
+//! Each partition gets its own non-durable, exclusive consumer: nothing is acknowledged and no
+//! subscription outlives the run. The end of each partition is fixed once, when its reader
+//! opens (`get_last_message_id`, asked on a consumer of its own that receives nothing), so a
+//! run always ends, even on an empty partition or a window whose end lies in the future. On
+//! any consumer error the reader reconnects after the last position it returned and drops
+//! replays, so nothing is read twice or skipped.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{FutureExt, TryStreamExt};
+use pulsar::consumer::{ConsumerOptions, InitialPosition};
+use pulsar::message::proto::MessageIdData;
+use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
+
+use super::bounds::{show, Admit, Bounds, StopReason};
+use super::{Partition, Position, ResolvedRange, SourceMessage};
+use crate::error::{Backoff, Error, Result};
+
+pub(super) fn from_proto(id: &MessageIdData) -> Position {
+    Position::new(
+        id.ledger_id as i64,
+        id.entry_id as i64,
+        id.batch_index.unwrap_or(-1),
+    )
+}
+
+/// The id to subscribe from so that the broker redelivers the entry holding `after` (it
+/// steps one entry back when a batch index is given); anything at or before `after` is
+/// then dropped by the reader.
+fn resume_id(after: Position) -> MessageIdData {
+    MessageIdData {
+        ledger_id: after.ledger_id as u64,
+        entry_id: after.entry_id as u64,
+        batch_index: Some(after.batch_index.max(0)),
+        ..Default::default()
+    }
+}
+
+pub(super) fn source_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Source(format!("{what}: {e}"))
+}
+
+/// Most messages a partition's reader buffers ahead of the pipeline (the receiver queue), and
+/// the most it asks the broker for at once (Flow permits).
+const READ_AHEAD_MESSAGES: u32 = 2000;
+
+/// Most bytes of messages a partition's reader buffers ahead of the pipeline, and about the
+/// most it has asked for but not yet received: the bound that holds when messages are large
+/// (2,000 messages of 5 MiB would be 10 GiB). Seed-sized and 1 KiB messages stay bounded by
+/// [`READ_AHEAD_MESSAGES`]; see RELIABILITY.md.
+const READ_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads one partition from its start bound to its end bound, then returns `None`.
+pub struct PartitionReader {
+    client: Pulsar<TokioExecutor>,
+    partition: Partition,
+    consumer: Option<Consumer<Vec<u8>, TokioExecutor>>,
+    /// Last position handed out (or skipped); replays at or before it are dropped.
+    last_seen: Option<Position>,
+    /// The range: what it reads, and when it is done.
+    bounds: Bounds,
+    done: Option<StopReason>,
+    idle_timeout: Duration,
+    retry_budget: Duration,
+    reconnects: u64,
+    /// Backoff shared by reconnects since the last message delivered.
+    stalled: Option<Backoff>,
+    /// The previous window's end this window was chained after, if any.
+    chained_after: Option<Position>,
+}
+
+impl PartitionReader {
+    /// A reader of `partition` over `bounds`, not subscribed yet and whose end is not known yet.
+    pub(super) fn new(
+        client: Pulsar<TokioExecutor>,
+        partition: Partition,
+        bounds: Bounds,
+        idle_timeout: Duration,
+        retry_budget: Duration,
+    ) -> Self {
+        PartitionReader {
+            client,
+            partition,
+            consumer: None,
+            last_seen: bounds.start_after,
+            bounds,
+            done: None,
+            idle_timeout,
+            retry_budget,
+            reconnects: 0,
+            stalled: None,
+            chained_after: None,
+        }
+    }
+
+    /// Sets the end snapshot, taken beside the subscription.
+    pub(super) fn set_end(&mut self, end: Option<Position>) {
+        self.bounds.end = end;
+        if end.is_none() && self.last_seen.is_none() {
+            tracing::debug!(partition = %self.partition.topic, "broker reports no last message; the partition may be empty");
+        }
+        self.check_already_at_end();
+    }
+    /// The partition this reader reads.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// How many times the reader had to reconnect.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// The range as resolved for this partition.
+    pub fn resolved(&self) -> ResolvedRange {
+        ResolvedRange {
+            partition: self.partition.checkpoint_index(),
+            start_after: self.bounds.start_after.map(show),
+            from_publish_time: self.bounds.from_publish_time,
+            window_start: self.bounds.window_start.map(show),
+            end_snapshot: self.bounds.end.map(show),
+            stop_at: self.bounds.stop_at.map(show),
+            to_publish_time: self.bounds.to_publish_time,
+            stopped_because: self.done,
+            previous_window_end: self.chained_after.map(show),
+            last_read: self.last_seen,
+        }
+    }
+
+    /// Starts this window right after `previous_end`, where the job's previous window stopped
+    /// (or after this window's own checkpoint `resume`, past it): every message stored after
+    /// that point is this window's up to its end, whatever its publish time, so consecutive
+    /// windows leave no gap where publish times are out of storage order. Only before the
+    /// first `next`.
+    pub async fn chain_after(
+        &mut self,
+        previous_end: Position,
+        resume: Option<Position>,
+    ) -> Result<()> {
+        self.chained_after = Some(previous_end);
+        self.bounds.from_publish_time = None;
+        self.resume_after(resume.map_or(previous_end, |r| r.max(previous_end)))
+            .await
+    }
+
+    async fn connect(&mut self) -> std::result::Result<(), pulsar::Error> {
+        if let Some(old) = self.consumer.take() {
+            close_in_background(old);
+        }
+        let mut options = ConsumerOptions::default()
+            .durable(false)
+            .with_initial_position(InitialPosition::Earliest)
+            .with_receiver_queue_size(READ_AHEAD_MESSAGES)
+            .with_receiver_queue_bytes(READ_AHEAD_BYTES);
+        if let Some(after) = self.last_seen {
+            options = options.starting_on_message(resume_id(after));
+        } else if let Some(first) = self.bounds.window_start {
+            // resume_id makes the broker deliver the entry holding `first` itself.
+            options = options.starting_on_message(resume_id(first));
+        }
+        let consumer: Consumer<Vec<u8>, TokioExecutor> = self
+            .client
+            .consumer()
+            .with_topic(self.partition.topic.clone())
+            .with_subscription(format!(
+                "pulsar2mysql-reader-{:016x}",
+                rand_suffix(&self.partition.topic)
+            ))
+            .with_subscription_type(SubType::Exclusive)
+            .with_batch_size(READ_AHEAD_MESSAGES)
+            .with_options(options)
+            .build()
+            .await?;
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    pub(super) async fn connect_with_retry(&mut self) -> Result<()> {
+        let mut backoff = Backoff::new(self.retry_budget);
+        loop {
+            match bounded(self.connect()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    retry_or_give_up(&mut backoff, "subscribe to", &self.partition, e).await?
+                }
+            }
+        }
+        self.check_already_at_end();
+        Ok(())
+    }
+
+    /// Marks the reader done when its start is already at or past its end.
+    fn check_already_at_end(&mut self) {
+        if self.bounds.already_at_end() {
+            self.done = Some(StopReason::AlreadyAtEnd);
+        }
+    }
+
+    /// Moves the start to just after `checkpoint`, found after this reader opened (a run opens
+    /// its readers while it reads its checkpoints from MySQL): resubscribes there, dropping
+    /// whatever the first subscription buffered. Only before the first `next`.
+    pub async fn resume_after(&mut self, checkpoint: Position) -> Result<()> {
+        debug_assert!(
+            self.last_seen == self.bounds.start_after,
+            "resume_after after reading"
+        );
+        self.bounds.start_after = Some(checkpoint);
+        self.last_seen = Some(checkpoint);
+        self.bounds.window_start = None;
+        self.done = None;
+        self.check_already_at_end();
+        if self.done.is_some() {
+            // A finished range (a re-run): nothing to subscribe for.
+            if let Some(c) = self.consumer.take() {
+                close_in_background(c);
+            }
+            return Ok(());
+        }
+        if self.consumer.is_none() {
+            return Ok(()); // subscribes at its first `next`, from here
+        }
+        self.connect_with_retry().await
+    }
+
+    /// Reconnects after the last position seen. Reconnects that bring no new message share one
+    /// backoff and one retry budget, so a broker that keeps failing ends the run instead of
+    /// spinning.
+    async fn reconnect(&mut self, cause: String) -> Result<()> {
+        self.reconnects += 1;
+        tracing::warn!(partition = %self.partition.topic, after = ?self.last_seen, %cause, "reconnecting to Pulsar");
+        let retry_budget = self.retry_budget;
+        let backoff = self
+            .stalled
+            .get_or_insert_with(|| Backoff::new(retry_budget));
+        if !backoff.wait().await {
+            return Err(Error::Source(format!(
+                "{} made no progress for {:?} of reconnecting after {}; last cause: {cause}",
+                self.partition.topic,
+                self.retry_budget,
+                self.last_seen
+                    .map(show)
+                    .unwrap_or_else(|| "its start".into())
+            )));
+        }
+        self.connect_with_retry().await
+    }
+
+    /// The next message of the range, or `None` once the partition reached its bound.
+    pub async fn next(&mut self) -> Result<Option<SourceMessage>> {
+        loop {
+            if self.done.is_some() {
+                if let Some(c) = self.consumer.take() {
+                    // Not awaited: the round trip must not delay the last batch.
+                    close_in_background(c);
+                }
+                return Ok(None);
+            }
+            if self.consumer.is_none() {
+                // Subscribed lazily (see `open_from_start`), or not yet since a resume.
+                self.connect_with_retry().await?;
+                continue;
+            }
+            let consumer = self.consumer.as_mut().expect("connected");
+            // Most messages are already buffered: take them without arming a timer (a timer
+            // per message costs a clock read and a timer-wheel entry).
+            let ready = match consumer.try_next().now_or_never() {
+                Some(result) => Ok(result),
+                None => tokio::time::timeout(self.idle_timeout, consumer.try_next()).await,
+            };
+            let msg = match ready {
+                Ok(Ok(Some(msg))) => msg,
+                Ok(Ok(None)) => {
+                    self.reconnect("the consumer stream ended".into()).await?;
+                    continue;
+                }
+                Ok(Err(e)) if e.to_string().contains("Decompression error") => {
+                    // Retrying cannot help: the same entry would fail again.
+                    return Err(Error::Source(format!(
+                        "cannot decompress the entry after {} in {}: {e}. The entry is corrupt \
+                         or was written with a codec this build cannot read; nothing after it \
+                         was copied",
+                        self.last_seen
+                            .map(show)
+                            .unwrap_or_else(|| "the start".into()),
+                        self.partition.topic
+                    )));
+                }
+                Ok(Err(e)) => {
+                    self.reconnect(e.to_string()).await?;
+                    continue;
+                }
+                Err(_elapsed) => {
+                    if self.bounds.caught_up(self.last_seen) {
+                        self.done = Some(StopReason::EndOfPartition);
+                    } else {
+                        self.reconnect(format!(
+                            "no message for {:?} before the end bound {}",
+                            self.idle_timeout,
+                            self.bounds.end.map(|p| p.to_string()).unwrap_or_default()
+                        ))
+                        .await?;
+                    }
+                    continue;
+                }
+            };
+            let position = from_proto(&msg.message_id.id);
+            let publish_time = msg.payload.metadata.publish_time as i64;
+            let batch_size = msg.message_id.batch_size;
+            match self
+                .bounds
+                .admit(self.last_seen, position, publish_time, batch_size)
+            {
+                Admit::Replay => continue,
+                Admit::Stop(reason) => {
+                    self.done = Some(reason);
+                    continue;
+                }
+                Admit::Read { deliver, then_stop } => {
+                    self.last_seen = Some(position);
+                    self.done = then_stop;
+                    if !deliver {
+                        continue; // before the window
+                    }
+                }
+            }
+            self.stalled = None;
+            let metadata = &msg.payload.metadata;
+            let chunk = metadata
+                .num_chunks_from_msg
+                .filter(|&chunks| chunks > 1)
+                .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
+            let too_large = metadata
+                .properties
+                .iter()
+                .find(|kv| kv.key == pulsar::consumer::TOO_LARGE_PROPERTY)
+                .map(|kv| kv.value.parse().unwrap_or(u64::MAX));
+            return Ok(Some(SourceMessage {
+                position,
+                publish_time,
+                payload: msg.payload.data,
+                chunk,
+                too_large,
+            }));
+        }
+    }
+}
+
+/// How long one subscribe attempt (lookup and subscribe, or the end snapshot) may take. pulsar-rs
+/// retries inside an attempt on its own, up to minutes with its options; past this the attempt
+/// counts as failed and the reader's own backoff and retry budget decide.
+const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One attempt at a broker operation, bounded by CONNECT_ATTEMPT_TIMEOUT.
+pub(super) async fn bounded<T, E: std::fmt::Display>(
+    attempt: impl Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, attempt).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {CONNECT_ATTEMPT_TIMEOUT:?}")),
+    }
+}
+
+/// After a failed attempt to `doing` a partition: logs it and waits out the backoff, or
+/// returns the error once the retry budget is spent.
+pub(super) async fn retry_or_give_up(
+    backoff: &mut Backoff,
+    doing: &str,
+    partition: &Partition,
+    error: String,
+) -> Result<()> {
+    tracing::warn!(partition = %partition.topic, %error, "cannot {doing} the partition yet; retrying");
+    if backoff.wait().await {
+        Ok(())
+    } else {
+        Err(source_err(
+            &format!("cannot {doing} {}", partition.topic),
+            error,
+        ))
+    }
+}
+
+/// How long closing a consumer may take before it is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes a consumer without waiting for it. Closing is a courtesy (subscriptions are
+/// non-durable and end with the connection), and pulsar-rs routes it through the consumer's
+/// engine, which may be blocked on a full queue; after CLOSE_TIMEOUT the consumer is dropped,
+/// which ends its engine.
+pub(super) fn close_in_background(mut consumer: Consumer<Vec<u8>, TokioExecutor>) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.close()).await;
+    });
+}
+
+/// A per-process, per-topic suffix so concurrent runs never share a subscription name.
+pub(super) fn rand_suffix(topic: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(topic.as_bytes());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_asks_for_the_entry_again() {
+        let id = resume_id(Position::new(7, 3, -1));
+        assert_eq!((id.ledger_id, id.entry_id, id.batch_index), (7, 3, Some(0)));
+    }
+
+    /// The vendored pulsar-rs bounds its receiver queue in messages while handing over whole
+    /// entries (vendor/README.md): the reader's memory depends on it.
+    #[test]
+    fn the_receiver_queue_holds_its_bound_in_messages() {
+        use futures::FutureExt;
+        use pulsar::consumer::data::QueueCredit;
+
+        let credit = QueueCredit::new(1000, None);
+        // Room: entries go in whole, the last one may overshoot the bound.
+        assert_eq!(credit.acquire(500, 10).now_or_never(), Some(true));
+        assert_eq!(credit.acquire(600, 10).now_or_never(), Some(true));
+        // Full (1,100 buffered): the engine waits...
+        let mut waiting = Box::pin(credit.acquire(500, 10));
+        assert_eq!(waiting.as_mut().now_or_never(), None);
+        // ...until the consumer takes an entry out.
+        credit.release(500, 10);
+        assert_eq!(waiting.as_mut().now_or_never(), Some(true));
+
+        // A waiting engine is woken by a release from another thread, and stops waiting
+        // (false) once the consumer is gone.
+        let credit = std::sync::Arc::new(QueueCredit::new(1, None));
+        assert_eq!(credit.acquire(10, 10).now_or_never(), Some(true));
+        let releaser = {
+            let credit = credit.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                credit.release(10, 10);
+            })
+        };
+        assert!(futures::executor::block_on(credit.acquire(10, 10)));
+        releaser.join().unwrap();
+        let closer = {
+            let credit = credit.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                credit.close();
+            })
+        };
+        assert!(!futures::executor::block_on(credit.acquire(10, 10)));
+        closer.join().unwrap();
+    }
+
+    /// ...and in bytes: two messages of 3 MiB fill a 4 MiB queue however few messages it
+    /// holds.
+    #[test]
+    fn the_receiver_queue_holds_its_bound_in_bytes() {
+        use futures::FutureExt;
+        use pulsar::consumer::data::QueueCredit;
+
+        const MIB: usize = 1024 * 1024;
+        let credit = QueueCredit::new(READ_AHEAD_MESSAGES, Some(READ_AHEAD_BYTES));
+        assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
+        // 1 MiB of room left: one more entry may overshoot...
+        assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
+        // ...then the engine waits with 2 of its 2,000 messages used.
+        let mut waiting = Box::pin(credit.acquire(1, 3 * MIB));
+        assert_eq!(waiting.as_mut().now_or_never(), None);
+        credit.release(1, 3 * MIB);
+        assert_eq!(waiting.as_mut().now_or_never(), Some(true));
+    }
+}
