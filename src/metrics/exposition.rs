@@ -117,7 +117,8 @@ struct Ended {
     rows_per_sec: f64,
 }
 
-/// One consistent read of a run's counters: every family of one exposition comes from it.
+/// One read of a run's counters, taken when an output renders: every family of one
+/// exposition comes from it.
 struct Snapshot {
     started: f64,
     duration: f64,
