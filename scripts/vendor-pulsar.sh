@@ -76,7 +76,8 @@ case "${1:-}" in
   apply)
     build "$tmp/pulsar"
     rm -rf "$tmp/pulsar/.git" "$DEST"
-    cp -a "$tmp/pulsar" "$DEST"
+    # New mtimes (not the tarball's), so that cargo sees every changed file as changed.
+    cp -R "$tmp/pulsar" "$DEST"
     echo "vendor-pulsar: $DEST rebuilt from pulsar-rs $VERSION + $(patches | wc -l) patches"
     ;;
   workspace)
