@@ -26,5 +26,6 @@ fmt:
 	cargo fmt --all
 
 lint:
+	scripts/vendor-pulsar.sh check
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings

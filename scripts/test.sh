@@ -17,6 +17,9 @@ if ! .cache/venv-pulsar/bin/python -c "import pulsar" 2>/dev/null \
 fi
 export P2M_PYTHON="$PWD/.cache/venv-pulsar/bin/python"
 
+echo "== vendored pulsar-rs: vendor/pulsar is the pristine crate + vendor/patches (offline)"
+scripts/vendor-pulsar.sh check
+
 echo "== cargo fmt --check / clippy"
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

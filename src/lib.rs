@@ -10,7 +10,8 @@
 //! - [`pipeline`]: wires source -> records -> sink with bounded channels and cancellation.
 //! - [`report`]: the JSON summary of a run.
 //! - [`metrics`]: Prometheus metrics from the live counters (HTTP endpoint, Pushgateway,
-//!   node_exporter textfile) and progress reporting.
+//!   node_exporter textfile), through the `prometheus` crate's registry and text encoder.
+//! - [`progress`]: the progress line on a terminal, or a progress log line.
 //! - [`error`]: typed errors, the retry rule and exit codes.
 //! - [`cli`]: the command line; the binary (`src/main.rs`) only calls into it.
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod records;
 pub mod report;
 pub mod sink;
