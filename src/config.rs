@@ -526,6 +526,17 @@ impl SinkConfig {
         chosen.min(partitions).max(1)
     }
 
+    /// Most bytes of a LOAD DATA batch while `readers` partitions fill a batch each: all of
+    /// `--batch-bytes` up to four readers, then four times it shared among them (at least
+    /// 1 MiB each), so memory does not grow with the partitions read at once.
+    pub fn batch_bytes_for(&self, readers: usize) -> usize {
+        if readers <= 4 {
+            self.batch_bytes
+        } else {
+            (self.batch_bytes * 4 / readers).max(self.batch_bytes.min(1 << 20))
+        }
+    }
+
     pub fn batch_rows_for(&self, concurrent: usize) -> usize {
         self.batch_rows
             .unwrap_or_else(|| (100_000 / concurrent.max(1)).max(20_000))
@@ -630,6 +641,10 @@ mod tests {
         assert_eq!(sink.batch_rows_for(1), 100_000);
         assert_eq!(sink.batch_rows_for(4), 25_000);
         assert_eq!(sink.batch_rows_for(16), 20_000);
+        assert_eq!(sink.batch_bytes_for(4), 4 << 20);
+        assert_eq!(sink.batch_bytes_for(8), 2 << 20);
+        assert_eq!(sink.batch_bytes_for(16), 1 << 20);
+        assert_eq!(sink.batch_bytes_for(64), 1 << 20);
         sink.batch_rows = Some(7);
         assert_eq!(sink.batch_rows_for(4), 7);
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -37,6 +37,10 @@ use crate::source::{PartitionReader, PulsarSource};
 /// Batches queued between a partition's reader and its writer task, besides the one being
 /// written and the one being filled: enough to ride out a slow commit, little memory.
 const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Most partitions read at once in a run (each holds a receiver queue and a batch being
+/// filled).
+const READERS_AT_ONCE: usize = 16;
 
 /// What a partition's reader hands its writer, in order.
 enum Handoff {
@@ -344,6 +348,11 @@ async fn run_with_sink(
         "write streams (--writers; by default 1 for LOAD DATA on a server whose AUTO-INC lock \
          mode makes parallel streams take turns)"
     );
+    // Partitions read at once, spread over the streams: a partition's read rate is bounded by
+    // the broker's entries per second on one subscription, so many partitions of small entries
+    // need several readers to keep one stream busy.
+    let reading = readers.len().min(READERS_AT_ONCE).max(streams);
+    let fan_in = reading.div_ceil(streams);
     let mut builders: HashMap<i32, BatchBuilder> = readers
         .iter()
         .map(|reader| {
@@ -353,6 +362,7 @@ async fn run_with_sink(
                 &reader.partition().topic,
                 index,
                 streams,
+                reading,
                 checkpoints.get(&index).map(|cp| cp.position),
             );
             (index, builder)
@@ -368,21 +378,30 @@ async fn run_with_sink(
         })
         .collect::<VecDeque<_>>()
         .into();
-    let outcomes: Vec<(ResolvedRange, Result<()>)> = futures::future::join_all(
-        (0..streams).map(|_| run_stream(cfg, &queue, &converter, writer.clone(), stats, &stop)),
-    )
-    .await
-    .into_iter()
-    .flatten()
-    .chain(
-        // Partitions no stream took (every stream stopped on an error first).
-        queue
-            .into_inner()
-            .expect("partition queue lock")
-            .into_iter()
-            .map(|(reader, _)| (reader.resolved(), Ok(()))),
-    )
-    .collect();
+    let outcomes: Vec<(ResolvedRange, Result<()>)> =
+        futures::future::join_all((0..streams).map(|_| {
+            run_stream(
+                cfg,
+                &queue,
+                fan_in,
+                &converter,
+                writer.clone(),
+                stats,
+                &stop,
+            )
+        }))
+        .await
+        .into_iter()
+        .flatten()
+        .chain(
+            // Partitions no stream took (every stream stopped on an error first).
+            queue
+                .into_inner()
+                .expect("partition queue lock")
+                .into_iter()
+                .map(|(reader, _)| (reader.resolved(), Ok(()))),
+        )
+        .collect();
     let mut first_error = None;
     for (range, result) in outcomes {
         resolved.push(range);
@@ -449,6 +468,7 @@ async fn record_window_ends(cfg: &Config, sink: &MysqlSink, resolved: &[Resolved
 async fn run_stream(
     cfg: &Config,
     queue: &std::sync::Mutex<VecDeque<(PartitionReader, BatchBuilder)>>,
+    fan_in: usize,
     converter: &RowConverter,
     writer: Writer,
     stats: &Stats,
@@ -456,29 +476,42 @@ async fn run_stream(
 ) -> Vec<(ResolvedRange, Result<()>)> {
     let (tx, rx) = mpsc::channel::<Handoff>(BATCHES_IN_FLIGHT);
     let write = tokio::spawn(write_batches(writer, rx).in_current_span());
+    // A LOAD DATA batch streams to the server from its first row only while it is the one
+    // batch being filled: batches of partitions read side by side go over whole, in turn.
+    let stream_early = fan_in == 1;
+    let mut reading = futures::stream::FuturesUnordered::new();
     let mut read = Vec::new();
-    while !shutdown.is_cancelled() {
-        let next = queue.lock().expect("partition queue lock").pop_front();
-        let Some((reader, builder)) = next else { break };
-        let span = tracing::info_span!("partition", topic = %reader.partition().topic);
-        let (reader, result) = read_partition(
-            cfg,
-            reader,
-            converter.clone(),
-            builder,
-            &tx,
-            stats,
-            shutdown,
-        )
-        .instrument(span.clone())
-        .await;
-        // A writer that stopped (its error follows) or a reader that failed ends the stream.
-        let stop = result.is_err() || tx.is_closed();
-        read.push((reader, span, result));
-        if stop {
-            break;
+    let mut stopping = false;
+    loop {
+        while !stopping && reading.len() < fan_in && !shutdown.is_cancelled() {
+            let next = queue.lock().expect("partition queue lock").pop_front();
+            let Some((reader, builder)) = next else { break };
+            let span = tracing::info_span!("partition", topic = %reader.partition().topic);
+            let tx = &tx;
+            let converter = converter.clone();
+            reading.push(
+                read_partition(
+                    cfg,
+                    reader,
+                    converter,
+                    builder,
+                    tx,
+                    stream_early,
+                    stats,
+                    shutdown,
+                )
+                .instrument(span.clone())
+                .map(move |(reader, result)| (reader, span, result)),
+            );
         }
+        let Some((reader, span, result)) = reading.next().await else {
+            break;
+        };
+        // A writer that stopped (its error follows) or a reader that failed: no new partition.
+        stopping |= result.is_err() || tx.is_closed();
+        read.push((reader, span, result));
     }
+    drop(reading);
     // Closing the channel ends the writer after the last batch; a batch left open by a failed
     // reader is abandoned (its early load rolled back) rather than waited on.
     drop(tx);
@@ -516,12 +549,14 @@ async fn run_stream(
 /// Reads one partition to its end bound into `tx`, converting and batching as it goes.
 /// Returns the reader (for its resolved range) and how reading ended; a writer that went
 /// away ends reading early with `Ok` (the writer's error is the one to report).
+#[allow(clippy::too_many_arguments)]
 async fn read_partition(
     cfg: &Config,
     mut reader: PartitionReader,
     mut converter: RowConverter,
     builder: BatchBuilder,
     tx: &mpsc::Sender<Handoff>,
+    stream_early: bool,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) -> (PartitionReader, Result<()>) {
@@ -628,7 +663,7 @@ async fn read_partition(
                 }
             }
             builder.consumed(msg.position, msg.publish_time);
-            if let Some(opened) = builder.take_opened() {
+            if let Some(opened) = builder.take_opened().filter(|_| stream_early) {
                 if tx.send(Handoff::Opened(opened)).await.is_err() {
                     return Ok(()); // the writer failed; its error is the one to report
                 }

@@ -284,13 +284,14 @@ impl MysqlSink {
         mapped: &[Column],
         topic: &str,
         partition: i32,
-        concurrent: usize,
+        streams: usize,
+        readers: usize,
         after: Option<Position>,
     ) -> BatchBuilder {
         let format = match self.strategy {
             WriteStrategy::LoadData => Format::Tsv(TsvRows {
                 statement: load_data::load_statement(&self.table, mapped, self.cfg.mode).into(),
-                max_bytes: self.cfg.batch_bytes,
+                max_bytes: self.cfg.batch_bytes_for(readers),
                 pending: Vec::new(),
                 open: None,
                 opened: None,
@@ -299,7 +300,7 @@ impl MysqlSink {
         };
         BatchBuilder {
             format,
-            max_rows: self.cfg.batch_rows_for(concurrent),
+            max_rows: self.cfg.batch_rows_for(streams),
             topic: topic.to_string(),
             partition,
             batch: Batch::empty(partition),
