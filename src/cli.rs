@@ -418,6 +418,21 @@ impl RunArgs {
         ))
     }
 
+    /// The MySQL settings alone, for `migrate`: no topic or table is needed to prepare a
+    /// database (the rest is validated as for `run` when given).
+    pub fn into_sink_config(mut self) -> Result<crate::config::SinkConfig> {
+        if self.config.is_none() {
+            self.topic
+                .get_or_insert_with(|| "not-needed-by-migrate".into());
+            self.table
+                .get_or_insert_with(|| "not_needed_by_migrate".into());
+            return Ok(self.into_config()?.sink);
+        }
+        let mut merged = self.merge_file()?;
+        merged.config = None;
+        merged.into_sink_config()
+    }
+
     /// Validates everything into a [`Config`].
     pub fn into_config(self) -> Result<Config> {
         let args = self.merge_file()?;

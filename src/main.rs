@@ -231,12 +231,12 @@ async fn main() -> ExitCode {
             }
         }
         Command::Migrate(args) => {
-            let cfg = match args.into_config() {
+            let sink = match args.into_sink_config() {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            match pulsar2mysql::sink::MysqlSink::connect(&cfg.sink, false).await {
-                Ok(_) => {
+            match pulsar2mysql::sink::mysql::migrate(&sink).await {
+                Ok(()) => {
                     print_last_line(r#"{"outcome":"migrated"}"#);
                     ExitCode::SUCCESS
                 }

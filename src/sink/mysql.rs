@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection, MySqlPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{ConnectOptions, Connection, Executor, MySql, MySqlConnection, MySqlPool};
 
 use super::checkpoint::{self, Fence, Verdict};
 use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started, TsvData, TsvWriter};
@@ -63,81 +64,102 @@ pub struct CommitStats {
     pub retries: u64,
 }
 
+/// Connects the control pool (sqlx) and takes its first connection, retrying a server that
+/// is not up yet within the retry budget; a certificate the run will never trust fails at once.
+async fn open_control(cfg: &SinkConfig) -> Result<(MySqlPool, PoolConnection<MySql>)> {
+    let secret = cfg.password.clone();
+    let mut options = MySqlConnectOptions::from_str(&cfg.url).map_err(|e| {
+        Error::Config(format!(
+            "--mysql-url '{}' is not a MySQL URL: {}",
+            cfg.redacted_url(),
+            scrub(&e.to_string(), secret.as_deref())
+        ))
+    })?;
+    if let Some(pw) = &cfg.password {
+        options = options.password(pw);
+    }
+    options = with_tls(options, &cfg.tls);
+    options = options
+        .charset("utf8mb4")
+        .pipes_as_concat(false)
+        .timezone(Some("+00:00".to_string()))
+        // sqlx logs every statement, and slow ones whole at WARN: batches are megabytes of
+        // row values. Logs never carry rows; slowness shows in the batch metrics.
+        .disable_statement_logging();
+    let pool = MySqlPoolOptions::new()
+        .max_connections(cfg.max_writers() as u32 + 2)
+        .acquire_timeout(super::CONNECT_TIMEOUT)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SESSION_INIT).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options.clone());
+    let mut backoff = Backoff::new(cfg.retry_budget);
+    let conn = loop {
+        match pool.acquire().await {
+            Ok(c) => break c,
+            Err(e) if is_retriable_sql(&e) => {
+                // The pool retries inside its own timeout and reports only that; one direct
+                // attempt tells a certificate the run will never trust from a server that
+                // is not up yet.
+                let direct =
+                    tokio::time::timeout(cfg.io_timeout, MySqlConnection::connect_with(&options))
+                        .await;
+                match direct {
+                    Ok(Err(e)) if is_tls_sql(&e) => return Err(tls_refused(cfg, &e.to_string())),
+                    Ok(Ok(conn)) => drop(conn),
+                    _ => {}
+                }
+                tracing::warn!(error = %scrub(&e.to_string(), secret.as_deref()), "cannot connect to MySQL yet; retrying");
+                if !backoff.wait().await {
+                    return Err(Error::Sink(format!(
+                        "cannot connect to {}: {}",
+                        cfg.redacted_url(),
+                        scrub(&e.to_string(), secret.as_deref())
+                    )));
+                }
+            }
+            Err(e) if is_tls_sql(&e) => {
+                return Err(tls_refused(cfg, &e.to_string()));
+            }
+            Err(e) => {
+                return Err(Error::Sink(format!(
+                    "cannot connect to {}: {}",
+                    cfg.redacted_url(),
+                    scrub(&e.to_string(), secret.as_deref())
+                )))
+            }
+        }
+    };
+    Ok((pool, conn))
+}
+
+/// Applies the project's migrations (checkpoints, dead letters, window ends) and nothing else:
+/// no sink table needed, so a database can be prepared before the first job is configured.
+pub async fn migrate(cfg: &SinkConfig) -> Result<()> {
+    let (pool, mut conn) = open_control(cfg).await?;
+    let limit = cfg.io_timeout * 4;
+    let done = tokio::time::timeout(limit, checkpoint::migrate(&mut conn)).await;
+    drop(conn);
+    pool.close().await;
+    match done {
+        Ok(result) => result,
+        Err(_) => Err(Error::Sink(format!(
+            "{} did not answer the migrations within {}s",
+            cfg.redacted_url(),
+            limit.as_secs()
+        ))),
+    }
+}
+
 impl MysqlSink {
     /// Connects, applies the project's migrations (unless `read_only`) and reads the table's
     /// columns and the server's `max_allowed_packet`.
     pub async fn connect(cfg: &SinkConfig, read_only: bool) -> Result<Self> {
         let table = TableName::parse(&cfg.table)?;
-        let secret = cfg.password.clone();
-        let mut options = MySqlConnectOptions::from_str(&cfg.url).map_err(|e| {
-            Error::Config(format!(
-                "--mysql-url '{}' is not a MySQL URL: {}",
-                cfg.redacted_url(),
-                scrub(&e.to_string(), secret.as_deref())
-            ))
-        })?;
-        if let Some(pw) = &cfg.password {
-            options = options.password(pw);
-        }
-        options = with_tls(options, &cfg.tls);
-        options = options
-            .charset("utf8mb4")
-            .pipes_as_concat(false)
-            .timezone(Some("+00:00".to_string()))
-            // sqlx logs every statement, and slow ones whole at WARN: batches are megabytes of
-            // row values. Logs never carry rows; slowness shows in the batch metrics.
-            .disable_statement_logging();
-        let pool = MySqlPoolOptions::new()
-            .max_connections(cfg.max_writers() as u32 + 2)
-            .acquire_timeout(super::CONNECT_TIMEOUT)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(SESSION_INIT).await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options.clone());
-        let mut backoff = Backoff::new(cfg.retry_budget);
-        let mut conn = loop {
-            match pool.acquire().await {
-                Ok(c) => break c,
-                Err(e) if is_retriable_sql(&e) => {
-                    // The pool retries inside its own timeout and reports only that; one direct
-                    // attempt tells a certificate the run will never trust from a server that
-                    // is not up yet.
-                    let direct = tokio::time::timeout(
-                        cfg.io_timeout,
-                        MySqlConnection::connect_with(&options),
-                    )
-                    .await;
-                    match direct {
-                        Ok(Err(e)) if is_tls_sql(&e) => {
-                            return Err(tls_refused(cfg, &e.to_string()))
-                        }
-                        Ok(Ok(conn)) => drop(conn),
-                        _ => {}
-                    }
-                    tracing::warn!(error = %scrub(&e.to_string(), secret.as_deref()), "cannot connect to MySQL yet; retrying");
-                    if !backoff.wait().await {
-                        return Err(Error::Sink(format!(
-                            "cannot connect to {}: {}",
-                            cfg.redacted_url(),
-                            scrub(&e.to_string(), secret.as_deref())
-                        )));
-                    }
-                }
-                Err(e) if is_tls_sql(&e) => {
-                    return Err(tls_refused(cfg, &e.to_string()));
-                }
-                Err(e) => {
-                    return Err(Error::Sink(format!(
-                        "cannot connect to {}: {}",
-                        cfg.redacted_url(),
-                        scrub(&e.to_string(), secret.as_deref())
-                    )))
-                }
-            }
-        };
+        let (pool, mut conn) = open_control(cfg).await?;
         // A handful of single round trips; a server that stops answering must not hold the run.
         let limit = cfg.io_timeout * 4;
         let setup = async {

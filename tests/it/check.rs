@@ -37,3 +37,38 @@ async fn check_passes_on_a_good_setup_and_names_what_is_wrong_otherwise() {
     assert_eq!(no_broker.code, 3, "{}", no_broker.stderr);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
 }
+
+/// `migrate` prepares the project's tables in a database that has nothing yet: no sink
+/// table, no topic given (a DBA runs it before the first job is configured).
+#[tokio::test]
+async fn migrate_works_on_an_empty_database() {
+    let db = TestDb::new("migrate").await;
+    db.exec("DROP TABLE sink_table").await;
+    let run = run_binary(&[
+        "migrate".to_string(),
+        "--mysql-url".to_string(),
+        db.url.clone(),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.outcome(), "migrated");
+    for table in ["p2m_checkpoint", "p2m_dead_letter", "p2m_window_end"] {
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}'"
+            ))
+            .await,
+            1,
+            "{table}"
+        );
+    }
+    // Twice is fine.
+    let again = run_binary(&[
+        "migrate".to_string(),
+        "--mysql-url".to_string(),
+        db.url.clone(),
+    ])
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}
