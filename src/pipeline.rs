@@ -370,10 +370,16 @@ async fn run_with_sink(
         .collect();
     let queue: std::sync::Mutex<VecDeque<(PartitionReader, BatchBuilder)>> = readers
         .into_iter()
-        .map(|reader| {
-            let builder = builders
+        .enumerate()
+        .map(|(i, reader)| {
+            let mut builder = builders
                 .remove(&reader.partition().checkpoint_index())
                 .expect("one builder per partition");
+            // The first partitions a stream reads side by side fill their batches at the same
+            // pace: staggered, their batches reach the writer one by one.
+            if i < reading {
+                builder.stagger(i / streams, fan_in);
+            }
             (reader, builder)
         })
         .collect::<VecDeque<_>>()

@@ -328,6 +328,7 @@ impl MysqlSink {
             batch: Batch::empty(partition),
             after,
             dead_letter_bytes: 0,
+            first_share: None,
         }
     }
 
@@ -1207,9 +1208,21 @@ pub struct BatchBuilder {
     after: Option<Position>,
     /// Payload bytes of the batch's dead letters.
     dead_letter_bytes: usize,
+    /// The first batch ends at this share (numerator, denominator) of the limits: see
+    /// [`BatchBuilder::stagger`].
+    first_share: Option<(usize, usize)>,
 }
 
 impl BatchBuilder {
+    /// Ends this builder's first batch at `(k + 1) / n` of the limits. Partitions read side by
+    /// side at the same pace would otherwise fill their batches at the same moment, and their
+    /// one writer would wait, then be flooded; staggered, their batches reach it one by one.
+    pub fn stagger(&mut self, k: usize, n: usize) {
+        if n > 1 {
+            self.first_share = Some((k % n + 1, n));
+        }
+    }
+
     /// Adds one converted row.
     ///
     /// A row that alone exceeds the largest statement the server accepts is refused as a
@@ -1254,7 +1267,11 @@ impl BatchBuilder {
                 rows.max_statement_bytes * INSERT_BATCH_STATEMENTS,
             ),
         };
-        self.batch.rows as usize + self.batch.dead_letters.len() >= self.max_rows
+        let (max_rows, max) = match self.first_share {
+            Some((k, n)) => ((self.max_rows * k / n).max(1), (max * k / n).max(1)),
+            None => (self.max_rows, max),
+        };
+        self.batch.rows as usize + self.batch.dead_letters.len() >= max_rows
             || held + self.dead_letter_bytes >= max
     }
 
@@ -1296,6 +1313,7 @@ impl BatchBuilder {
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
         self.dead_letter_bytes = 0;
+        self.first_share = None;
         batch.topic = self.topic.clone();
         batch.after = self.after;
         if let Some((last, _)) = batch.last {
