@@ -1405,7 +1405,24 @@ mod tests {
             batch: Batch::empty(0),
             after: None,
             dead_letter_bytes: 0,
+            first_share: None,
         }
+    }
+
+    #[test]
+    fn a_staggered_builder_ends_its_first_batch_early_then_full_size() {
+        let mut b = insert_builder(100, 1 << 20);
+        b.stagger(1, 4); // the second of four: its first batch at 2/4 of the limits
+        let pos = |e| Position::new(1, e, -1);
+        let mut sizes = Vec::new();
+        for e in 0..300 {
+            b.push_row(&[Value::Int(e)]).unwrap();
+            b.consumed(pos(e), 0);
+            if b.is_full() {
+                sizes.push(b.take().rows);
+            }
+        }
+        assert_eq!(sizes, vec![50, 100, 100]);
     }
 
     #[test]
