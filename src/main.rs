@@ -235,7 +235,7 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            match pulsar2mysql::sink::mysql::migrate(&sink).await {
+            match pulsar2mysql::sink::migrate(&sink).await {
                 Ok(()) => {
                     print_last_line(r#"{"outcome":"migrated"}"#);
                     ExitCode::SUCCESS

@@ -28,7 +28,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::records::{BadRecord, RowConverter};
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
-use crate::sink::mysql::OpenBatch;
+use crate::sink::OpenBatch;
 use crate::sink::{Batch, BatchBuilder, MysqlSink};
 use crate::source::bounds::StopReason;
 use crate::source::ResolvedRange;

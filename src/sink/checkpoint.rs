@@ -11,7 +11,7 @@ use sqlx::{MySql, MySqlConnection, Row};
 
 use std::fmt::Write as _;
 
-use super::mysql::write_literal;
+use super::sql::write_literal;
 use crate::error::{Error, Result};
 use crate::records::Value;
 use crate::source::Position;

@@ -1,13 +1,18 @@
-//! Sink: MySQL. Schema introspection ([`schema`]), batches and the transaction that commits
-//! them ([`mysql`]), the LOAD DATA path ([`load_data`]), checkpoints and the job lock
-//! ([`checkpoint`]).
+//! Sink: MySQL. Connecting ([`connect`]), schema introspection ([`schema`]), batches
+//! ([`batch`]), the transaction that commits them (`commit`), SQL text (`sql`), the LOAD DATA
+//! path ([`load_data`]), checkpoints and the job lock ([`checkpoint`]).
 
+pub mod batch;
 pub mod checkpoint;
+mod commit;
+pub mod connect;
 pub mod load_data;
-pub mod mysql;
 pub mod schema;
+mod sql;
 
-pub use mysql::{Batch, BatchBuilder, CommitStats, MysqlSink};
+pub use batch::{Batch, BatchBuilder, OpenBatch};
+pub use commit::CommitStats;
+pub use connect::{migrate, MysqlSink};
 
 /// How long getting a MySQL connection may take, from either pool (sqlx's, and the LOAD DATA
 /// path's `mysql_async` one); past it the attempt counts as a retriable failure.

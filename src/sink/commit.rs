@@ -1,0 +1,539 @@
+//! The transaction that commits a batch's rows, dead letters and checkpoint together, under
+//! the batch's fence, retried on transient failures without ever applying a batch twice.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, MySqlConnection};
+
+use super::batch::{Batch, Body, OpenBatch};
+use super::checkpoint::{self, Fence, Verdict};
+use super::connect::{tls_refused, MysqlSink};
+use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started};
+use super::sql::dead_letter_statements;
+use crate::config::WriteMode;
+use crate::error::{is_retriable_sql, is_tls_sql, scrub, Backoff, Error, Result};
+use crate::source::Position;
+
+/// Hint for a duplicate key under `--mode insert`, whichever path found it.
+const DUPLICATE_HINT: &str = "the table already holds a row with this key: re-run with --mode \
+upsert or --mode ignore-duplicates, or clear the table before --reprocess";
+
+/// What one committed batch did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommitStats {
+    pub rows_written: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+    pub retries: u64,
+}
+
+impl MysqlSink {
+    /// Commits a batch: rows, dead letters and the checkpoint in one transaction. Transient
+    /// failures (including a server that stops answering within `--mysql-io-timeout-secs`) are
+    /// retried within the retry budget, counted from the first failure. Every attempt passes
+    /// the batch's [`Fence`] first, so an attempt whose COMMIT reply was lost is never applied
+    /// twice, and a second writer of the same partition stops the run.
+    ///
+    /// `early` is the load [`MysqlSink::start_load`] began for this batch, if any; it counts
+    /// as the first attempt.
+    pub async fn commit(
+        &self,
+        batch: &Batch,
+        job_id: &str,
+        range_key: &str,
+        early: Option<EarlyLoad>,
+    ) -> Result<CommitStats> {
+        let Some(last) = batch.last else {
+            return Ok(CommitStats::default());
+        };
+        let fence = Fence::new(
+            job_id,
+            range_key,
+            batch.partition,
+            batch.after,
+            Some(last.0),
+        );
+        let mut early = early;
+        let mut backoff: Option<Backoff> = None;
+        let mut first_failure: Option<(Instant, String)> = None;
+        let mut retries = 0;
+        // The server thread of an attempt dropped because it stopped answering: it may still
+        // hold the batch's locks (or be committing it), so the next attempt ends it first.
+        let mut abandoned: Option<u32> = None;
+        loop {
+            let attempt_began = Instant::now();
+            let attempt = match abandoned {
+                Some(thread) => self.kill(thread).await,
+                None => Ok(()),
+            };
+            let attempt = match attempt {
+                Ok(()) => {
+                    abandoned = None;
+                    self.try_commit(batch, &fence, early.take()).await
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(Attempt::Committed(mut stats)) => {
+                    stats.retries = retries;
+                    return Ok(stats);
+                }
+                Ok(Attempt::Landed) => {
+                    tracing::info!(
+                        partition = batch.partition,
+                        "the lost commit had landed; not writing it again"
+                    );
+                    return Ok(CommitStats {
+                        rows_written: batch.rows,
+                        duplicates: 0,
+                        dead_lettered: batch.dead_letters.len() as u64,
+                        retries,
+                    });
+                }
+                Err(e) if e.is_retriable() => {
+                    if let WriteError::Stalled { thread, .. } = e {
+                        abandoned = abandoned.or(thread);
+                    }
+                    retries += 1;
+                    let cause = scrub(&e.to_string(), self.cfg.password.as_deref());
+                    let (since, first) =
+                        first_failure.get_or_insert_with(|| (attempt_began, cause.clone()));
+                    tracing::warn!(partition = batch.partition, retries, %cause, "batch failed with a transient error; retrying");
+                    let budget = self.cfg.retry_budget;
+                    if !backoff
+                        .get_or_insert_with(|| Backoff::new(budget))
+                        .wait()
+                        .await
+                    {
+                        let first = if *first == cause {
+                            String::new()
+                        } else {
+                            format!(" (the first failure: {first})")
+                        };
+                        return Err(Error::Sink(format!(
+                            "gave up writing partition {} to {} after {retries} failed attempts \
+                             over {:.1}s (retry budget {}s): {cause}{first}",
+                            batch.partition,
+                            self.cfg.redacted_url(),
+                            since.elapsed().as_secs_f64(),
+                            budget.as_secs()
+                        )));
+                    }
+                }
+                Err(e) if e.is_tls() => return Err(tls_refused(&self.cfg, &e.to_string())),
+                Err(WriteError::Refused(msg)) => return Err(Error::Sink(msg)),
+                Err(WriteError::Moved(found)) => {
+                    return Err(Error::Fenced(fence.moved_message(batch.partition, found)))
+                }
+                Err(e) => return Err(self.explain(e, batch)),
+            }
+        }
+    }
+
+    /// A connection for an attempt, within `--mysql-io-timeout-secs`: on a silent network the
+    /// pool would wait for its own, longer, connect timeout.
+    async fn connection(
+        &self,
+    ) -> std::result::Result<sqlx::pool::PoolConnection<sqlx::MySql>, WriteError> {
+        bounded(
+            self.cfg.io_timeout,
+            "a new connection",
+            None,
+            self.pool.acquire(),
+        )
+        .await
+    }
+
+    /// Ends the server thread of an abandoned attempt, so that its transaction rolls back (or
+    /// finishes committing) before the next attempt reads the fence.
+    async fn kill(&self, thread: u32) -> std::result::Result<(), WriteError> {
+        let mut conn = self.connection().await?;
+        let sql = format!("KILL CONNECTION {thread}");
+        let result = bounded(
+            self.cfg.io_timeout,
+            "KILL",
+            None,
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
+        )
+        .await;
+        match result {
+            // 1094: unknown thread, already gone.
+            Err(e) if e.server_code() == Some(1094) => Ok(()),
+            Err(e @ WriteError::Stalled { .. }) => {
+                conn.close_on_drop();
+                Err(e)
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    fn explain(&self, e: WriteError, batch: &Batch) -> Error {
+        let text = scrub(&e.to_string(), self.cfg.password.as_deref());
+        let hint = match e.server_code() {
+            Some(1062) => format!("; {DUPLICATE_HINT}"),
+            Some(1142 | 1143) => "; the MySQL user lacks the INSERT privilege on the table".into(),
+            Some(1148 | 4166) => {
+                "; the server refuses LOAD DATA LOCAL INFILE: set local_infile=ON \
+                on the server or use --write-strategy insert"
+                    .into()
+            }
+            Some(1406 | 1264 | 1366 | 1292) => {
+                "; a value did not fit its column (this is a bug in \
+                pulsar2mysql's checks: please report it with the record)"
+                    .into()
+            }
+            _ => String::new(),
+        };
+        Error::Sink(format!(
+            "writing partition {} to {} failed: {text}{hint}",
+            batch.partition, self.table
+        ))
+    }
+
+    /// Begins loading a LOAD DATA batch while it is still being filled; the result goes to
+    /// [`MysqlSink::commit`] once the batch is complete.
+    pub async fn start_load(&self, open: &OpenBatch, job_id: &str, range_key: &str) -> EarlyLoad {
+        let writer = self
+            .load_data
+            .as_ref()
+            .expect("open batches come from a LOAD DATA sink");
+        let fence = Fence::new(job_id, range_key, open.partition, open.after, None);
+        EarlyLoad(
+            writer
+                .start(&open.statement, &open.data, &fence)
+                .await
+                .map_err(WriteError::from),
+        )
+    }
+
+    async fn try_commit(
+        &self,
+        batch: &Batch,
+        fence: &Fence,
+        early: Option<EarlyLoad>,
+    ) -> std::result::Result<Attempt, WriteError> {
+        let mut then = dead_letter_statements(
+            fence.job_id(),
+            &batch.topic,
+            batch.partition,
+            &batch.dead_letters,
+            self.max_statement_bytes,
+        );
+        let (position, publish_time) = batch.last.expect("checked by commit");
+        then.push(checkpoint::advance_sql(
+            fence.job_id(),
+            fence.range_key(),
+            batch.partition,
+            position,
+            publish_time,
+            batch.consumed,
+        ));
+        let started = match &batch.body {
+            Body::Statements(statements) => {
+                let mut conn = self.connection().await?;
+                let result = self
+                    .insert_statements(&mut conn, fence, statements, &then)
+                    .await;
+                if matches!(result, Err(WriteError::Stalled { .. })) {
+                    // Cut in the middle of a round trip: never back to the pool.
+                    drop(conn.detach());
+                }
+                return result.map(|attempt| match attempt {
+                    Attempt::Committed(mut stats) => {
+                        stats.dead_lettered = batch.dead_letters.len() as u64;
+                        Attempt::Committed(stats)
+                    }
+                    landed => landed,
+                });
+            }
+            Body::Tsv { statement, data } => {
+                let writer = self
+                    .load_data
+                    .as_ref()
+                    .expect("a LOAD DATA batch comes from a LOAD DATA sink");
+                match early {
+                    Some(EarlyLoad(started)) => started,
+                    None => writer
+                        .start(statement, data, fence)
+                        .await
+                        .map_err(Into::into),
+                }
+            }
+        };
+        let started = match started {
+            Ok(started) => started,
+            // The early load found the checkpoint moved (it could not know the batch's end);
+            // judged again now that the end is known.
+            Err(WriteError::Moved(found)) => match fence.judge(found) {
+                Verdict::Landed => return Ok(Attempt::Landed),
+                _ => return Err(WriteError::Moved(found)),
+            },
+            Err(WriteError::Landed) => return Ok(Attempt::Landed),
+            Err(e) => return Err(e),
+        };
+        let writer = self.load_data.as_ref().expect("checked above");
+        let mut stats = self.finish_load(writer, started, batch.rows, &then).await?;
+        stats.dead_lettered = batch.dead_letters.len() as u64;
+        Ok(Attempt::Committed(stats))
+    }
+
+    /// The INSERT path: the fence, the statements, then `then`, in one sqlx transaction, each
+    /// round trip bounded by `--mysql-io-timeout-secs`.
+    async fn insert_statements(
+        &self,
+        conn: &mut MySqlConnection,
+        fence: &Fence,
+        statements: &[(String, u64)],
+        then: &[String],
+    ) -> std::result::Result<Attempt, WriteError> {
+        let limit = self.cfg.io_timeout;
+        let thread: u64 = bounded(
+            limit,
+            "a connection id",
+            None,
+            sqlx::query_scalar("SELECT CONNECTION_ID()").fetch_one(&mut *conn),
+        )
+        .await?;
+        let thread = Some(thread as u32);
+        let mut tx = bounded(limit, "START TRANSACTION", thread, conn.begin()).await?;
+        let found: Option<(i64, i64, i32)> = bounded(
+            limit,
+            "the checkpoint read",
+            thread,
+            sqlx::query_as(sqlx::AssertSqlSafe(fence.lock_sql())).fetch_optional(&mut *tx),
+        )
+        .await?;
+        match fence.judge(found.map(|(l, e, b)| Position::new(l, e, b))) {
+            Verdict::Write => {}
+            Verdict::Landed => {
+                bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;
+                return Ok(Attempt::Landed);
+            }
+            Verdict::Moved(found) => return Err(WriteError::Moved(found)),
+        }
+        let mut stats = CommitStats::default();
+        for (sql, rows) in statements {
+            // Values are rendered by `write_literal`, which escapes them.
+            let affected = bounded(
+                limit,
+                "an INSERT",
+                thread,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *tx),
+            )
+            .await?
+            .rows_affected();
+            match self.cfg.mode {
+                WriteMode::IgnoreDuplicates => {
+                    let dup = rows.saturating_sub(affected);
+                    bounded(
+                        limit,
+                        "a warning count",
+                        thread,
+                        check_only_duplicate_warnings(&mut tx, dup),
+                    )
+                    .await?;
+                    stats.rows_written += affected;
+                    stats.duplicates += dup;
+                }
+                WriteMode::Upsert => {
+                    // affected = 1 per insert, 2 per changed row (1 per unchanged: FOUND_ROWS).
+                    stats.duplicates += affected.saturating_sub(*rows);
+                    stats.rows_written += rows;
+                }
+                WriteMode::Insert => stats.rows_written += affected,
+            }
+        }
+        for sql in then {
+            // Rendered by `write_literal` (dead letters, checkpoint).
+            bounded(
+                limit,
+                "the checkpoint",
+                thread,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *tx),
+            )
+            .await?;
+        }
+        bounded(limit, "COMMIT", thread, tx.commit()).await?;
+        Ok(Attempt::Committed(stats))
+    }
+
+    /// Completes a LOAD DATA batch. LOCAL makes the server skip duplicates and bad values
+    /// with a warning; only the duplicates `--mode ignore-duplicates` asked for may pass.
+    async fn finish_load(
+        &self,
+        writer: &LoadDataWriter,
+        started: Started,
+        rows: u64,
+        then: &[String],
+    ) -> std::result::Result<CommitStats, WriteError> {
+        let ignore = self.cfg.mode == WriteMode::IgnoreDuplicates;
+        let check = |l: &Loaded| {
+            let duplicates = rows.saturating_sub(l.inserted);
+            let detail = l.first_warning.as_deref().unwrap_or("no warning given");
+            if l.inserted > rows {
+                Err(format!(
+                    "the server stored {} rows for a batch of {rows} ({detail}); the batch \
+                     was rolled back",
+                    l.inserted
+                ))
+            } else if duplicates > 0 && !ignore {
+                Err(format!(
+                    "{duplicates} of {rows} rows were not stored ({detail}); {DUPLICATE_HINT}; \
+                     the batch was rolled back"
+                ))
+            } else if l.warnings > duplicates {
+                Err(format!(
+                    "the server reported {} warnings for {duplicates} skipped duplicates; a \
+                     value was changed on the way in ({detail}); the batch was rolled back",
+                    l.warnings
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let loaded = writer.finish(started, then, check).await?;
+        Ok(CommitStats {
+            rows_written: loaded.inserted,
+            duplicates: rows - loaded.inserted,
+            ..Default::default()
+        })
+    }
+}
+
+/// A load begun early by [`MysqlSink::start_load`].
+pub struct EarlyLoad(std::result::Result<Started, WriteError>);
+
+/// How an attempt at a batch ended, when it did not fail.
+enum Attempt {
+    Committed(CommitStats),
+    /// An earlier attempt had committed the batch; this one wrote nothing.
+    Landed,
+}
+
+/// Why one attempt at a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WriteError {
+    #[error("{0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Driver(#[from] mysql_async::Error),
+    /// The statements ran but their result was refused; the batch was rolled back.
+    #[error("{0}")]
+    Refused(String),
+    /// The server did not answer in time; the connection (server thread `thread`, when known)
+    /// was dropped.
+    #[error(
+        "MySQL did not answer {what} within {}s (a network partition, or a server that stopped \
+         responding); the connection was dropped", after.as_secs_f64()
+    )]
+    Stalled {
+        what: &'static str,
+        after: Duration,
+        thread: Option<u32>,
+    },
+    /// The fence found the checkpoint already past the batch (an earlier attempt landed).
+    #[error("the batch had already been committed")]
+    Landed,
+    /// The fence found the checkpoint somewhere this writer did not put it.
+    #[error("the checkpoint moved under this run")]
+    Moved(Option<Position>),
+}
+
+impl WriteError {
+    /// A TLS failure (a certificate not trusted, a name that does not match): configuration,
+    /// not a transient fault.
+    pub(super) fn is_tls(&self) -> bool {
+        match self {
+            WriteError::Sql(e) => is_tls_sql(e),
+            WriteError::Driver(e) => load_data::is_tls(e),
+            _ => false,
+        }
+    }
+
+    fn is_retriable(&self) -> bool {
+        match self {
+            WriteError::Sql(e) => is_retriable_sql(e),
+            WriteError::Driver(e) => load_data::is_retriable(e),
+            WriteError::Stalled { .. } => true,
+            WriteError::Refused(_) | WriteError::Landed | WriteError::Moved(_) => false,
+        }
+    }
+
+    fn server_code(&self) -> Option<u16> {
+        match self {
+            WriteError::Sql(e) => e
+                .as_database_error()
+                .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+                .map(|d| d.number()),
+            WriteError::Driver(e) => load_data::server_code(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<LoadError> for WriteError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Driver(e) => WriteError::Driver(e),
+            LoadError::Refused(why) => WriteError::Refused(why),
+            LoadError::Stalled {
+                what,
+                after,
+                thread,
+            } => WriteError::Stalled {
+                what,
+                after,
+                thread: Some(thread),
+            },
+            LoadError::Fence(Verdict::Landed) => WriteError::Landed,
+            LoadError::Fence(Verdict::Moved(found)) => WriteError::Moved(found),
+            LoadError::Fence(Verdict::Write) => {
+                WriteError::Refused("internal error: a fence that lets the batch pass".into())
+            }
+        }
+    }
+}
+
+/// One round trip that must answer within `limit`; past it the attempt counts as cut.
+async fn bounded<T, E: Into<WriteError>>(
+    limit: Duration,
+    what: &'static str,
+    thread: Option<u32>,
+    op: impl Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, WriteError> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(WriteError::Stalled {
+            what,
+            after: limit,
+            thread,
+        }),
+    }
+}
+
+/// `INSERT IGNORE` turns every error into a warning; only duplicate-key warnings are what the
+/// user asked to ignore. Anything else (a truncation, a bad value) rolls the batch back.
+async fn check_only_duplicate_warnings(
+    conn: &mut MySqlConnection,
+    duplicates: u64,
+) -> std::result::Result<(), WriteError> {
+    let warnings: i64 = sqlx::query_scalar("SELECT CAST(@@warning_count AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if warnings as u64 > duplicates {
+        let first: Option<(String, i64, String)> = sqlx::query_as("SHOW WARNINGS LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()
+            .flatten();
+        let detail = first
+            .map(|(_, code, msg)| format!("{code}: {msg}"))
+            .unwrap_or_default();
+        return Err(WriteError::Refused(format!(
+            "the server reported {warnings} warnings for {duplicates} ignored duplicates; a value \
+             was changed on the way in ({detail}); the batch was rolled back"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! Connecting the sink: the control pool (sqlx) with its TLS policy, the project's
+//! migrations, the table's columns, the write strategy and the LOAD DATA pool.
+
+use std::str::FromStr;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{ConnectOptions, Connection, Executor, MySql, MySqlConnection, MySqlPool};
+
+use super::checkpoint;
+use super::commit::WriteError;
+use super::load_data::LoadDataWriter;
+use super::schema::{read_columns, TableName};
+use crate::config::{MysqlTls, SinkConfig, SslMode, WriteMode, WriteStrategy};
+use crate::error::{is_retriable_sql, is_tls_sql, scrub, Backoff, Error, Result};
+use crate::records::Column;
+
+/// Session settings every connection gets: strict mode so the server refuses instead of
+/// truncating, explicit 0 kept in AUTO_INCREMENT columns, UTC for TIMESTAMP values, and
+/// backslash escapes on (the literal writer relies on them).
+pub(super) const SESSION_INIT: &str =
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,\
+NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00'";
+
+/// A connected sink for one table.
+pub struct MysqlSink {
+    pub(super) pool: MySqlPool,
+    pub(super) table: TableName,
+    pub(super) columns: Vec<Column>,
+    pub(super) max_statement_bytes: usize,
+    /// The largest statement the server accepts (`max_allowed_packet` less framing).
+    pub(super) max_packet_statement: usize,
+    /// Resolved: never `Auto`.
+    pub(super) strategy: WriteStrategy,
+    /// The LOAD DATA pool (strategy `LoadData`, and not a read-only sink).
+    pub(super) load_data: Option<LoadDataWriter>,
+    /// Whether the control connection got TLS (decides `preferred` for the LOAD DATA pool).
+    pub(super) tls_in_use: bool,
+    /// The server's `innodb_autoinc_lock_mode` (None if it has none): whether parallel LOAD
+    /// DATA streams take turns on the table's AUTO-INC lock.
+    pub(super) autoinc_lock_mode: Option<i64>,
+    pub(super) cfg: SinkConfig,
+}
+
+/// Connects the control pool (sqlx) and takes its first connection, retrying a server that
+/// is not up yet within the retry budget; a certificate the run will never trust fails at once.
+async fn open_control(cfg: &SinkConfig) -> Result<(MySqlPool, PoolConnection<MySql>)> {
+    let secret = cfg.password.clone();
+    let mut options = MySqlConnectOptions::from_str(&cfg.url).map_err(|e| {
+        Error::Config(format!(
+            "--mysql-url '{}' is not a MySQL URL: {}",
+            cfg.redacted_url(),
+            scrub(&e.to_string(), secret.as_deref())
+        ))
+    })?;
+    if let Some(pw) = &cfg.password {
+        options = options.password(pw);
+    }
+    options = with_tls(options, &cfg.tls);
+    options = options
+        .charset("utf8mb4")
+        .pipes_as_concat(false)
+        .timezone(Some("+00:00".to_string()))
+        // sqlx logs every statement, and slow ones whole at WARN: batches are megabytes of
+        // row values. Logs never carry rows; slowness shows in the batch metrics.
+        .disable_statement_logging();
+    let pool = MySqlPoolOptions::new()
+        .max_connections(cfg.max_writers() as u32 + 2)
+        .acquire_timeout(super::CONNECT_TIMEOUT)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SESSION_INIT).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options.clone());
+    let mut backoff = Backoff::new(cfg.retry_budget);
+    let conn = loop {
+        match pool.acquire().await {
+            Ok(c) => break c,
+            Err(e) if is_retriable_sql(&e) => {
+                // The pool retries inside its own timeout and reports only that; one direct
+                // attempt tells a certificate the run will never trust from a server that
+                // is not up yet.
+                let direct =
+                    tokio::time::timeout(cfg.io_timeout, MySqlConnection::connect_with(&options))
+                        .await;
+                match direct {
+                    Ok(Err(e)) if is_tls_sql(&e) => return Err(tls_refused(cfg, &e.to_string())),
+                    Ok(Ok(conn)) => drop(conn),
+                    _ => {}
+                }
+                tracing::warn!(error = %scrub(&e.to_string(), secret.as_deref()), "cannot connect to MySQL yet; retrying");
+                if !backoff.wait().await {
+                    return Err(Error::Sink(format!(
+                        "cannot connect to {}: {}",
+                        cfg.redacted_url(),
+                        scrub(&e.to_string(), secret.as_deref())
+                    )));
+                }
+            }
+            Err(e) if is_tls_sql(&e) => {
+                return Err(tls_refused(cfg, &e.to_string()));
+            }
+            Err(e) => {
+                return Err(Error::Sink(format!(
+                    "cannot connect to {}: {}",
+                    cfg.redacted_url(),
+                    scrub(&e.to_string(), secret.as_deref())
+                )))
+            }
+        }
+    };
+    Ok((pool, conn))
+}
+
+/// Applies the project's migrations (checkpoints, dead letters, window ends) and nothing else:
+/// no sink table needed, so a database can be prepared before the first job is configured.
+pub async fn migrate(cfg: &SinkConfig) -> Result<()> {
+    let (pool, mut conn) = open_control(cfg).await?;
+    let limit = cfg.io_timeout * 4;
+    let done = tokio::time::timeout(limit, checkpoint::migrate(&mut conn)).await;
+    drop(conn);
+    pool.close().await;
+    match done {
+        Ok(result) => result,
+        Err(_) => Err(Error::Sink(format!(
+            "{} did not answer the migrations within {}s",
+            cfg.redacted_url(),
+            limit.as_secs()
+        ))),
+    }
+}
+
+impl MysqlSink {
+    /// Connects, applies the project's migrations (unless `read_only`) and reads the table's
+    /// columns and the server's `max_allowed_packet`.
+    pub async fn connect(cfg: &SinkConfig, read_only: bool) -> Result<Self> {
+        let table = TableName::parse(&cfg.table)?;
+        let (pool, mut conn) = open_control(cfg).await?;
+        // A handful of single round trips; a server that stops answering must not hold the run.
+        let limit = cfg.io_timeout * 4;
+        let setup = async {
+            if !read_only {
+                checkpoint::migrate(&mut conn).await?;
+            }
+            let columns = read_columns(&mut conn, &table).await?;
+            let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| Error::Sink(format!("cannot read max_allowed_packet: {e}")))?;
+            let strategy = resolve_strategy(cfg, &mut conn).await?;
+            // Whether this connection got TLS: `preferred` gives the LOAD DATA connection the
+            // same (mysql_async has no "TLS if offered" of its own).
+            let cipher: Option<(String, String)> =
+                sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        Error::Sink(format!("cannot read the session's TLS state: {e}"))
+                    })?;
+            let tls_in_use = cipher.is_some_and(|(_, c)| !c.is_empty());
+            // A server without InnoDB has no such variable: no lock to take turns on.
+            let autoinc_lock_mode: Option<i64> =
+                sqlx::query_scalar("SELECT CAST(@@innodb_autoinc_lock_mode AS SIGNED)")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .ok();
+            Ok::<_, Error>((columns, packet, strategy, tls_in_use, autoinc_lock_mode))
+        };
+        let (columns, packet, strategy, tls_in_use, autoinc_lock_mode) =
+            match tokio::time::timeout(limit, setup).await {
+                Ok(done) => done?,
+                Err(_) => {
+                    drop(conn.detach());
+                    return Err(Error::Sink(format!(
+                        "{} did not answer the set-up queries (migrations, the table's columns) \
+                     within {}s (a network partition, or a server that stopped responding)",
+                        cfg.redacted_url(),
+                        limit.as_secs()
+                    )));
+                }
+            };
+        // Leave room for the statement's head and tail and the protocol's own framing.
+        let max_packet_statement = (packet as usize).saturating_sub(16 * 1024).max(16 * 1024);
+        let max_statement_bytes = cfg
+            .batch_bytes
+            .min((packet as usize).saturating_sub(16 * 1024))
+            .max(16 * 1024);
+        let load_data = if strategy == WriteStrategy::LoadData && !read_only {
+            let writer = LoadDataWriter::new(cfg, SESSION_INIT, tls_in_use)?;
+            writer.warm_up();
+            Some(writer)
+        } else {
+            None
+        };
+        Ok(MysqlSink {
+            pool,
+            table,
+            columns,
+            max_statement_bytes,
+            max_packet_statement,
+            strategy,
+            load_data,
+            tls_in_use,
+            autoinc_lock_mode,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// How many write streams a run over `partitions` partitions uses (see
+    /// [`SinkConfig::write_streams`]).
+    pub fn write_streams(&self, partitions: usize) -> usize {
+        self.cfg
+            .write_streams(self.strategy, self.autoinc_lock_mode, partitions)
+    }
+
+    /// Opens one LOAD DATA connection, when this sink's strategy uses them, so that `check`
+    /// fails where a run would (its TLS, its user, its server).
+    pub async fn probe_load_data(&self) -> Result<()> {
+        if self.strategy != WriteStrategy::LoadData {
+            return Ok(());
+        }
+        let writer = LoadDataWriter::new(&self.cfg, SESSION_INIT, self.tls_in_use)?;
+        let probed = writer.probe().await;
+        writer.close().await;
+        probed.map_err(|e| {
+            let e = WriteError::from(e);
+            if e.is_tls() {
+                tls_refused(&self.cfg, &e.to_string())
+            } else {
+                Error::Sink(format!(
+                    "the LOAD DATA connection to {} failed: {}",
+                    self.cfg.redacted_url(),
+                    scrub(&e.to_string(), self.cfg.password.as_deref())
+                ))
+            }
+        })
+    }
+
+    /// How this sink writes rows: `Insert` or `LoadData`, never `Auto`.
+    pub fn write_strategy(&self) -> WriteStrategy {
+        self.strategy
+    }
+
+    /// Closes the connections of the LOAD DATA pool (the sqlx pool closes on drop).
+    pub async fn close(&self) {
+        if let Some(ld) = &self.load_data {
+            ld.close().await;
+        }
+    }
+
+    /// The table's columns, in table order.
+    pub fn table_columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The table being written.
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    /// The pool, for the job lock and checkpoint reads.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// A connection from the pool, with the driver's error made readable.
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::MySql>> {
+        self.pool.acquire().await.map_err(|e| {
+            Error::Sink(format!(
+                "cannot connect to {}: {}",
+                self.cfg.redacted_url(),
+                scrub(&e.to_string(), self.cfg.password.as_deref())
+            ))
+        })
+    }
+}
+
+/// sqlx's connect options with the run's TLS settings (they win over the URL's).
+fn with_tls(options: MySqlConnectOptions, tls: &MysqlTls) -> MySqlConnectOptions {
+    use sqlx::mysql::MySqlSslMode as M;
+    let mut options = options.ssl_mode(match tls.mode {
+        SslMode::Disabled => M::Disabled,
+        SslMode::Preferred => M::Preferred,
+        SslMode::Required => M::Required,
+        SslMode::VerifyCa => M::VerifyCa,
+        SslMode::VerifyIdentity => M::VerifyIdentity,
+    });
+    if let Some(ca) = &tls.ca {
+        options = options.ssl_ca(ca);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        options = options.ssl_client_cert(cert).ssl_client_key(key);
+    }
+    options
+}
+
+/// A TLS failure as the configuration error it is.
+pub(super) fn tls_refused(cfg: &SinkConfig, cause: &str) -> Error {
+    Error::Config(format!(
+        "TLS to MySQL at {} failed: {}; check --mysql-ssl-mode ({:?}) and --mysql-ssl-ca",
+        cfg.redacted_url(),
+        scrub(cause, cfg.password.as_deref()),
+        cfg.tls.mode
+    ))
+}
+
+/// Picks the write strategy: `auto` takes LOAD DATA when the mode allows it and the server
+/// has `local_infile` on; an explicit `load-data` on a server without it is refused here,
+/// before anything is read.
+async fn resolve_strategy(cfg: &SinkConfig, conn: &mut MySqlConnection) -> Result<WriteStrategy> {
+    if cfg.strategy == WriteStrategy::Insert || cfg.mode == WriteMode::Upsert {
+        return Ok(WriteStrategy::Insert);
+    }
+    let local_infile: i64 = sqlx::query_scalar("SELECT CAST(@@local_infile AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| Error::Sink(format!("cannot read @@local_infile: {e}")))?;
+    match (local_infile, cfg.strategy) {
+        (1, _) => Ok(WriteStrategy::LoadData),
+        (_, WriteStrategy::LoadData) => Err(Error::Config(
+            "--write-strategy load-data: the server has local_infile=OFF; set local_infile=ON \
+             on the server or use --write-strategy insert (or auto)"
+                .into(),
+        )),
+        _ => {
+            tracing::info!(
+                "the server has local_infile=OFF: writing with INSERT statements (slower; see \
+                 --write-strategy)"
+            );
+            Ok(WriteStrategy::Insert)
+        }
+    }
+}
