@@ -18,7 +18,6 @@ pub struct CheckReport {
     pub table: String,
     /// The columns fields map to, in field order.
     pub mapped_columns: Vec<String>,
-    pub can_insert: bool,
     /// How a run would write: `load-data` or `insert` (`auto` resolved against the server).
     pub write_strategy: WriteStrategy,
 }
@@ -55,7 +54,6 @@ pub async fn check(cfg: &Config) -> Result<CheckReport> {
         partitions: partitions.len(),
         table: sink.table().to_string(),
         mapped_columns: converter.columns().iter().map(|c| c.name.clone()).collect(),
-        can_insert: true,
         write_strategy: sink.write_strategy(),
     })
 }

@@ -66,6 +66,7 @@ impl Client {
     }
 
     /// The same client with another deadline and reply cap (tests).
+    #[cfg(test)]
     pub fn with_limits(mut self, timeout: Duration, max_reply: usize) -> Client {
         self.timeout = timeout;
         self.max_reply = max_reply;

@@ -19,14 +19,14 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod http;
+pub(crate) mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
-pub mod records;
+pub(crate) mod records;
 pub mod report;
 pub mod sink;
-pub mod source;
+pub(crate) mod source;
 
 #[cfg(test)]
 mod pulsar_decoder_proptests;

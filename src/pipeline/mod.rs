@@ -3,7 +3,7 @@
 //! The readers of the first partitions open first, so every end bound is taken when the run
 //! starts. Partitions are then spread over write streams (one connection each; how many, the
 //! server's AUTO-INC lock mode decides unless `--writers` says), each stream reading up to a
-//! few partitions side by side into one writer task ([`stream`]): reading+converting and
+//! few partitions side by side into one writer task (`stream`): reading+converting and
 //! writing overlap through a bounded channel, which keeps memory flat whatever the size of
 //! the range. Every batch holds one partition's rows and commits with that partition's
 //! checkpoint, and a partition's batches commit in order, so its checkpoint only ever moves

@@ -15,7 +15,7 @@ pub use bad::{BadReason, BadRecord};
 pub use charset::Charset;
 pub use convert::convert_value;
 pub use converter::RowConverter;
-pub use split::{FieldSplitter, Fields};
+pub use split::FieldSplitter;
 pub use types::{Column, ColumnType, Value};
 
 #[cfg(test)]

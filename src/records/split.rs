@@ -33,11 +33,6 @@ impl<'a> Fields<'a> {
         self.spans.len()
     }
 
-    /// Whether there are no fields (never true: an empty record has one empty field).
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
     /// The bytes of field `i`.
     pub fn get(&self, i: usize) -> &'a [u8] {
         &self.bytes[self.spans[i].clone()]

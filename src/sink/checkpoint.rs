@@ -71,8 +71,6 @@ pub async fn migrate(conn: &mut MySqlConnection) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
     pub position: Position,
-    pub publish_time: i64,
-    pub records: i64,
 }
 
 /// The checkpoints of one job and range, keyed by partition index (-1 = not partitioned).
@@ -89,10 +87,10 @@ pub async fn load(
     settled: bool,
 ) -> Result<HashMap<i32, Checkpoint>> {
     let sql = if settled {
-        "SELECT partition_index, ledger_id, entry_id, batch_index, publish_time, records
+        "SELECT partition_index, ledger_id, entry_id, batch_index
            FROM p2m_checkpoint WHERE job_id = ? AND range_key = ? LOCK IN SHARE MODE"
     } else {
-        "SELECT partition_index, ledger_id, entry_id, batch_index, publish_time, records
+        "SELECT partition_index, ledger_id, entry_id, batch_index
            FROM p2m_checkpoint WHERE job_id = ? AND range_key = ?"
     };
     let rows = sqlx::query(sql)
@@ -113,8 +111,6 @@ pub async fn load(
             row.try_get::<i32, _>(0).unwrap_or(-1),
             Checkpoint {
                 position: Position::new(get(1), get(2), row.try_get::<i32, _>(3).unwrap_or(-1)),
-                publish_time: get(4),
-                records: get(5),
             },
         );
     }

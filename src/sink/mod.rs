@@ -2,12 +2,12 @@
 //! ([`batch`]), the transaction that commits them (`commit`), SQL text (`sql`), the LOAD DATA
 //! path ([`load_data`]), checkpoints and the job lock ([`checkpoint`]).
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod checkpoint;
 mod commit;
-pub mod connect;
-pub mod load_data;
-pub mod schema;
+pub(crate) mod connect;
+pub(crate) mod load_data;
+pub(crate) mod schema;
 mod sql;
 
 pub use batch::{Batch, BatchBuilder, OpenBatch};
