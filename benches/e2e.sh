@@ -50,7 +50,8 @@
 #   P2M_BENCH_STRICT=1    exit 1 unless every sample is ok and every table holds exactly the
 #                         N rows `i|msg-i` (the CI smoke, scripts/bench-smoke.sh)
 #   P2M_BENCH_TIMEOUT     seconds allowed per command (default: 120 + N/20000)
-#   P2M_BENCH_DB          database, created and dropped                      (default p2m_bench)
+#   P2M_BENCH_DB          database, created and dropped        (default p2m_bench_<pid>: the
+#                         server is shared, and a concurrent run must not drop this one's tables)
 #   P2M_BENCH_OUT         directory for raw results                   (default target/bench)
 #                         (e2e-<stamp>-<shape>-p<partitions>.tsv, a .meta file beside it)
 #   P2M_BENCH_BIN_DIR     use these pulsar2mysql, seed_producer and shape_producer binaries;
@@ -68,7 +69,7 @@ VARIANTS="${P2M_BENCH_VARIANTS:-}"
 PARTITIONS="${P2M_BENCH_PARTITIONS:-0}"
 BASELINES="${P2M_BENCH_BASELINES:-dry-run load-data insert-dump}"
 DUMP_ROWS="${P2M_BENCH_DUMP_ROWS:-10000}"
-DB="${P2M_BENCH_DB:-p2m_bench}"
+DB="${P2M_BENCH_DB:-p2m_bench_$$}" # per run: the MariaDB server is shared
 OUT="${P2M_BENCH_OUT:-$ROOT/target/bench}"
 KEEP="${P2M_BENCH_KEEP:-0}"
 FLINK="${P2M_BENCH_FLINK:-}"

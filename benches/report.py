@@ -379,7 +379,9 @@ def main():
     w("")
     runtime = f"{elapsed // 60} min {elapsed % 60} s" if elapsed else "not recorded"
     w(f"This run: blocks started {stamps[0] if stamps else '?'} to {stamps[-1] if stamps else '?'} UTC; "
-      f"measurements {runtime} (`elapsed_s`, after the build). "
+      f"`benches/full.sh` took {runtime} from its start to the last measurement (`elapsed_s`; its "
+      "set-up included: an incremental release build, the cached Flink jar and plotting venv; a clean "
+      "clone adds the first release build and the Maven and pip downloads). "
       "`benches/report.sh DIR` regenerates this file from any results directory; "
       "`scripts/bench-smoke.sh` (CI) runs the seed size with every contender and the generator.")
     if failed_blocks:

@@ -30,7 +30,7 @@ P2M_BENCH_SHAPE=seed \
 P2M_BENCH_BASELINES="dry-run load-data insert-dump" \
 P2M_BENCH_FLINK="flink-inlong flink-tuned" \
 P2M_BENCH_TIMEOUT="${P2M_BENCH_TIMEOUT:-300}" \
-P2M_BENCH_DB=p2m_bench_smoke \
+P2M_BENCH_DB="p2m_bench_smoke_$$" \
 P2M_BENCH_OUT="$out" \
 P2M_BENCH_STRICT=1 \
     benches/e2e.sh
