@@ -15,7 +15,8 @@
 #                  and JDBC connectors that Apache InLong runs for this sync) into a freshly
 #                  created sink_table; wall time includes JVM start-up and job submission
 # Each is timed with bash's microsecond clock (wall) and /usr/bin/time (client CPU, peak RSS); the MariaDB server's CPU
-# time over the same interval is read from /proc. Rows/s = N / wall time of the process
+# time over the same interval is read from /proc, and so are the whole machine's busy CPU seconds
+# (all processes, other people's included) and its I/O wait. Rows/s = N / wall time of the process
 # (connect and start-up included for every contender alike). On a non-partitioned topic a
 # sidecar (benches/first_row.py) polls the table for record 0 every 5 ms during every
 # contender (dry-run included, so that all carry its load): the time from start to the first
@@ -135,6 +136,9 @@ SERVER_PID="$(server_pid)"
 BROKER_PID="$(pgrep -f PulsarStandaloneStarter | head -1 || true)"
 [[ -n "$BROKER_PID" ]] || log "warning: no local Pulsar standalone process: broker CPU is not measured"
 CLK_TCK="$(getconf CLK_TCK)"
+machine_ticks() { # busy and iowait clock ticks of all CPUs together (/proc/stat)
+    awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $6; exit}' /proc/stat
+}
 cpu_ticks() { # utime + stime of process $1, in clock ticks
     if [[ -n "$1" && -r /proc/$1/stat ]]; then
         # the command name (field 2) may hold spaces: count from the closing parenthesis
@@ -193,7 +197,7 @@ fi
 mkdir -p "$OUT"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RAW="$OUT/e2e-$STAMP-$SHAPE-p$PARTITIONS.tsv"
-printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\tshape\tpartitions\tfirst_row_s\tload1\n' >"$RAW"
+printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\tshape\tpartitions\tfirst_row_s\tload1\tmachine_cpu_s\tiowait_s\tretries\n' >"$RAW"
 
 # ---- one measurement ----------------------------------------------------------------------
 # measure SIZE ROUND NAME EXPECTED_ROWS -- command...   (stdin of the command: $MEASURE_STDIN)
@@ -221,6 +225,8 @@ measure() {
     fi
     before="$(cpu_ticks "$SERVER_PID")"
     broker_before="$(cpu_ticks "$BROKER_PID")"
+    local mach_before mach_after
+    mach_before="$(machine_ticks)"
     set +e
     local t0="$EPOCHREALTIME"
     /usr/bin/time -f '%e %U %S %M' -o "$tfile" timeout -k 10 "$TIMEOUT" "$@" \
@@ -230,6 +236,10 @@ measure() {
     set -e
     after="$(cpu_ticks "$SERVER_PID")"
     broker_after="$(cpu_ticks "$BROKER_PID")"
+    mach_after="$(machine_ticks)"
+    local machine_s iowait_s
+    read -r machine_s iowait_s < <(awk -v a="$mach_before" -v b="$mach_after" -v t="$CLK_TCK" \
+        'BEGIN{split(a, x, " "); split(b, y, " "); printf "%.2f %.2f\n", (y[1]-x[1])/t, (y[2]-x[2])/t}')
     if [[ -n "$poller" ]]; then
         # a row committed at the very end is seen by the next poll (<= 5 ms later)
         for _ in $(seq 50); do [[ "$(wc -l <"$WORK/first.$$")" -ge 2 ]] && break; sleep 0.01; done
@@ -251,13 +261,15 @@ measure() {
     server_s="$(awk -v a="$before" -v b="$after" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')"
     local broker_s
     broker_s="$(awk -v a="$broker_before" -v b="$broker_after" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/t}')"
-    local rows="$expected" duration="" outcome="ok"
+    local rows="$expected" duration="" outcome="ok" retries=""
     if [[ "$name" == run* || "$name" == dry-run ]]; then
         local summary
         summary="$(tail -1 "$ofile")"
         rows="$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("rows_converted" if d.get("dry_run") else "rows_written", 0))' "$summary" 2>/dev/null || echo 0)"
         duration="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("duration_ms",""))' "$summary" 2>/dev/null || true)"
         outcome="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("outcome","?"))' "$summary" 2>/dev/null || echo "no-summary")"
+        # batches retried after a transient error (e.g. a deadlock between partitions' streams)
+        retries="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("retries",""))' "$summary" 2>/dev/null || true)"
     fi
     if [[ "$name" == flink-* ]]; then # rows: what the table holds (checked in full by check_count)
         rows="$(sql "SELECT COUNT(*) FROM \`$DB\`.\`$TABLE\`" 2>/dev/null || echo 0)"
@@ -274,10 +286,10 @@ measure() {
     elif [[ "$rows" != "$expected" ]]; then
         outcome="rows=$rows!=$expected"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
         "$user" "$sys" "$rss" "$server_s" "$duration" "$outcome" "$broker_s" "$SHAPE" "$PARTITIONS" \
-        "$first_row" "$load1" >>"$RAW"
-    log "  $(printf '%-28s' "$name") wall ${wall}s  $(awk -v n="$rows" -v w="$wall" 'BEGIN{if(w>0)printf "%9.0f", n/w}') rows/s  first row ${first_row:--}s  rss ${rss} KiB  server cpu ${server_s}s  broker cpu ${broker_s}s  $outcome"
+        "$first_row" "$load1" "$machine_s" "$iowait_s" "$retries" >>"$RAW"
+    log "  $(printf '%-28s' "$name") wall ${wall}s  $(awk -v n="$rows" -v w="$wall" 'BEGIN{if(w>0)printf "%9.0f", n/w}') rows/s  first row ${first_row:--}s${retries:+  retries $retries}  rss ${rss} KiB  server cpu ${server_s}s  broker cpu ${broker_s}s  $outcome"
 }
 
 fresh_table() {

@@ -95,6 +95,9 @@ def load(results):
                     "outcome": r["outcome"],
                     "first_row": float(r["first_row_s"]) if r.get("first_row_s") else float("nan"),
                     "load1": float(r["load1"]) if r.get("load1") else float("nan"),
+                    "machine": float(r["machine_cpu_s"]) if r.get("machine_cpu_s") else float("nan"),
+                    "iowait": float(r["iowait_s"]) if r.get("iowait_s") else float("nan"),
+                    "retries": float(r["retries"]) if r.get("retries") else float("nan"),
                     "table": "",
                 }
                 samples.append(s)
@@ -119,6 +122,12 @@ class Agg:
         self.broker = med([s["broker"] for s in ok])
         self.rss = med([s["rss"] for s in ok])
         self.first_row = med([s["first_row"] for s in ok])
+        self.load1 = med([s["load1"] for s in ok])
+        self.machine = med([s["machine"] for s in ok])
+        self.iowait = med([s["iowait"] for s in ok])
+        self.retries = [int(s["retries"]) for s in ok if not math.isnan(s["retries"])]
+        # CPU of every other process on the machine (other people's work, the sidecar)
+        self.others = med([s["machine"] - s["cpu"] - s["server"] - s["broker"] for s in ok])
         # A Flink sample ended by its timeout: the rate of the rows it had committed by then.
         part = [s["rows"] / s["wall"] for s in ss if s["outcome"] == "failed(rc=124)" and s["rows"] > 0]
         self.partial = med(part) if part else float("nan")
@@ -165,16 +174,24 @@ def fr(x):
 
 # ---- the limit of a contender, from its CPU figures -----------------------------------------
 def limit_of(a, base, cores):
-    """What limits `a` (an Agg of run): the CPU it and the services used over its wall time,
-    against `base` (LOAD DATA of the same rows, the server's limit)."""
+    """What limits `a` (an Agg of run): the CPU it, the services and the rest of the machine used
+    over its wall time, against `base` (LOAD DATA of the same rows, the server's limit)."""
     if math.isnan(a.wall):
         return "no finished sample"
-    tot = sum(x for x in (a.cpu, a.server, a.broker) if not math.isnan(x))
-    util = tot / (a.wall * cores)
+    own = sum(x for x in (a.cpu, a.server, a.broker) if not math.isnan(x))
     parts = (
         f"over its {a.wall:.3f} s: client {a.cpu:.2f} + MariaDB server {a.server:.2f} + "
-        f"broker {a.broker:.2f} = {tot:.2f} CPU s, {util:.0%} of the {cores} cores"
+        f"broker {a.broker:.2f} = {own:.2f} CPU s"
     )
+    if not math.isnan(a.machine):
+        util = a.machine / (a.wall * cores)
+        parts += (f"; the whole machine {a.machine:.2f} CPU s = {util:.0%} of the {cores} cores, "
+                  f"{max(a.others, 0):.2f} of them other processes; I/O wait {a.iowait:.2f} s")
+    else:  # older raw results: only this run's processes, and the load average
+        util = own / (a.wall * cores)
+        parts += f", {util:.0%} of the {cores} cores"
+        if not math.isnan(a.load1):
+            parts += f"; 1-min load average {a.load1:.1f} at its start"
     extra = ""
     if base is not None and not math.isnan(base.server):
         extra = (
@@ -182,18 +199,27 @@ def limit_of(a, base, cores):
             f" (run's server CPU {ratio(a.server, base.server):.2f} x of it)"
         )
     top = max((("client", a.cpu), ("server", a.server), ("broker", a.broker)), key=lambda t: t[1])
+    others = a.others if not math.isnan(a.others) else float("nan")
     if util >= 0.85:
-        verdict = (
-            f"**machine CPU**: the {cores} cores are saturated by client, server and broker together "
-            f"(largest: {top[0]} CPU)"
-        )
+        who = f"largest: {top[0]} CPU"
+        if not math.isnan(others) and others > top[1]:
+            who = "largest: other processes on the machine, i.e. other people's work"
+        verdict = f"**machine CPU**: the {cores} cores were saturated ({who})"
+    elif not math.isnan(a.iowait) and a.iowait > 0.25 * a.wall * cores:
+        verdict = "**disk**: the cores waited on I/O for a large part of the run"
     elif top[1] / a.wall >= 0.75:
         verdict = f"**{top[0]} CPU**: it keeps about one core busy ({top[1] / a.wall:.0%} of one core over the run)"
     elif base is not None and not math.isnan(base.server) and a.server > 1.15 * base.server:
         verdict = "**server CPU**: the server spends more CPU on the same rows than under LOAD DATA"
+    elif math.isnan(a.machine) and not math.isnan(a.load1) and a.load1 > cores:
+        verdict = ("**undetermined**: this run's processes left the cores partly idle, but the machine's "
+                   "load average exceeded its cores (other work, not recorded per sample in these raw results)")
     else:
         verdict = ("**not CPU** (the cores are not saturated, no process near one core): waits, i.e. "
-                   "start-up, round trips, commits and disk I/O")
+                   "start-up, round trips, lock waits and commits")
+    if sum(a.retries) > 0:
+        extra += (f"; batches retried after a transient error (the summary's `retries`), per round: "
+                  f"{', '.join(map(str, a.retries))}")
     return f"{verdict} ({parts}{extra})"
 
 
@@ -522,7 +548,9 @@ def main():
     w("")
     w("Rows/s = N / wall time of the whole process (start-up, connect, JVM and job submission "
       "included), timed with bash's microsecond clock; client CPU and peak RSS from GNU time; MariaDB "
-      "server and Pulsar broker CPU from `/proc` over the same interval. Medians over the rounds; "
+      "server and Pulsar broker CPU from `/proc` over the same interval, and the whole machine's busy CPU "
+      "seconds and I/O wait from `/proc/stat` (\"others\" = the machine's CPU minus client, server and "
+      "broker: other people's work on this shared VM, and the first-row sidecar). Medians over the rounds; "
       "ratios are of medians from the same block. After every writing contender the table must hold "
       "exactly the N records (count, distinct ids, min/max id; the seed's names; for the other shapes "
       "a CRC32 checksum of every column equal to the first contender's): anything else is a failed "
@@ -602,8 +630,8 @@ def main():
             return
         w(f"### {title}")
         w("")
-        w("| records | contender | ok | rows/s per round | median rows/s | wall s | first row s | client CPU s | server CPU s | broker CPU s | peak RSS MiB |")
-        w("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        w("| records | contender | ok | rows/s per round | median rows/s | wall s | first row s | client CPU s | server CPU s | broker CPU s | machine CPU s (others) | peak RSS MiB |")
+        w("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k in ks:
             a = aggs[k]
             c = k[3]
@@ -615,7 +643,8 @@ def main():
             rss = fnum(a.rss, "{:.1f}") if (c.startswith(("run", "flink")) or c == "dry-run") else "-"
             first = fnum(a.first_row, "{:.3f}") if c != "dry-run" else "-"
             w(f"| {k[2]:,} | `{c}` | {len(a.ok)}/{len(a.all)} | {per} | {rate_cell} | {fnum(a.wall, '{:.3f}')} | "
-              f"{first} | {fnum(a.cpu, '{:.2f}')} | {fnum(a.server, '{:.2f}')} | {fnum(a.broker, '{:.2f}')} | {rss} |")
+              f"{first} | {fnum(a.cpu, '{:.2f}')} | {fnum(a.server, '{:.2f}')} | {fnum(a.broker, '{:.2f}')} | "
+              f"{fnum(a.machine, '{:.2f}')}{' (' + fnum(max(a.others, 0), '{:.2f}') + ')' if not math.isnan(a.others) else ''} | {rss} |")
         w("")
         # ratios
         w("| records | contender | / load-data | / insert-dump | / dry-run | x flink-inlong | x flink-tuned |")
@@ -681,8 +710,8 @@ def main():
           "the dry run over the same partitioned topic, per partition count, with the CPU each used:")
         w("")
         w("| partitions | records | run rows/s | load-data rows/s | dry-run rows/s | run / load-data | "
-          "run / dry-run | run client / server / broker CPU s | load-data server CPU s | run peak RSS MiB |")
-        w("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+          "run / dry-run | run client / server / broker CPU s | load-data server CPU s | run: batches retried per round | run peak RSS MiB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|")
         for p in sorted({k[1] for k in keys(aggs, "seed")}):
             for n in sorted({k[2] for k in keys(aggs, "seed", p)}):
                 run = aggs.get(("seed", p, n, "run"))
@@ -694,7 +723,7 @@ def main():
                 w(f"| {plabel(p)} | {n:,} | {fnum(run.rate)} | {fnum(g(ld, 'rate'))} | {fnum(g(dr, 'rate'))} | "
                   f"{fr(ratio(run.rate, g(ld, 'rate')))} | {fr(ratio(run.rate, g(dr, 'rate')))} | "
                   f"{fnum(run.cpu, '{:.2f}')} / {fnum(run.server, '{:.2f}')} / {fnum(run.broker, '{:.2f}')} | "
-                  f"{fnum(g(ld, 'server'), '{:.2f}')} | {fnum(run.rss, '{:.1f}')} |")
+                  f"{fnum(g(ld, 'server'), '{:.2f}')} | {', '.join(map(str, run.retries)) or '-'} | {fnum(run.rss, '{:.1f}')} |")
         w("")
         for p in parts:
             full_table("seed", p, f"Seed records, {p} partitions: every sample")
