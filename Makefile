@@ -1,5 +1,5 @@
 # Entry points; each target is a thin wrapper over a script in scripts/.
-.PHONY: services services-stop services-status demo test build bench fmt lint
+.PHONY: services services-stop services-status demo test build bench bench-full bench-smoke bench-report fmt lint
 
 services:        ## install (if missing) and start Pulsar + MariaDB, wait until ready
 	scripts/services.sh up
@@ -19,8 +19,17 @@ test:            ## every test: unit + integration against the real services
 build:
 	cargo build --release
 
-bench:           ## end-to-end benchmarks, report in BENCHMARKS.md
+bench:           ## end-to-end benchmarks (1e5 and 1e6, seed records), medians under target/bench/
 	scripts/bench.sh
+
+bench-full:      ## the whole comparison of issue 13 (~30 min): raw results + BENCHMARKS.md + plots
+	scripts/bench.sh full
+
+bench-smoke:     ## the seed size, every contender incl. the Flink peer, and the report generator (CI)
+	scripts/bench-smoke.sh
+
+bench-report:    ## regenerate BENCHMARKS.md from the newest benches/results/full-* directory
+	benches/report.sh "$$(ls -d benches/results/full-* | sort | tail -1)"
 
 fmt:
 	cargo fmt --all
