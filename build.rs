@@ -42,7 +42,8 @@ fn main() {
     let from_archive = || {
         let text = std::fs::read_to_string(".git-commit").ok()?;
         let text = text.trim();
-        (!text.is_empty() && !text.contains('$')).then(|| text.to_string())
+        // The full hash, shortened like the git path's.
+        (!text.is_empty() && !text.contains('$')).then(|| text.chars().take(12).collect())
     };
     let commit = from_env
         .or_else(from_git)
