@@ -41,8 +41,9 @@ cargo build --locked --profile "$PROFILE" --bin pulsar2mysql
 BIN=${CARGO_TARGET_DIR:-$P2M_REPO_DIR/target}/$profile_dir/pulsar2mysql
 "$BIN" --version
 
-rm -rf "$DIST"
 mkdir -p "$DIST"
+# Only what this script writes: P2M_DIST_DIR may be a folder with other files.
+rm -rf "${DIST:?}/$NAME" "$DIST"/pulsar2mysql-*.tar.gz "$DIST"/pulsar2mysql_*.deb "$DIST/SHA256SUMS"
 
 # ---- tarball ---------------------------------------------------------------------------------
 stage=$DIST/$NAME
