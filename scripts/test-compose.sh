@@ -4,7 +4,7 @@
 #   - the stack is the one documented: Pulsar 4.0.x, MySQL 8.4, Airflow 2.10 with the DAGs and
 #     the image's binary mounted on its workers, Pushgateway, Prometheus, Grafana;
 #   - Prometheus scrapes the Pushgateway with honor_labels; Grafana provisions the data source
-#     and the dashboard; every metric the dashboard queries is one src/metrics.rs exports.
+#     and the dashboard; every metric the dashboard queries is one src/metrics exports.
 # Pulling and starting the images needs a registry, which the project's machines do not reach:
 # that part is not run here (docker/README.md).
 set -euo pipefail
@@ -65,7 +65,8 @@ check("Grafana provisions the dashboards folder",
       and "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in [str(v).replace(str(pathlib.Path.cwd() / "docker"), ".") for v in s["grafana"]["volumes"]])
 
 dash = json.load(open("docker/grafana/dashboards/pulsar2mysql.json"))
-exported = set(re.findall(r'"(pulsar2mysql_[a-z_]+)"', pathlib.Path("src/metrics.rs").read_text()))
+sources = [pathlib.Path("src/metrics.rs"), *pathlib.Path("src").glob("metrics/**/*.rs")]
+exported = {m for f in sources if f.is_file() for m in re.findall(r'"(pulsar2mysql_[a-z_]+)"', f.read_text())}
 exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
 used = {re.sub(r"_bucket$", "", m) for e in exprs for m in re.findall(r"pulsar2mysql_[a-z_]+", e)}
 check(f"dashboard queries only exported metrics ({len(used)} used)", used and used <= exported)
