@@ -127,6 +127,9 @@ build_image() {
         die "podman build failed"
     }
     rm -rf "$context"
+    # The image this build replaced and the binary stage are left untagged: drop them, or the
+    # cache dir grows by a binary per build (the cached layers stay, they are in use).
+    pm image prune -f >/dev/null || true
     echo "$IMAGE"
 }
 
