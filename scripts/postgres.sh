@@ -17,9 +17,14 @@ set -euo pipefail
 
 PORT=${P2M_POSTGRES_PORT:-55432}
 PGDIR=$P2M_CACHE_DIR/postgres
+# The server runs as `postgres`, which must reach its files: a cache dir below a folder only
+# root may enter (a clone in /root) gets its cluster under /var/lib/postgresql instead.
+if [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$P2M_CACHE_DIR" 2>/dev/null; then
+    PGDIR=/var/lib/postgresql/pulsar2mysql-$(printf '%s' "$P2M_CACHE_DIR" | sha256sum | cut -c1-12)
+fi
 DATA=$PGDIR/data
 SOCK=$PGDIR/run
-LOG=$P2M_CACHE_DIR/logs/postgres.log
+LOG=$PGDIR/postgres.log
 
 pg_bin() {
     local dir
@@ -56,7 +61,7 @@ up() {
     ensure_installed
     local bin
     bin=$(pg_bin)
-    mkdir -p "$PGDIR" "$SOCK" "$(dirname "$LOG")"
+    mkdir -p "$PGDIR" "$SOCK"
     if [[ $(id -u) -eq 0 ]]; then
         chown postgres:postgres "$PGDIR" "$SOCK"
         touch "$LOG" && chown postgres "$LOG"
