@@ -1,5 +1,5 @@
 # Entry points; each target is a thin wrapper over a script in scripts/.
-.PHONY: services services-stop services-status demo test build bench bench-full bench-smoke bench-report fmt lint
+.PHONY: services services-stop services-status demo test build release image bench bench-full bench-smoke bench-report fmt lint
 
 services:        ## install (if missing) and start Pulsar + MariaDB, wait until ready
 	scripts/services.sh up
@@ -18,6 +18,12 @@ test:            ## every test: unit + integration against the real services
 
 build:
 	cargo build --release
+
+release:         ## every release artifact into dist/: tarball, .deb, sources, image
+	scripts/release.sh
+
+image:           ## the container image, built with podman (no registry needed)
+	scripts/podman.sh image
 
 bench:           ## end-to-end benchmarks (1e5 and 1e6, seed records), medians under target/bench/
 	scripts/bench.sh

@@ -3,8 +3,9 @@
 # (scripts/services.sh up):
 #   Airflow 3     (.venv-airflow,  airflow/requirements.txt):      every test in airflow/tests;
 #   Airflow 2.10  (.venv-airflow2, airflow/requirements-2.10.txt): the unit and DagBag tests, the
-#       cleaner's Airflow-2-only metadata deletion, and InLong Manager's requests replayed on a
-#       real Airflow 2.10 (the Airflow an unchanged Manager can talk to).
+#       cleaner's Airflow-2-only metadata deletion, InLong Manager's requests replayed on a
+#       real Airflow 2.10 (the Airflow an unchanged Manager can talk to), and the partition
+#       fan-out on the LocalExecutor with PostgreSQL (scripts/postgres.sh, started here).
 # Each venv is installed by airflow/setup.sh (skipped when up to date).
 #   PULSAR2MYSQL_BIN   [<repo>/target/release/pulsar2mysql]  built here if missing
 #   P2M_AIRFLOW_SUITES ["3 2.10"]  which suites to run
@@ -19,6 +20,13 @@ suites=${P2M_AIRFLOW_SUITES:-3 2.10}
 for suite in $suites; do
     "$here/setup.sh" "$suite"
 done
+
+# The fan-out test's Airflow runs the LocalExecutor, whose metadata database cannot be sqlite.
+if [[ " $suites " == *" 2.10 "* || " $suites " == *" 2 "* ]]; then
+    "$repo/scripts/postgres.sh" up
+    eval "$("$repo/scripts/postgres.sh" env)"
+    export P2M_POSTGRES_URL
+fi
 
 export PULSAR2MYSQL_BIN=${PULSAR2MYSQL_BIN:-$repo/target/release/pulsar2mysql}
 export P2M_SEED_PRODUCER=${P2M_SEED_PRODUCER:-$repo/target/release/examples/seed_producer}
@@ -40,7 +48,8 @@ for suite in $suites; do
             # `dags test`) is not rerun: the replay drives them on a real Airflow 2.10 instead.
             tests=("$here/tests/test_helpers.py" "$here/tests/test_dagbag.py"
                    "$here/tests/test_inlong_dags.py::test_cleaner_deletes_the_dag_metadata"
-                   "$here/tests/test_inlong_manager_replay.py")
+                   "$here/tests/test_inlong_manager_replay.py"
+                   "$here/tests/test_fan_out.py")
             ;;
     esac
     echo "== Airflow $suite tests ($("$python" -c 'from importlib.metadata import version; print(version("apache-airflow"))'))"

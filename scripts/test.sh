@@ -37,6 +37,12 @@ PULSAR2MYSQL_BIN="$PWD/target/debug/pulsar2mysql" \
 P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" \
   airflow/run-tests.sh
 
+# ---- release artifacts, image, compose stack (issue 15) --------------------------------------
+echo "== release artifacts: tarball, .deb (dpkg -x and dpkg -i in a container), the image running the seed scenario"
+P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" scripts/test-release.sh
+echo "== docker/compose.yaml validated (docker-compose 1.29 config) and its dashboard's metrics"
+scripts/test-compose.sh
+
 # ---- benchmark smoke (issue 13) ------------------------------------------------------------
 echo "== benchmark smoke: the seed's 10,000 records, one round, every contender incl. the Flink peer (rows checked, not speed)"
 scripts/bench-smoke.sh

@@ -14,9 +14,17 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 
+/// `--version`: the package version and the commit it was built from (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("P2M_GIT_COMMIT"),
+    ")"
+);
+
 /// Moves a bounded range of a Pulsar topic into a MySQL table, exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "pulsar2mysql", version, about, long_about = None)]
+#[command(name = "pulsar2mysql", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -563,6 +571,15 @@ fn parse_file(text: &str) -> std::result::Result<RunArgs, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_names_the_package_version_and_a_commit() {
+        use clap::CommandFactory;
+        let text = Cli::command().render_version();
+        let want = format!("pulsar2mysql {} (commit ", env!("CARGO_PKG_VERSION"));
+        assert!(text.starts_with(&want), "{text}");
+        assert!(!env!("P2M_GIT_COMMIT").is_empty());
+    }
 
     #[test]
     fn file_keys_in_either_case_and_values_untouched() {

@@ -43,6 +43,11 @@ try:
 except ImportError:
     from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
+try:  # Airflow 3
+    from airflow.sdk import task
+except ImportError:  # Airflow 2.10
+    from airflow.decorators import task
+
 __all__ = [
     "DAG",
     "BashOperator",
@@ -55,6 +60,9 @@ __all__ = [
     "mysql_env",
     "pulsar_token_env",
     "window_env",
+    "partition_groups",
+    "group_job_id",
+    "add_up_summaries",
     "sync_task",
 ]
 
@@ -192,6 +200,93 @@ def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None) 
     return env
 
 
+def partition_groups(partitions, partitions_per_task: int = 1) -> list[list[int]]:
+    """The fan-out: ``partitions`` (a count N for partitions 0..N-1, or a list of indexes) cut
+    into groups of ``partitions_per_task`` consecutive partitions, one mapped task each."""
+    if isinstance(partitions, bool) or partitions_per_task < 1:
+        raise ValueError("partitions is a count or a list; partitions_per_task is at least 1")
+    indexes = range(partitions) if isinstance(partitions, int) else partitions
+    ordered = sorted({int(p) for p in indexes})
+    if any(p < 0 for p in ordered):
+        raise ValueError(f"partition indexes start at 0: {ordered}")
+    return [ordered[i : i + partitions_per_task] for i in range(0, len(ordered), partitions_per_task)]
+
+
+def group_job_id(job_id: str, group: list[int]) -> str:
+    """The job id of one mapped task: ``<job_id>.p<N>`` for one partition, ``<job_id>.p<A>-<B>``
+    for consecutive partitions A..B (``.p0_2_5`` otherwise). Each task has its own job id, hence
+    its own job lock and checkpoints: runs of one job id lock each other out whatever partitions
+    they read (the runner's job lock is per job id), so tasks sharing one would run one by one."""
+    if len(group) == 1:
+        suffix = f"p{group[0]}"
+    elif group == list(range(group[0], group[-1] + 1)):
+        suffix = f"p{group[0]}-{group[-1]}"
+    else:
+        suffix = "p" + "_".join(str(p) for p in group)
+    return f"{job_id}.{suffix}"
+
+
+# Counters of the runner's summary that add up over the mapped tasks.
+_SUMMED = ("records_read", "bytes_read", "rows_converted", "rows_written", "duplicates_skipped",
+           "bad_records", "dead_lettered", "batches", "retries")
+
+
+def add_up_summaries(summaries) -> dict:
+    """One summary for a fanned-out window: the mapped tasks' JSON summaries (as pushed to XCom:
+    strings or dicts) added up. Counters and bad records by reason are sums, ``range.partitions``
+    lists every partition, the time span runs from the first start to the last end (so
+    ``rows_per_sec`` is the window's whole throughput), ``outcome`` is ``success`` when any
+    task wrote or read something (else ``nothing_to_do``), ``exit_code`` the largest."""
+    import json
+    from datetime import datetime
+
+    parsed = [json.loads(s) if isinstance(s, (str, bytes)) else dict(s) for s in summaries]
+    if not parsed:
+        raise ValueError("no summaries to add up (no mapped task ran)")
+    first = parsed[0]
+    total = {
+        "job_id": first["job_id"].rsplit(".p", 1)[0],
+        "job_ids": [s["job_id"] for s in parsed],
+        "tasks": len(parsed),
+        "topic": first["topic"],
+        "table": first["table"],
+        "range": {
+            "from": first["range"]["from"],
+            "to": first["range"]["to"],
+            "partitions": sorted(
+                (p for s in parsed for p in s["range"].get("partitions", [])),
+                key=lambda p: p.get("partition", -1) if isinstance(p, dict) else -1,
+            ),
+        },
+    }
+    for key in _SUMMED:
+        total[key] = sum(int(s.get(key) or 0) for s in parsed)
+    reasons: dict[str, int] = {}
+    for s in parsed:
+        for reason, n in (s.get("bad_records_by_reason") or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + int(n)
+    total["bad_records_by_reason"] = reasons
+    total["started_at"] = min(s["started_at"] for s in parsed)
+    total["ended_at"] = max(s["ended_at"] for s in parsed)
+    try:
+        span = (datetime.fromisoformat(total["ended_at"].replace("Z", "+00:00"))
+                - datetime.fromisoformat(total["started_at"].replace("Z", "+00:00")))
+        total["duration_ms"] = max(int(span.total_seconds() * 1000), 0)
+    except ValueError:
+        total["duration_ms"] = max(int(s.get("duration_ms") or 0) for s in parsed)
+    total["rows_per_sec"] = (
+        round(total["rows_written"] * 1000 / total["duration_ms"], 1) if total["duration_ms"] else 0.0
+    )
+    total["exit_code"] = max(int(s.get("exit_code") or 0) for s in parsed)
+    if total["exit_code"] != 0:
+        total["outcome"] = next(s["outcome"] for s in parsed if s.get("exit_code"))
+    elif any(s.get("outcome") == "success" for s in parsed):
+        total["outcome"] = "success"
+    else:
+        total["outcome"] = "nothing_to_do"
+    return total
+
+
 def sync_task(
     task_id: str,
     *,
@@ -200,7 +295,8 @@ def sync_task(
     start=None,
     end=None,
     allow_conf_window: bool = True,
-    partitions: list[int] | None = None,
+    partitions=None,
+    partitions_per_task: int = 1,
     widen_first=None,
     preamble: str = "",
     task_args: dict | None = None,
@@ -209,13 +305,20 @@ def sync_task(
     """A BashOperator running ``pulsar2mysql run`` over the run's window (see module doc).
 
     ``mysql_conn_id=None`` leaves MySQL settings to the worker's environment
-    (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``partitions`` fans the
-    window out into one mapped task per partition (dynamic task mapping); each needs its own
-    job id (``<job_id>.p<N>``) because a job id is also the runner's lock. ``widen_first``: see
-    :func:`window_env`. ``preamble`` is
-    shell run before the runner (constant text only). Retries and timeout come from the DAG's
-    ``default_args`` (use :data:`DEFAULT_TASK_ARGS`, edited as you like); ``task_args`` are
-    extra BashOperator arguments for this task only.
+    (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``widen_first``: see
+    :func:`window_env`. ``preamble`` is shell run before the runner (constant text only).
+    Retries and timeout come from the DAG's ``default_args`` (use :data:`DEFAULT_TASK_ARGS`,
+    edited as you like); ``task_args`` are extra BashOperator arguments for this task only.
+
+    **Fan-out**: ``partitions`` (the topic's partition count, or a list of partition indexes)
+    maps the window out over :func:`partition_groups` of ``partitions_per_task`` partitions:
+    one mapped task per group, every one over the same window, each with its own job id
+    (:func:`group_job_id`), so its own checkpoints and job lock; a task that fails is retried
+    alone and resumes after its own last commit. A task ``<task_id>_summary`` then adds the
+    tasks' JSON summaries up (:func:`add_up_summaries`) and pushes the total to XCom; it is
+    what this function returns then, so ``sync_task(...) >> next`` waits for every partition.
+    Keep the grouping fixed for a job: a task's checkpoints belong to its job id, so a window
+    re-run with other groups would be read again from its start.
     """
     env = window_env(start, end, allow_conf_window, widen_first)
     if mysql_conn_id:
@@ -233,8 +336,17 @@ def sync_task(
         )
     job_id = runner_options.pop("job_id", None)
     if not job_id:
-        raise ValueError("partitions fan-out needs job_id (each partition gets <job_id>.p<N>)")
-    commands = [command(partitions=[p], job_id=f"{job_id}.p{p}") for p in partitions]
-    return BashOperator.partial(task_id=task_id, env=env, append_env=True, **args).expand(
+        raise ValueError("partitions fan-out needs job_id (each task gets <job_id>.p<N>)")
+    commands = [
+        command(partitions=group, job_id=group_job_id(job_id, group))
+        for group in partition_groups(partitions, partitions_per_task)
+    ]
+    mapped = BashOperator.partial(task_id=task_id, env=env, append_env=True, **args).expand(
         bash_command=commands
     )
+
+    @task(task_id=f"{task_id}_summary")
+    def add_up(summaries):
+        return add_up_summaries(summaries)
+
+    return add_up(mapped.output)

@@ -12,6 +12,10 @@ your dags folder and edit the constants below.
 * The binary is ``$PULSAR2MYSQL_BIN`` on the worker, else ``pulsar2mysql`` on its PATH.
 * The task fails with the runner (its exit code), retries with backoff (re-running a window
   never duplicates rows), and pushes the runner's JSON summary to XCom (``return_value``).
+* Scale-out: ``PARTITIONS = 16`` (the topic's partition count) fans each window out into one
+  mapped task per partition (``PARTITIONS_PER_TASK`` partitions per task), all over the same
+  window, each with its own job id ``<DAG_ID>.p<N>`` (own checkpoints and lock), retried alone;
+  ``sync_summary`` adds their summaries up. Keep the grouping fixed once a job has run.
 """
 
 import pendulum
@@ -32,7 +36,10 @@ RUNNER_OPTIONS = {
     # any `pulsar2mysql run` option except secrets, e.g.:
     # "columns": "id,name", "delimiter": "124", "mode": "upsert", "on_bad_record": "dead-letter",
 }
-PARTITIONS = []  # e.g. [0, 1, 2, 3]: one mapped task per partition of a partitioned topic
+# Fan-out over workers: the topic's partition count (or a list of indexes); 0 = one task reads
+# every partition. PARTITIONS_PER_TASK partitions go to each mapped task.
+PARTITIONS = 0
+PARTITIONS_PER_TASK = 1
 # -------------------------------------------------------------------------------------------
 
 with DAG(
@@ -55,5 +62,6 @@ with DAG(
         job_id=DAG_ID,
         mysql_conn_id=MYSQL_CONN_ID,
         partitions=PARTITIONS,
+        partitions_per_task=PARTITIONS_PER_TASK,
         **RUNNER_OPTIONS,
     )

@@ -66,57 +66,23 @@ def test_generated_task_dag_imports(tmp_path, change, timetable):
         assert (getattr(tt, "expression", None) or getattr(tt, "_expression")) == "0 2 * * *"
 
 
-def test_partition_fan_out_maps_one_task_per_partition(tmp_path):
+@pytest.mark.parametrize("per_task, expected", [
+    (1, ["--partitions 0 --job-id pulsar2mysql_example.p0", "--partitions 1 --job-id pulsar2mysql_example.p1",
+         "--partitions 2 --job-id pulsar2mysql_example.p2"]),
+    (2, ["--partitions 0,1 --job-id pulsar2mysql_example.p0-1", "--partitions 2 --job-id pulsar2mysql_example.p2"]),
+])
+def test_partition_fan_out_maps_one_task_per_group_and_adds_up(tmp_path, per_task, expected):
     for name in HELPERS:
         shutil.copy(DAGS_SRC / name, tmp_path / name)
     text = (DAGS_SRC / "pulsar2mysql_example.py").read_text()
-    text = text.replace("PARTITIONS = []", "PARTITIONS = [0, 1, 2]")
+    text = text.replace("PARTITIONS = 0\n", "PARTITIONS = 3\n")
+    text = text.replace("PARTITIONS_PER_TASK = 1\n", f"PARTITIONS_PER_TASK = {per_task}\n")
     (tmp_path / "pulsar2mysql_example.py").write_text(text)
-    task = load(tmp_path).dags.get("pulsar2mysql_example").get_task("sync")
+    dag = load(tmp_path).dags.get("pulsar2mysql_example")
+    task = dag.get_task("sync")
     commands = task.expand_input.value["bash_command"]
-    assert len(commands) == 3
-    assert "--partitions 0 --job-id pulsar2mysql_example.p0" in commands[0]
-
-
-class _Run:
-    conf: dict = {}
-
-
-def _render(template: str, **context) -> str:
-    import jinja2
-
-    return jinja2.Environment().from_string(template).render(dag_run=_Run(), **context)
-
-
-def test_cron_group_first_window_starts_at_start_time(tmp_path):
-    """A cron DAG's first interval starts at the first tick after start_date: the first window
-    is widened back to start_time, so nothing published in between is left out; later
-    windows are the plain data intervals."""
-    for name in HELPERS:
-        shutil.copy(DAGS_SRC / name, tmp_path / name)
-    shanghai = pendulum.timezone("Asia/Shanghai")
-    start = pendulum.datetime(2025, 1, 1, 10, 3, 7, tz=shanghai)  # not on a tick
-    conf = {**MANAGER_CONF, "start_time": int(start.timestamp() * 1000),
-            "cron_expr": "0 0 * * * ?", "seconds_interval": None}  # hourly, on the hour
-    inlong.write_task_file(inlong.spec_from_conf(conf), tmp_path)
-    dag = load(tmp_path).dags.get("inlong_offline_task_test_group")
-    env = dag.get_task("inlong_offline_task_test_group").env
-    # The scheduler's own timetable class (Airflow 3's SDK one only describes the schedule).
-    from airflow.timetables.interval import CronDataIntervalTimetable
-
-    timetable = CronDataIntervalTimetable("0 * * * *", timezone=shanghai)
-    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=_restriction(dag))
-    assert first.data_interval.start == pendulum.datetime(2025, 1, 1, 11, tz=shanghai)
-    interval = {"data_interval_start": first.data_interval.start, "data_interval_end": first.data_interval.end}
-    assert _render(env["PULSAR2MYSQL_FROM"], **interval) == str(conf["start_time"])
-    assert _render(env["PULSAR2MYSQL_TO"], **interval) == str(int(first.data_interval.end.timestamp() * 1000))
-    second = timetable.next_dagrun_info(last_automated_data_interval=first.data_interval,
-                                            restriction=_restriction(dag))
-    interval = {"data_interval_start": second.data_interval.start, "data_interval_end": second.data_interval.end}
-    assert _render(env["PULSAR2MYSQL_FROM"], **interval) == str(int(first.data_interval.end.timestamp() * 1000))
-
-
-def _restriction(dag):
-    from airflow.timetables.base import TimeRestriction
-
-    return TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
+    assert len(commands) == len(expected)
+    for command, want in zip(commands, expected):
+        assert want in command, command
+    summary = dag.get_task("sync_summary")
+    assert [t.task_id for t in summary.upstream_list] == ["sync"]

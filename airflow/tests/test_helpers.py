@@ -181,3 +181,52 @@ def test_cleaner_strips_every_manager_prefix(tmp_path):
     assert inlong.remove_group(doubled, tmp_path) is True
     assert not path.exists()
     assert inlong.remove_group(doubled, tmp_path) is False  # already gone: no crash
+
+
+def test_partition_groups_and_their_job_ids():
+    assert p2m.partition_groups(4) == [[0], [1], [2], [3]]
+    assert p2m.partition_groups(5, 2) == [[0, 1], [2, 3], [4]]
+    assert p2m.partition_groups([3, 1, 1, 0], 4) == [[0, 1, 3]]
+    with pytest.raises(ValueError):
+        p2m.partition_groups(4, 0)
+    with pytest.raises(ValueError):
+        p2m.partition_groups([-1])
+    assert p2m.group_job_id("job", [7]) == "job.p7"
+    assert p2m.group_job_id("job", [4, 5, 6, 7]) == "job.p4-7"
+    assert p2m.group_job_id("job", [0, 1, 3]) == "job.p0_1_3"
+
+
+def _summary(partition, rows, started, ended, outcome="success", exit_code=0, bad=None):
+    import json
+    return json.dumps({
+        "job_id": f"job.p{partition}", "topic": "t", "table": "sink_table",
+        "range": {"from": "1000", "to": "2000", "partitions": [{"partition": partition}]},
+        "records_read": rows + sum((bad or {}).values()), "bytes_read": 10 * rows,
+        "rows_converted": rows, "rows_written": rows, "duplicates_skipped": 0,
+        "bad_records": sum((bad or {}).values()), "bad_records_by_reason": bad or {},
+        "dead_lettered": 0, "batches": 1 if rows else 0, "retries": 0,
+        "started_at": started, "ended_at": ended, "duration_ms": 1, "rows_per_sec": 1.0,
+        "outcome": outcome, "exit_code": exit_code, "error": None,
+    })
+
+
+def test_summaries_of_mapped_tasks_add_up():
+    total = p2m.add_up_summaries([
+        _summary(1, 300, "2025-01-01T00:00:01.000Z", "2025-01-01T00:00:02.000Z", bad={"invalid_value": 2}),
+        _summary(0, 700, "2025-01-01T00:00:00.500Z", "2025-01-01T00:00:01.500Z",
+                 bad={"invalid_value": 1, "too_long": 4}),
+        _summary(2, 0, "2025-01-01T00:00:01.000Z", "2025-01-01T00:00:01.100Z", outcome="nothing_to_do"),
+    ])
+    assert total["job_id"] == "job" and total["job_ids"] == ["job.p1", "job.p0", "job.p2"]
+    assert total["tasks"] == 3 and total["rows_written"] == 1000 and total["records_read"] == 1007
+    assert total["bad_records"] == 7 and total["bad_records_by_reason"] == {"invalid_value": 3, "too_long": 4}
+    assert [p["partition"] for p in total["range"]["partitions"]] == [0, 1, 2]
+    assert total["range"]["from"] == "1000" and total["range"]["to"] == "2000"
+    assert total["started_at"] == "2025-01-01T00:00:00.500Z" and total["ended_at"] == "2025-01-01T00:00:02.000Z"
+    assert total["duration_ms"] == 1500 and total["rows_per_sec"] == 666.7
+    assert total["outcome"] == "success" and total["exit_code"] == 0
+    quiet = p2m.add_up_summaries([_summary(0, 0, "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z",
+                                           outcome="nothing_to_do")])
+    assert quiet["outcome"] == "nothing_to_do" and quiet["rows_per_sec"] == 0.0
+    with pytest.raises(ValueError):
+        p2m.add_up_summaries([])
