@@ -38,7 +38,14 @@ struct Args {
 }
 
 const CITIES: [&str; 8] = [
-    "Amsterdam", "Berlin", "Chengdu", "Dakar", "Edinburgh", "Fortaleza", "Guangzhou", "Hanoi",
+    "Amsterdam",
+    "Berlin",
+    "Chengdu",
+    "Dakar",
+    "Edinburgh",
+    "Fortaleza",
+    "Guangzhou",
+    "Hanoi",
 ];
 const STATUSES: [&str; 4] = ["new", "active", "suspended", "closed"];
 
@@ -108,13 +115,18 @@ impl Shape {
                     }
                 }
                 let _ = write!(out, "{}.25|", i % 1_000_000);
-                let (mo, d, h, mi, s) = (1 + i % 12, 1 + (i / 12) % 28, i % 24, i % 60, (i / 60) % 60);
+                let (mo, d, h, mi, s) =
+                    (1 + i % 12, 1 + (i / 12) % 28, i % 24, i % 60, (i / 60) % 60);
                 let _ = write!(out, "{}-{mo:02}-{d:02}|", 2000 + i % 30);
                 let _ = write!(out, "2024-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}|");
                 match null(i % 5 == 0) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
-                        let _ = write!(out, "2025-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}|", i % 1000);
+                        let _ = write!(
+                            out,
+                            "2025-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}|",
+                            i % 1000
+                        );
                     }
                 }
                 let _ = write!(out, "C{:07}|", i % 10_000_000);

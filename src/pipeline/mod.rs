@@ -295,6 +295,30 @@ async fn run_with_sink(
         return Err(e);
     }
 
+    if !cfg.dry_run {
+        let fresh: Vec<i32> = readers
+            .iter()
+            .map(|r| r.partition().checkpoint_index())
+            .filter(|index| !checkpoints.contains_key(index))
+            .collect();
+        let reserved = async {
+            let mut conn = sink.acquire().await?;
+            checkpoint::reserve(&mut conn, &cfg.job_id, &range_key, &fresh).await
+        };
+        let reserved = match tokio::time::timeout(cfg.sink.io_timeout, reserved).await {
+            Ok(done) => done,
+            Err(_) => Err(Error::Sink(format!(
+                "MySQL did not answer within {}s while the run reserved its checkpoint rows",
+                cfg.sink.io_timeout.as_secs()
+            ))),
+        };
+        if let Err(e) = reserved {
+            if let Some(keeper) = keeper {
+                keeper.release().await;
+            }
+            return Err(e);
+        }
+    }
     let writer = Writer {
         sink: sink.clone(),
         job_id: cfg.job_id.as_str().into(),

@@ -107,14 +107,57 @@ pub async fn load(
     let mut out = HashMap::new();
     for row in rows {
         let get = |i: usize| row.try_get::<i64, _>(i).unwrap_or(0);
-        out.insert(
-            row.try_get::<i32, _>(0).unwrap_or(-1),
-            Checkpoint {
-                position: Position::new(get(1), get(2), row.try_get::<i32, _>(3).unwrap_or(-1)),
-            },
-        );
+        let stored = (get(1), get(2), row.try_get::<i32, _>(3).unwrap_or(-1));
+        if let Some(position) = stored_position(stored) {
+            out.insert(
+                row.try_get::<i32, _>(0).unwrap_or(-1),
+                Checkpoint { position },
+            );
+        }
     }
     Ok(out)
+}
+
+/// The position a checkpoint row holds: `None` for a row [`reserve`]d before its partition's
+/// first batch (ledger -1: no message id has one).
+pub fn stored_position((ledger_id, entry_id, batch_index): (i64, i64, i32)) -> Option<Position> {
+    (ledger_id >= 0).then(|| Position::new(ledger_id, entry_id, batch_index))
+}
+
+/// Creates a checkpoint row holding nothing yet for each of `partitions` that has none, before
+/// any batch is written. Every batch's fence then locks an existing row: a locking read of a
+/// missing row takes a gap lock instead, and two partitions' first batches inserting their
+/// rows into the same gap deadlock (1213) when written in parallel.
+pub async fn reserve(
+    conn: &mut MySqlConnection,
+    job_id: &str,
+    range_key: &str,
+    partitions: &[i32],
+) -> Result<()> {
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO p2m_checkpoint (job_id, range_key, partition_index, ledger_id, entry_id, \
+         batch_index, publish_time, records) VALUES ",
+    );
+    for (i, partition) in partitions.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        write_literal(&mut sql, &Value::Text(job_id));
+        sql.push(',');
+        write_literal(&mut sql, &Value::Text(range_key));
+        let _ = write!(sql, ",{partition},-1,-1,-1,0,0)");
+    }
+    // An existing row (a checkpoint, or a reservation) stays as it is.
+    sql.push_str(" ON DUPLICATE KEY UPDATE job_id = job_id");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| Error::Sink(format!("cannot reserve the checkpoint rows: {e}")))?;
+    Ok(())
 }
 
 fn is_missing_table(e: &sqlx::Error) -> bool {

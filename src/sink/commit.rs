@@ -304,7 +304,7 @@ impl MysqlSink {
             sqlx::query_as(sqlx::AssertSqlSafe(fence.lock_sql())).fetch_optional(&mut *tx),
         )
         .await?;
-        match fence.judge(found.map(|(l, e, b)| Position::new(l, e, b))) {
+        match fence.judge(found.and_then(checkpoint::stored_position)) {
             Verdict::Write => {}
             Verdict::Landed => {
                 bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;

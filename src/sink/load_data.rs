@@ -344,7 +344,7 @@ impl LoadDataWriter {
                 conn.query_first(fence.lock_sql()),
             )
             .await?;
-        match fence.judge(found.map(|(l, e, b)| crate::source::Position::new(l, e, b))) {
+        match fence.judge(found.and_then(super::checkpoint::stored_position)) {
             Verdict::Write => {}
             verdict => return Err(LoadError::Fence(verdict)),
         }

@@ -122,3 +122,35 @@ async fn a_lock_wait_timeout_is_retried_exactly_once() {
     );
     assert_exact(&db, N).await;
 }
+
+/// Parallel write streams on a fresh partitioned topic: every partition's first batch fences a
+/// checkpoint row that does not exist yet. Its locking read then takes a gap lock, and two such
+/// batches inserting their first checkpoint rows into the same gap deadlock (1213) and are
+/// retried. The run reserves the rows before it writes, so no batch waits on another.
+#[tokio::test]
+async fn parallel_streams_do_not_deadlock_on_first_checkpoints() {
+    const N: i64 = 40_000;
+    let db = TestDb::new("firstcp").await;
+    let topic = topic("firstcp");
+    create_partitioned(&topic, 8);
+    produce(&topic, seed_records(0..N), 100).await;
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--writers",
+            "8",
+            "--batch-rows",
+            "1000",
+            "--write-strategy",
+            "insert",
+        ],
+    );
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_exact(&db, N).await;
+    assert!(
+        !run.stderr.contains("1213") && !run.stderr.contains("Deadlock"),
+        "batches deadlocked on their first checkpoints: {}",
+        run.stderr
+    );
+}
