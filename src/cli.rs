@@ -233,10 +233,7 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_BATCH_BYTES")]
     pub batch_bytes: Option<usize>,
 
-    /// Write streams (one connection each) the partitions are spread over. Default: chosen by
-    /// the server: 1 for LOAD DATA when innodb_autoinc_lock_mode is 0 or 1 (MariaDB's and
-    /// MySQL 5.7's default; parallel streams would take turns on the table's AUTO-INC lock),
-    /// else 4.
+    /// Write streams (one connection each) the partitions are spread over. Default: 4.
     #[arg(long, env = "PULSAR2MYSQL_WRITERS")]
     pub writers: Option<usize>,
 

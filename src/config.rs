@@ -506,24 +506,16 @@ impl SinkConfig {
         self.writers.unwrap_or(PARALLEL_WRITE_STREAMS).max(1)
     }
 
-    /// How many write streams a run of `partitions` partitions uses with `strategy` on a
-    /// server whose `innodb_autoinc_lock_mode` is `autoinc_lock_mode`, unless `--writers`
-    /// says. LOAD DATA is a bulk insert: under lock modes 0 and 1 each statement holds the
-    /// table's AUTO-INC lock to its end, so parallel streams only take turns (and interleave
-    /// their keys): one stream, fed by the partitions in turn, is the fastest (BENCHMARKS.md).
-    /// Under mode 2 (MySQL 8's default) bulk inserts do not lock the table, and multi-row
-    /// INSERTs never do: partitions are written in parallel.
-    pub fn write_streams(
-        &self,
-        strategy: WriteStrategy,
-        autoinc_lock_mode: Option<i64>,
-        partitions: usize,
-    ) -> usize {
-        let chosen = self.writers.unwrap_or(match (strategy, autoinc_lock_mode) {
-            (WriteStrategy::LoadData, Some(0 | 1)) => 1,
-            _ => PARALLEL_WRITE_STREAMS,
-        });
-        chosen.min(partitions).max(1)
+    /// How many write streams a run of `partitions` partitions uses: `--writers`, else
+    /// [`PARALLEL_WRITE_STREAMS`], never more than the partitions. One stream fed by every
+    /// partition was measured against four under both `innodb_autoinc_lock_mode` 1 and 2
+    /// (benches/autoinc.sh, BENCHMARKS.md): four were as fast or faster under both, once the
+    /// first batches no longer deadlocked ([`crate::sink::checkpoint::reserve`]).
+    pub fn write_streams(&self, partitions: usize) -> usize {
+        self.writers
+            .unwrap_or(PARALLEL_WRITE_STREAMS)
+            .min(partitions)
+            .max(1)
     }
 
     /// Most bytes of a LOAD DATA batch while `readers` partitions fill a batch each: all of
@@ -648,20 +640,13 @@ mod tests {
         sink.batch_rows = Some(7);
         assert_eq!(sink.batch_rows_for(4), 7);
 
-        // Write streams: one for LOAD DATA where bulk inserts lock the table (modes 0, 1)...
-        let ld = WriteStrategy::LoadData;
-        assert_eq!(sink.write_streams(ld, Some(1), 16), 1);
-        assert_eq!(sink.write_streams(ld, Some(0), 16), 1);
-        // ...parallel where they do not, for INSERT, and without InnoDB; never more than
-        // the partitions.
-        assert_eq!(sink.write_streams(ld, Some(2), 16), PARALLEL_WRITE_STREAMS);
-        assert_eq!(sink.write_streams(WriteStrategy::Insert, Some(1), 16), 4);
-        assert_eq!(sink.write_streams(ld, None, 16), 4);
-        assert_eq!(sink.write_streams(ld, Some(2), 2), 2);
-        // --writers decides when given.
+        // Write streams: four, never more than the partitions, or --writers.
+        assert_eq!(sink.write_streams(16), PARALLEL_WRITE_STREAMS);
+        assert_eq!(sink.write_streams(2), 2);
+        sink.writers = Some(1);
+        assert_eq!(sink.write_streams(16), 1);
         sink.writers = Some(3);
-        assert_eq!(sink.write_streams(ld, Some(1), 16), 3);
-        assert_eq!(sink.write_streams(ld, Some(1), 1), 1);
+        assert_eq!(sink.write_streams(1), 1);
     }
 
     #[test]

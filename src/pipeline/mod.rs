@@ -19,10 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
-use crate::config::{
-    Config, EndBound, RecordsConfig, SourceConfig, StartBound, WriteStrategy,
-    PARALLEL_WRITE_STREAMS,
-};
+use crate::config::{Config, EndBound, RecordsConfig, SourceConfig, StartBound, WriteStrategy};
 use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
@@ -134,10 +131,9 @@ async fn run_inner(
     // for the MySQL side's whole conversation). The first error ends both: dropping the
     // handle aborts the task.
     let source = cfg.source.clone();
-    // Subscribed at once: the partitions the first write streams read. With the number of
-    // streams left to the server, one (LOAD DATA on MariaDB); a server that allows more gets
-    // the others subscribed when their turn comes, a few milliseconds later.
-    let writers = cfg.sink.writers.unwrap_or(1);
+    // Subscribed at once: one partition per write stream; the others subscribe when their
+    // turn comes, a few milliseconds later.
+    let writers = cfg.sink.max_writers();
     let pulsar_side = AbortOnDropHandle::new(tokio::spawn(
         async move { open_readers(&source, writers).await }.in_current_span(),
     ));
@@ -326,20 +322,12 @@ async fn run_with_sink(
         dry_run: cfg.dry_run,
         stats: stats.clone(),
     };
-    let streams = if cfg.dry_run {
-        cfg.sink
-            .writers
-            .unwrap_or(PARALLEL_WRITE_STREAMS)
-            .min(readers.len())
-            .max(1)
-    } else {
-        sink.write_streams(readers.len())
-    };
+    let streams = sink.write_streams(readers.len());
     tracing::info!(
         streams,
         partitions = readers.len(),
-        "write streams (--writers; by default 1 for LOAD DATA on a server whose AUTO-INC lock \
-         mode makes parallel streams take turns)"
+        autoinc_lock_mode = ?sink.autoinc_lock_mode(),
+        "write streams (--writers, default 4)"
     );
     // Partitions read at once, spread over the streams: a partition's read rate is bounded by
     // the broker's entries per second on one subscription, so many partitions of small entries

@@ -211,8 +211,12 @@ impl MysqlSink {
     /// How many write streams a run over `partitions` partitions uses (see
     /// [`SinkConfig::write_streams`]).
     pub fn write_streams(&self, partitions: usize) -> usize {
-        self.cfg
-            .write_streams(self.strategy, self.autoinc_lock_mode, partitions)
+        self.cfg.write_streams(partitions)
+    }
+
+    /// The server's `innodb_autoinc_lock_mode`, for the log (None: no InnoDB).
+    pub fn autoinc_lock_mode(&self) -> Option<i64> {
+        self.autoinc_lock_mode
     }
 
     /// Opens one LOAD DATA connection, when this sink's strategy uses them, so that `check`
