@@ -5,6 +5,20 @@ use std::time::Duration;
 
 use crate::common::*;
 
+/// Runs `args` until the table holds `rows` rows, kills it (SIGKILL) and checks that no row
+/// is there twice.
+async fn kill_9_once_past(db: &TestDb, args: &[String], rows: i64) {
+    let mut child = command(args).spawn().unwrap();
+    wait_mid_run(db, &mut child, rows).await;
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    // One statement, one snapshot: the killed run's last COMMIT may still be landing.
+    let duplicates = db
+        .scalar("SELECT COUNT(*) - COUNT(DISTINCT id) FROM sink_table")
+        .await;
+    assert_eq!(duplicates, 0, "duplicates after kill at {rows}");
+}
+
 #[tokio::test]
 async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
     const N: i64 = 1_000_000;
@@ -13,16 +27,8 @@ async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
     produce(&topic, seed_records(0..N), 1000).await;
     let args = with(run_args(&topic, &db), &["--batch-rows", "2000"]);
 
-    for kill_after_rows in [1, 200_000, 500_000, 800_000] {
-        let mut child = command(&args).spawn().unwrap();
-        wait_mid_run(&db, &mut child, kill_after_rows).await;
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        // One statement, one snapshot: the killed run's last COMMIT may still be landing.
-        let duplicates = db
-            .scalar("SELECT COUNT(*) - COUNT(DISTINCT id) FROM sink_table")
-            .await;
-        assert_eq!(duplicates, 0, "duplicates after kill at {kill_after_rows}");
+    for rows in [1, 200_000, 500_000, 800_000] {
+        kill_9_once_past(&db, &args, rows).await;
     }
 
     let run = run_binary(&args).await;
@@ -60,14 +66,7 @@ async fn kill_9_over_a_partitioned_topic_then_rerun_gives_every_row_once() {
         (150_000, &one_stream),
         (300_000, &three_streams),
     ] {
-        let mut child = command(args).spawn().unwrap();
-        wait_mid_run(&db, &mut child, kill_after_rows).await;
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let duplicates = db
-            .scalar("SELECT COUNT(*) - COUNT(DISTINCT id) FROM sink_table")
-            .await;
-        assert_eq!(duplicates, 0, "duplicates after kill at {kill_after_rows}");
+        kill_9_once_past(&db, args, kill_after_rows).await;
     }
 
     let run = run_binary(&base).await;
