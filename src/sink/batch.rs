@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use super::connect::MysqlSink;
-use super::load_data::{self, TsvData, TsvWriter};
 use super::schema::quote_ident;
 use super::sql::write_literal;
+use super::tsv::{self, TsvData, TsvWriter};
 use crate::config::{WriteMode, WriteStrategy};
 use crate::records::{BadRecord, Column, Value};
 use crate::source::{Position, SourceMessage};
@@ -89,7 +89,7 @@ impl MysqlSink {
     ) -> BatchBuilder {
         let format = match self.strategy {
             WriteStrategy::LoadData => Format::Tsv(TsvRows {
-                statement: load_data::load_statement(&self.table, mapped, self.cfg.mode).into(),
+                statement: tsv::load_statement(&self.table, mapped, self.cfg.mode).into(),
                 max_bytes: self.cfg.batch_bytes_for(readers),
                 pending: Vec::new(),
                 open: None,
@@ -234,7 +234,7 @@ struct TsvRows {
 impl TsvRows {
     fn push(&mut self, values: &[Value<'_>]) {
         let (writer, _) = self.open.get_or_insert_with(|| {
-            let (writer, data) = load_data::tsv_batch();
+            let (writer, data) = tsv::tsv_batch();
             self.opened = Some(OpenBatch {
                 statement: self.statement.clone(),
                 data: data.clone(),
@@ -247,13 +247,13 @@ impl TsvRows {
             if i > 0 {
                 self.pending.push(b'\t');
             }
-            load_data::write_tsv_field(&mut self.pending, v);
+            tsv::write_tsv_field(&mut self.pending, v);
         }
         self.pending.push(b'\n');
         let chunk = if writer.bytes() == 0 {
-            load_data::FIRST_CHUNK
+            tsv::FIRST_CHUNK
         } else {
-            load_data::CHUNK
+            tsv::CHUNK
         };
         if self.pending.len() >= chunk {
             writer.publish(take_chunk(&mut self.pending));
@@ -280,7 +280,7 @@ impl TsvRows {
 
 /// The lines gathered so far, leaving an empty buffer the size of a chunk.
 fn take_chunk(pending: &mut Vec<u8>) -> Vec<u8> {
-    std::mem::replace(pending, Vec::with_capacity(load_data::CHUNK + 1024))
+    std::mem::replace(pending, Vec::with_capacity(tsv::CHUNK + 1024))
 }
 
 /// Accumulates rows of one partition into batches of at most `--batch-rows` rows, rendered

@@ -9,6 +9,7 @@ pub(crate) mod connect;
 pub(crate) mod load_data;
 pub(crate) mod schema;
 mod sql;
+pub(crate) mod tsv;
 
 pub use batch::{Batch, BatchBuilder, OpenBatch};
 pub use commit::CommitStats;
