@@ -6,6 +6,7 @@ pub(crate) mod batch;
 pub mod checkpoint;
 mod commit;
 pub(crate) mod connect;
+mod job_lock;
 pub(crate) mod load_data;
 pub(crate) mod schema;
 mod sql;
