@@ -5,9 +5,9 @@
 //! server's AUTO-INC lock mode decides unless `--writers` says), each stream reading up to a
 //! few partitions side by side into one writer task (`stream`): reading+converting and
 //! writing overlap through a bounded channel, which keeps memory flat whatever the size of
-//! the range. Every batch holds one partition's rows and commits with that partition's
-//! checkpoint, and a partition's batches commit in order, so its checkpoint only ever moves
-//! forward over committed rows.
+//! the range. A stream's partitions fill one batch together, which commits with the
+//! checkpoint of every partition in it, and a stream's batches commit in order, so each
+//! checkpoint only ever moves forward over committed rows.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,10 +24,10 @@ use crate::error::{Error, ExitCode, Result};
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
-use crate::sink::{BatchBuilder, MysqlSink};
+use crate::sink::MysqlSink;
 use crate::source::bounds::StopReason;
 use crate::source::ResolvedRange;
-use crate::source::{PartitionReader, PulsarSource};
+use crate::source::{PartitionReader, Position, PulsarSource};
 
 mod stream;
 
@@ -334,43 +334,21 @@ async fn run_with_sink(
     // need several readers to keep one stream busy.
     let reading = readers.len().min(READERS_AT_ONCE).max(streams);
     let fan_in = reading.div_ceil(streams);
-    let mut builders: HashMap<i32, BatchBuilder> = readers
-        .iter()
+    let queue: std::sync::Mutex<VecDeque<(PartitionReader, Option<Position>)>> = readers
+        .into_iter()
         .map(|reader| {
             let index = reader.partition().checkpoint_index();
-            let builder = sink.batch_builder(
-                converter.columns(),
-                &reader.partition().topic,
-                index,
-                streams,
-                reading,
-                checkpoints.get(&index).map(|cp| cp.position),
-            );
-            (index, builder)
-        })
-        .collect();
-    let queue: std::sync::Mutex<VecDeque<(PartitionReader, BatchBuilder)>> = readers
-        .into_iter()
-        .enumerate()
-        .map(|(i, reader)| {
-            let mut builder = builders
-                .remove(&reader.partition().checkpoint_index())
-                .expect("one builder per partition");
-            // The first partitions a stream reads side by side fill their batches at the same
-            // pace: staggered, their batches reach the writer one by one.
-            if i < reading {
-                builder.stagger(i / streams, fan_in);
-            }
-            (reader, builder)
+            (reader, checkpoints.get(&index).map(|cp| cp.position))
         })
         .collect::<VecDeque<_>>()
         .into();
     let outcomes: Vec<(ResolvedRange, Result<()>)> =
-        futures::future::join_all((0..streams).map(|_| {
+        futures::future::join_all((0..streams).map(|stream| {
             run_stream(
                 cfg,
                 &queue,
                 fan_in,
+                (stream, streams),
                 &converter,
                 writer.clone(),
                 stats,

@@ -1,5 +1,6 @@
-//! Write streams: the partitions a stream reads (one at a time, or several side by side) and
-//! the one writer task that commits their batches in order, with bounded channels between.
+//! Write streams: the partitions a stream reads (one at a time, or several side by side) into
+//! one batch at a time, and the one writer task that commits those batches in order, with a
+//! bounded channel between.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::records::{BadRecord, RowConverter};
 use crate::report::Stats;
 use crate::sink::{Batch, BatchBuilder, MysqlSink, OpenBatch};
-use crate::source::{PartitionReader, ResolvedRange};
+use crate::source::{Partition, PartitionReader, Position, ResolvedRange, SourceMessage};
 
 /// Batches queued between a partition's reader and its writer task, besides the one being
 /// written and the one being filled: enough to ride out a slow commit, little memory.
@@ -51,70 +52,147 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Stats>,
 }
 
-/// One write stream: takes partitions from `queue` one after another and reads each into the
-/// same writer task. The stream's batches reach the server as one sequence of transactions,
-/// each carrying its own partition's checkpoint, and the next partition is read while the
-/// previous one's last batch commits.
+/// What the partitions of one write stream share: the batch they fill together, the handoffs
+/// waiting for the writer in the order they were made, and the channel to it.
+struct Shared {
+    filling: std::sync::Mutex<Filling>,
+    /// Held while handoffs go out, so that they reach the writer in the order they were made
+    /// whichever reader sends them.
+    tx: tokio::sync::Mutex<mpsc::Sender<Handoff>>,
+    /// Stops the stream's readers: a signal (a child of the run's token), a reader that
+    /// failed, or a writer that went away.
+    stop: CancellationToken,
+}
+
+/// The batch being filled and the handoffs made but not sent yet.
+struct Filling {
+    builder: BatchBuilder,
+    outbox: VecDeque<Handoff>,
+}
+
+impl Filling {
+    /// Closes the batch being filled, if anything was consumed into it.
+    fn close(&mut self) {
+        if !self.builder.is_empty() {
+            let batch = self.builder.take();
+            self.outbox.push_back(Handoff::Closed(batch));
+        }
+    }
+}
+
+impl Shared {
+    /// Runs `f` on the batch being filled (never across an await).
+    fn with<T>(&self, f: impl FnOnce(&mut Filling) -> T) -> T {
+        f(&mut self.filling.lock().expect("batch lock"))
+    }
+
+    /// Sends the handoffs waiting, in order; false (and the stream stops) if the writer went
+    /// away: its error is the one to report.
+    async fn flush(&self) -> bool {
+        let tx = self.tx.lock().await;
+        loop {
+            let Some(handoff) = self.with(|f| f.outbox.pop_front()) else {
+                return true;
+            };
+            if tx.send(handoff).await.is_err() {
+                self.stop.cancel();
+                return false;
+            }
+        }
+    }
+
+    /// Closes the batch being filled and sends it.
+    async fn close_batch(&self) -> bool {
+        self.with(Filling::close);
+        self.flush().await
+    }
+}
+
+/// One write stream: takes partitions from `queue` one after another, up to `fan_in` side by
+/// side, and reads them into one batch at a time, which its writer task commits with the
+/// checkpoints of every partition in it. The stream's batches reach the server as one
+/// sequence of transactions; a LOAD DATA batch streams from its first row, whichever
+/// partition it comes from.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_stream(
     cfg: &Config,
-    queue: &std::sync::Mutex<VecDeque<(PartitionReader, BatchBuilder)>>,
+    queue: &std::sync::Mutex<VecDeque<(PartitionReader, Option<Position>)>>,
     fan_in: usize,
+    (stream, streams): (usize, usize),
     converter: &RowConverter,
     writer: Writer,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) -> Vec<(ResolvedRange, Result<()>)> {
     let (tx, rx) = mpsc::channel::<Handoff>(BATCHES_IN_FLIGHT);
+    let mut builder = writer.sink.batch_builder(converter.columns(), streams);
+    // Streams started together would fill their first batches at the same pace.
+    builder.stagger(stream, streams);
     let write = tokio::spawn(write_batches(writer, rx).in_current_span());
-    // A LOAD DATA batch streams to the server from its first row only while it is the one
-    // batch being filled: batches of partitions read side by side go over whole, in turn.
-    let stream_early = fan_in == 1;
+    let shared = Shared {
+        filling: std::sync::Mutex::new(Filling {
+            builder,
+            outbox: VecDeque::new(),
+        }),
+        tx: tokio::sync::Mutex::new(tx),
+        stop: shutdown.child_token(),
+    };
     let mut reading = futures::stream::FuturesUnordered::new();
     let mut read = Vec::new();
-    let mut stopping = false;
+    let mut failed = false;
     loop {
-        while !stopping && reading.len() < fan_in && !shutdown.is_cancelled() {
+        while reading.len() < fan_in && !shared.stop.is_cancelled() {
             let next = queue.lock().expect("partition queue lock").pop_front();
-            let Some((reader, builder)) = next else { break };
-            let span = tracing::info_span!("partition", topic = %reader.partition().topic);
-            let tx = &tx;
+            let Some((reader, after)) = next else { break };
+            // A partition joins between batches: a LOAD DATA batch already streaming has
+            // fenced the partitions it knew when it opened. The closed batch goes out with
+            // the new partition's first flush: this loop never waits for the channel, whose
+            // lock a reader it does not poll meanwhile may hold.
+            let partition = reader.partition();
+            shared.with(|f| {
+                f.close();
+                f.builder
+                    .track(&partition.topic, partition.checkpoint_index(), after)
+            });
+            let span = tracing::info_span!("partition", topic = %partition.topic);
             let converter = converter.clone();
             reading.push(
-                read_partition(
-                    cfg,
-                    reader,
-                    converter,
-                    builder,
-                    tx,
-                    stream_early,
-                    stats,
-                    shutdown,
-                )
-                .instrument(span.clone())
-                .map(move |(reader, result)| (reader, span, result)),
+                read_partition(cfg, reader, converter, &shared, stats)
+                    .instrument(span.clone())
+                    .map(move |(reader, result)| (reader, span, result)),
             );
         }
         let Some((reader, span, result)) = reading.next().await else {
             break;
         };
-        // A writer that stopped (its error follows) or a reader that failed: no new partition.
-        stopping |= result.is_err() || tx.is_closed();
+        if result.is_err() {
+            // The batch holds rows of the failed partition: the stream stops, and the batch
+            // is abandoned (its early load rolled back).
+            failed = true;
+            shared.stop.cancel();
+        }
+        let index = reader.partition().checkpoint_index();
+        shared.with(|f| f.builder.retire(index));
         read.push((reader, span, result));
     }
     drop(reading);
-    // Closing the channel ends the writer after the last batch; a batch left open by a failed
-    // reader is abandoned (its early load rolled back) rather than waited on.
-    drop(tx);
+    if !failed {
+        shared.close_batch().await;
+    }
+    // Closing the channel ends the writer after the last batch.
+    drop(shared);
     let mut write_result = write.await.unwrap_or_else(|e| {
         Err(Error::Sink(format!(
             "a writer task stopped unexpectedly: {e}"
         )))
     });
+    let written = write_result.is_ok();
     let last = read.len().saturating_sub(1);
     read.into_iter()
         .enumerate()
         .map(|(i, (reader, span, read_result))| {
-            // The writer's error goes with the partition it was writing: the last one read.
+            // The writer's error goes with the partition read last (its batch may hold rows
+            // of every partition the stream read).
             let result = if i == last {
                 std::mem::replace(&mut write_result, Ok(())).and(read_result)
             } else {
@@ -122,7 +200,7 @@ pub(super) async fn run_stream(
             };
             let resolved = reader.resolved();
             stats.partition_progress(reader.partition().checkpoint_index(), |p| {
-                p.done = result.is_ok() && resolved.stopped_because.is_some();
+                p.done = written && result.is_ok() && resolved.stopped_because.is_some();
             });
             match &result {
                 Ok(()) => {
@@ -136,19 +214,15 @@ pub(super) async fn run_stream(
         .collect()
 }
 
-/// Reads one partition to its end bound into `tx`, converting and batching as it goes.
+/// Reads one partition to its end bound into the stream's batch, converting as it goes.
 /// Returns the reader (for its resolved range) and how reading ended; a writer that went
 /// away ends reading early with `Ok` (the writer's error is the one to report).
-#[allow(clippy::too_many_arguments)]
 async fn read_partition(
     cfg: &Config,
     mut reader: PartitionReader,
     mut converter: RowConverter,
-    builder: BatchBuilder,
-    tx: &mpsc::Sender<Handoff>,
-    stream_early: bool,
+    shared: &Shared,
     stats: &Stats,
-    shutdown: &CancellationToken,
 ) -> (PartitionReader, Result<()>) {
     let partition = reader.partition().clone();
     let index = partition.checkpoint_index();
@@ -160,18 +234,21 @@ async fn read_partition(
     let mut read_here = 0u64;
     let mut last_publish = None;
     let read = async {
-        let mut builder = builder;
+        // A batch closed for this partition to join.
+        if !shared.flush().await {
+            return Ok(());
+        }
         // One cancellation future for the whole loop, polled only while no message is ready;
         // a ready stream is checked for shutdown every SHUTDOWN_CHECK_EVERY messages instead
         // (`is_cancelled` takes a lock, a fresh `cancelled()` future per message costs more).
-        let cancelled = shutdown.cancelled();
+        let cancelled = shared.stop.cancelled();
         tokio::pin!(cancelled);
         let mut since_check = 0u32;
         loop {
             since_check += 1;
             if since_check >= SHUTDOWN_CHECK_EVERY {
                 since_check = 0;
-                if shutdown.is_cancelled() {
+                if shared.stop.is_cancelled() {
                     break;
                 }
                 // Buffered messages never make this loop wait, and pulsar-rs's channels are
@@ -186,7 +263,9 @@ async fn read_partition(
             let next = match next.as_mut().now_or_never() {
                 Some(next) => next?,
                 None => loop {
-                    let starving = builder.fed_at().map(|at| at + OPEN_BATCH_MAX_WAIT);
+                    let starving = shared
+                        .with(|f| f.builder.fed_at())
+                        .map(|at| at + OPEN_BATCH_MAX_WAIT);
                     tokio::select! {
                         biased;
                         next = &mut next => break next?,
@@ -195,9 +274,19 @@ async fn read_partition(
                             if starving.is_some() =>
                         {
                             // A LOAD DATA statement waiting for rows holds the table's AUTO-INC
-                            // lock and runs into the server's net_read_timeout: end it here.
-                            tracing::debug!("closing a LOAD DATA batch the reader cannot feed");
-                            if tx.send(Handoff::Closed(builder.take())).await.is_err() {
+                            // lock and runs into the server's net_read_timeout: end it here,
+                            // unless another partition of the stream fed it meanwhile.
+                            let closed = shared.with(|f| {
+                                let due = f.builder.fed_at().is_some_and(|at| {
+                                    at + OPEN_BATCH_MAX_WAIT <= tokio::time::Instant::now()
+                                });
+                                if due {
+                                    tracing::debug!("closing a LOAD DATA batch the readers cannot feed");
+                                    f.close();
+                                }
+                                due
+                            });
+                            if closed && !shared.flush().await {
                                 return Ok(()); // the writer failed; its error is reported
                             }
                         }
@@ -211,65 +300,26 @@ async fn read_partition(
             stats
                 .bytes_read
                 .fetch_add(msg.payload.len() as u64, Relaxed);
-            let converted = match (msg.chunk, msg.too_large) {
-                (Some((id, of)), _) => Err(BadRecord::chunk(id, of)),
-                (None, Some(size)) => Err(BadRecord::too_large(
-                    size,
-                    pulsar::consumer::MAX_UNCOMPRESSED,
-                )),
-                (None, None) => converter
-                    .convert(&msg.payload, |values| builder.push_row(values))
-                    .and_then(|pushed| pushed),
-            };
-            match converted {
-                Ok(()) => {
-                    stats.rows_converted.fetch_add(1, Relaxed);
+            let handoffs = shared.with(|f| {
+                consume(cfg, &partition, &msg, &mut converter, &mut f.builder, stats)?;
+                let before = f.outbox.len();
+                if let Some(opened) = f.builder.take_opened() {
+                    f.outbox.push_back(Handoff::Opened(opened));
                 }
-                Err(bad) => {
-                    let total = stats.bad_record(bad.reason);
-                    let place = format!(
-                        "{} message {} (published {})",
-                        partition.topic, msg.position, msg.publish_time
-                    );
-                    match cfg.records.on_bad_record {
-                        BadRecordPolicy::Fail => {
-                            return Err(Error::BadRecords(format!(
-                                "bad record at {place}: {bad}; nothing of its batch was written \
-                                 (use --on-bad-record skip or dead-letter to go on past bad records)"
-                            )))
-                        }
-                        BadRecordPolicy::Skip => {
-                            tracing::warn!(message = %msg.position, reason = %bad, "skipping bad record");
-                        }
-                        BadRecordPolicy::DeadLetter => builder.push_dead_letter(&msg, bad),
-                    }
-                    if total > cfg.records.max_bad_records {
-                        return Err(Error::BadRecords(format!(
-                            "{total} bad records exceed --max-bad-records {} (last one at {place}); \
-                             batches before it were committed and checkpointed",
-                            cfg.records.max_bad_records
-                        )));
-                    }
+                if f.builder.is_full() {
+                    f.close();
                 }
-            }
-            builder.consumed(msg.position, msg.publish_time);
-            if let Some(opened) = builder.take_opened().filter(|_| stream_early) {
-                if tx.send(Handoff::Opened(opened)).await.is_err() {
-                    return Ok(()); // the writer failed; its error is the one to report
-                }
-            }
-            if builder.is_full() {
+                Ok::<_, Error>(f.outbox.len() > before)
+            })?;
+            if handoffs {
                 stats.partition_progress(index, |p| {
                     p.records_read = read_here;
                     p.last_publish_time = last_publish;
                 });
-                if tx.send(Handoff::Closed(builder.take())).await.is_err() {
+                if !shared.flush().await {
                     return Ok(()); // the writer failed; its error is the one to report
                 }
             }
-        }
-        if !builder.is_empty() {
-            let _ = tx.send(Handoff::Closed(builder.take())).await;
         }
         Ok(())
     };
@@ -279,6 +329,62 @@ async fn read_partition(
         p.last_publish_time = last_publish;
     });
     (reader, result)
+}
+
+/// Converts one message into the batch (a row, or a bad record as the policy says) and marks
+/// it consumed; an error when the policy or `--max-bad-records` stops the run.
+fn consume(
+    cfg: &Config,
+    partition: &Partition,
+    msg: &SourceMessage,
+    converter: &mut RowConverter,
+    builder: &mut BatchBuilder,
+    stats: &Stats,
+) -> Result<()> {
+    let index = partition.checkpoint_index();
+    let converted = match (msg.chunk, msg.too_large) {
+        (Some((id, of)), _) => Err(BadRecord::chunk(id, of)),
+        (None, Some(size)) => Err(BadRecord::too_large(
+            size,
+            pulsar::consumer::MAX_UNCOMPRESSED,
+        )),
+        (None, None) => converter
+            .convert(&msg.payload, |values| builder.push_row(values))
+            .and_then(|pushed| pushed),
+    };
+    match converted {
+        Ok(()) => {
+            stats.rows_converted.fetch_add(1, Relaxed);
+        }
+        Err(bad) => {
+            let total = stats.bad_record(bad.reason);
+            let place = format!(
+                "{} message {} (published {})",
+                partition.topic, msg.position, msg.publish_time
+            );
+            match cfg.records.on_bad_record {
+                BadRecordPolicy::Fail => {
+                    return Err(Error::BadRecords(format!(
+                        "bad record at {place}: {bad}; nothing of its batch was written \
+                         (use --on-bad-record skip or dead-letter to go on past bad records)"
+                    )))
+                }
+                BadRecordPolicy::Skip => {
+                    tracing::warn!(message = %msg.position, reason = %bad, "skipping bad record");
+                }
+                BadRecordPolicy::DeadLetter => builder.push_dead_letter(index, msg, bad),
+            }
+            if total > cfg.records.max_bad_records {
+                return Err(Error::BadRecords(format!(
+                    "{total} bad records exceed --max-bad-records {} (last one at {place}); \
+                     batches before it were committed and checkpointed",
+                    cfg.records.max_bad_records
+                )));
+            }
+        }
+    }
+    builder.consumed(index, msg.position, msg.publish_time);
+    Ok(())
 }
 
 async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()> {
@@ -316,7 +422,7 @@ async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()>
         w.stats.duplicates.fetch_add(done.duplicates, Relaxed);
         w.stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);
         w.stats.retries.fetch_add(done.retries, Relaxed);
-        tracing::debug!(partition = batch.partition, rows = batch.rows, last = ?batch.last, "batch committed");
+        tracing::debug!(partitions = %batch.partitions(), rows = batch.rows, "batch committed");
     }
     Ok(())
 }

@@ -19,14 +19,17 @@ pub(super) const INSERT_BATCH_STATEMENTS: usize = 4;
 pub struct OpenBatch {
     pub(super) statement: Arc<str>,
     pub(super) data: TsvData,
-    pub(super) partition: i32,
-    /// The checkpoint the batch follows (see [`Batch::after`]).
-    pub(super) after: Option<Position>,
+    /// Every partition the batch may hold rows of, with the checkpoint the batch follows (see
+    /// [`Span::after`]): the early load fences them all, since rows of any of them may still
+    /// join the batch.
+    pub(super) fenced: Vec<(i32, Option<Position>)>,
 }
 
 /// A record that went to the dead-letter table.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    pub topic: Arc<str>,
+    pub partition: i32,
     pub position: Position,
     pub publish_time: i64,
     pub payload: Vec<u8>,
@@ -48,49 +51,71 @@ impl Default for Body {
     }
 }
 
-/// Rows of one partition ready to commit, with the position they bring the checkpoint to.
+/// One partition's share of a batch: where its checkpoint stands before the batch and where
+/// the batch brings it. A batch carries a span for every partition its stream reads, with
+/// records in it or not, so that every attempt fences them all in one locking read.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// The checkpoint before this batch (None: the partition has none yet). An attempt writes
+    /// only if the checkpoint is still there (see [`Fence`](super::checkpoint::Fence)).
+    pub after: Option<Position>,
+    /// Last position consumed in this batch, with its publish time: the checkpoint after
+    /// commit (None: nothing of this partition in the batch).
+    pub last: Option<(Position, i64)>,
+    /// Records of this partition consumed by the batch (rows + bad records).
+    pub consumed: u64,
+}
+
+impl Span {
+    /// Where the checkpoint stands once the batch is committed.
+    pub fn end(&self) -> Option<Position> {
+        self.last.map(|(p, _)| p).or(self.after)
+    }
+}
+
+/// Rows of the partitions a write stream reads, ready to commit together with each one's
+/// checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    pub topic: String,
-    pub partition: i32,
     pub body: Body,
     pub rows: u64,
     pub dead_letters: Vec<DeadLetter>,
-    /// Records consumed by this batch (rows + bad records).
-    pub consumed: u64,
-    /// Last position consumed, with its publish time: the checkpoint after commit.
-    pub last: Option<(Position, i64)>,
-    /// The checkpoint before this batch (None: the partition has none yet). An attempt writes
-    /// only if the checkpoint is still there (see [`Fence`]).
-    pub after: Option<Position>,
+    pub spans: Vec<Span>,
 }
 
 impl Batch {
-    fn empty(partition: i32) -> Self {
-        Batch {
-            partition,
-            ..Default::default()
-        }
+    /// Whether the batch consumed nothing (no row, no bad record): nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.spans.iter().all(|s| s.last.is_none())
+    }
+
+    /// Records consumed by the batch, all partitions together.
+    pub fn consumed(&self) -> u64 {
+        self.spans.iter().map(|s| s.consumed).sum()
+    }
+
+    /// The partitions with records in the batch, for logs and messages: `3` or `0, 2, 5`.
+    pub fn partitions(&self) -> String {
+        let names: Vec<String> = self
+            .spans
+            .iter()
+            .filter(|s| s.last.is_some())
+            .map(|s| s.partition.to_string())
+            .collect();
+        names.join(", ")
     }
 }
 
 impl MysqlSink {
-    /// A builder for batches of one partition, writing the given (mapped) columns, while
-    /// `concurrent` partitions are written at once; `after` is the partition's checkpoint when
-    /// the run starts.
-    pub fn batch_builder(
-        &self,
-        mapped: &[Column],
-        topic: &str,
-        partition: i32,
-        streams: usize,
-        readers: usize,
-        after: Option<Position>,
-    ) -> BatchBuilder {
+    /// A builder for the batches of one write stream (of `streams` writing at once); the
+    /// partitions it reads join with [`BatchBuilder::track`].
+    pub fn batch_builder(&self, mapped: &[Column], streams: usize) -> BatchBuilder {
         let format = match self.strategy {
             WriteStrategy::LoadData => Format::Tsv(TsvRows {
                 statement: tsv::load_statement(&self.table, mapped, self.cfg.mode).into(),
-                max_bytes: self.cfg.batch_bytes_for(readers),
+                max_bytes: self.cfg.batch_bytes_for(streams),
                 pending: Vec::new(),
                 open: None,
                 opened: None,
@@ -100,10 +125,9 @@ impl MysqlSink {
         BatchBuilder {
             format,
             max_rows: self.cfg.batch_rows_for(streams),
-            topic: topic.to_string(),
-            partition,
-            batch: Batch::empty(partition),
-            after,
+            batch: Batch::default(),
+            current: 0,
+            retired: Vec::new(),
             dead_letter_bytes: 0,
             first_share: None,
         }
@@ -238,8 +262,7 @@ impl TsvRows {
             self.opened = Some(OpenBatch {
                 statement: self.statement.clone(),
                 data: data.clone(),
-                partition: -1, // set by BatchBuilder::take_opened
-                after: None,
+                fenced: Vec::new(), // set by BatchBuilder::take_opened
             });
             (writer, data)
         });
@@ -283,16 +306,19 @@ fn take_chunk(pending: &mut Vec<u8>) -> Vec<u8> {
     std::mem::replace(pending, Vec::with_capacity(tsv::CHUNK + 1024))
 }
 
-/// Accumulates rows of one partition into batches of at most `--batch-rows` rows, rendered
-/// as INSERT statements no larger than the server accepts or as LOAD DATA input.
+/// Accumulates the rows of a write stream's partitions into batches of at most
+/// `--batch-rows` rows, rendered as INSERT statements no larger than the server accepts or as
+/// LOAD DATA input. Partitions read side by side share one batch: one statement streams rows
+/// of all of them, and its transaction carries all their checkpoints.
 pub struct BatchBuilder {
     format: Format,
     max_rows: usize,
-    topic: String,
-    partition: i32,
+    /// The batch being filled; its spans are the partitions tracked.
     batch: Batch,
-    /// Where the checkpoint will stand when the batch being filled is written.
-    after: Option<Position>,
+    /// The span the last record went to (records come in runs of one partition).
+    current: usize,
+    /// Partitions done reading, untracked once the batch being filled is taken.
+    retired: Vec<i32>,
     /// Payload bytes of the batch's dead letters.
     dead_letter_bytes: usize,
     /// The first batch ends at this share (numerator, denominator) of the limits: see
@@ -301,13 +327,37 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    /// Ends this builder's first batch at `(k + 1) / n` of the limits. Partitions read side by
-    /// side at the same pace would otherwise fill their batches at the same moment, and their
-    /// one writer would wait, then be flooded; staggered, their batches reach it one by one.
+    /// Ends this builder's first batch at `(k + 1) / n` of the limits. Streams started at
+    /// the same moment would otherwise fill their first batches at the same pace and reach
+    /// the server (and its AUTO-INC lock) at once; staggered, they arrive one by one.
     pub fn stagger(&mut self, k: usize, n: usize) {
         if n > 1 {
             self.first_share = Some((k % n + 1, n));
         }
+    }
+
+    /// Adds partition `partition` (of `topic`), whose checkpoint stands at `after`, to the
+    /// partitions this builder's batches cover. Only between batches: a LOAD DATA batch
+    /// already streaming has fenced the partitions it knew when it opened.
+    pub fn track(&mut self, topic: &str, partition: i32, after: Option<Position>) {
+        debug_assert!(self.is_empty(), "a partition joins between batches");
+        self.retired.retain(|&p| p != partition);
+        if self.batch.spans.iter().any(|s| s.partition == partition) {
+            return;
+        }
+        self.batch.spans.push(Span {
+            topic: topic.into(),
+            partition,
+            after,
+            last: None,
+            consumed: 0,
+        });
+    }
+
+    /// Partition `partition` has been read to its end: it leaves the batches after the one
+    /// being filled.
+    pub fn retire(&mut self, partition: i32) {
+        self.retired.push(partition);
     }
 
     /// Adds one converted row.
@@ -325,10 +375,13 @@ impl BatchBuilder {
         Ok(())
     }
 
-    /// Adds a record that goes to the dead-letter table.
-    pub fn push_dead_letter(&mut self, msg: &SourceMessage, reason: BadRecord) {
+    /// Adds a record of partition `partition` that goes to the dead-letter table.
+    pub fn push_dead_letter(&mut self, partition: i32, msg: &SourceMessage, reason: BadRecord) {
         self.dead_letter_bytes += msg.payload.len();
+        let topic = self.span(partition).topic.clone();
         self.batch.dead_letters.push(DeadLetter {
+            topic,
+            partition,
             position: msg.position,
             publish_time: msg.publish_time,
             payload: msg.payload.clone(),
@@ -336,10 +389,27 @@ impl BatchBuilder {
         });
     }
 
-    /// Records that the message at `position` has been consumed (as a row or a bad record).
-    pub fn consumed(&mut self, position: Position, publish_time: i64) {
-        self.batch.consumed += 1;
-        self.batch.last = Some((position, publish_time));
+    /// Records that the message of partition `partition` at `position` has been consumed (as
+    /// a row or a bad record).
+    pub fn consumed(&mut self, partition: i32, position: Position, publish_time: i64) {
+        let span = self.span(partition);
+        span.consumed += 1;
+        span.last = Some((position, publish_time));
+    }
+
+    /// The span of a tracked partition.
+    fn span(&mut self, partition: i32) -> &mut Span {
+        let spans = &mut self.batch.spans;
+        if spans
+            .get(self.current)
+            .is_none_or(|s| s.partition != partition)
+        {
+            self.current = spans
+                .iter()
+                .position(|s| s.partition == partition)
+                .expect("records come from tracked partitions");
+        }
+        &mut spans[self.current]
     }
 
     /// Whether the batch reached its row limit (rows plus dead letters) or its byte limit:
@@ -369,8 +439,12 @@ impl BatchBuilder {
             Format::Tsv(rows) => rows.opened.take(),
             Format::Insert(_) => None,
         }?;
-        opened.partition = self.partition;
-        opened.after = self.after;
+        opened.fenced = self
+            .batch
+            .spans
+            .iter()
+            .map(|s| (s.partition, s.after))
+            .collect();
         Some(opened)
     }
 
@@ -386,10 +460,11 @@ impl BatchBuilder {
 
     /// Whether anything was consumed since the last [`BatchBuilder::take`].
     pub fn is_empty(&self) -> bool {
-        self.batch.last.is_none()
+        self.batch.is_empty()
     }
 
-    /// The batch so far; the builder starts a new one.
+    /// The batch so far; the builder starts a new one, each partition's checkpoint where this
+    /// one leaves it.
     pub fn take(&mut self) -> Batch {
         match &mut self.format {
             Format::Insert(rows) => {
@@ -398,14 +473,29 @@ impl BatchBuilder {
             }
             Format::Tsv(rows) => rows.close(&mut self.batch.body),
         }
-        let mut batch = std::mem::replace(&mut self.batch, Batch::empty(self.partition));
+        let retired = std::mem::take(&mut self.retired);
+        let next = self
+            .batch
+            .spans
+            .iter()
+            .filter(|s| !retired.contains(&s.partition))
+            .map(|s| Span {
+                after: s.end(),
+                last: None,
+                consumed: 0,
+                ..s.clone()
+            })
+            .collect();
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                spans: next,
+                ..Default::default()
+            },
+        );
+        self.current = 0;
         self.dead_letter_bytes = 0;
         self.first_share = None;
-        batch.topic = self.topic.clone();
-        batch.after = self.after;
-        if let Some((last, _)) = batch.last {
-            self.after = Some(last);
-        }
         batch
     }
 }
@@ -417,7 +507,7 @@ mod tests {
     /// A builder for INSERT batches of at most `max_rows` rows and statements of
     /// `statement_bytes`, without a server.
     fn insert_builder(max_rows: usize, statement_bytes: usize) -> BatchBuilder {
-        BatchBuilder {
+        let mut b = BatchBuilder {
             format: Format::Insert(InsertRows {
                 head: "INSERT INTO t (a) VALUES ".into(),
                 tail: String::new(),
@@ -429,13 +519,14 @@ mod tests {
                 row: String::new(),
             }),
             max_rows,
-            topic: "t".into(),
-            partition: 0,
-            batch: Batch::empty(0),
-            after: None,
+            batch: Batch::default(),
+            current: 0,
+            retired: Vec::new(),
             dead_letter_bytes: 0,
             first_share: None,
-        }
+        };
+        b.track("t", 0, None);
+        b
     }
 
     #[test]
@@ -446,12 +537,59 @@ mod tests {
         let mut sizes = Vec::new();
         for e in 0..300 {
             b.push_row(&[Value::Int(e)]).unwrap();
-            b.consumed(pos(e), 0);
+            b.consumed(0, pos(e), 0);
             if b.is_full() {
                 sizes.push(b.take().rows);
             }
         }
         assert_eq!(sizes, vec![50, 100, 100]);
+    }
+
+    #[test]
+    fn partitions_read_side_by_side_share_a_batch_and_each_keep_their_checkpoint() {
+        let mut b = insert_builder(4, 1 << 20);
+        b.track("t-1", 1, Some(Position::new(9, 9, -1)));
+        let pos = |e| Position::new(1, e, -1);
+        let mut batches = Vec::new();
+        // Partition 0 and 1 in turn, then 1 alone.
+        for (partition, e) in [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (1, 3)] {
+            b.push_row(&[Value::Int(e)]).unwrap();
+            b.consumed(partition, pos(e), e);
+            if b.is_full() {
+                batches.push(b.take());
+            }
+        }
+        b.retire(0);
+        batches.push(b.take());
+        let ends = |batch: &Batch| -> Vec<_> {
+            batch
+                .spans
+                .iter()
+                .map(|s| (s.partition, s.after, s.last.map(|l| l.0), s.consumed))
+                .collect()
+        };
+        assert_eq!(batches[0].rows, 4);
+        assert_eq!(
+            ends(&batches[0]),
+            vec![
+                (0, None, Some(pos(1)), 2),
+                (1, Some(Position::new(9, 9, -1)), Some(pos(1)), 2),
+            ]
+        );
+        assert_eq!(batches[0].partitions(), "0, 1");
+        // The next batch starts where the first left each partition; partition 0, with
+        // nothing in it, is still fenced.
+        assert_eq!(
+            ends(&batches[1]),
+            vec![
+                (0, Some(pos(1)), None, 0),
+                (1, Some(pos(1)), Some(pos(3)), 2)
+            ]
+        );
+        assert_eq!(batches[1].partitions(), "1");
+        // Retired, partition 0 leaves the batches after the one it was retired in.
+        assert!(b.is_empty());
+        assert_eq!(b.take().spans.len(), 1);
     }
 
     #[test]
@@ -482,7 +620,7 @@ mod tests {
             chunk: None,
             too_large: None,
         };
-        b.push_dead_letter(&msg, BadRecord::chunk(0, 2));
+        b.push_dead_letter(0, &msg, BadRecord::chunk(0, 2));
         assert!(b.is_full(), "9 MiB of dead letters fill an 8 MiB batch");
         b.take();
         assert!(!b.is_full());

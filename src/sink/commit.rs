@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, MySqlConnection};
 
 use super::batch::{Batch, Body, OpenBatch};
-use super::checkpoint::{self, Fence, Verdict};
+use super::checkpoint::{self, Fence, Found, Verdict};
 use super::connect::{tls_refused, MysqlSink};
 use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started};
 use super::sql::dead_letter_statements;
@@ -44,16 +44,10 @@ impl MysqlSink {
         range_key: &str,
         early: Option<EarlyLoad>,
     ) -> Result<CommitStats> {
-        let Some(last) = batch.last else {
+        if batch.is_empty() {
             return Ok(CommitStats::default());
-        };
-        let fence = Fence::new(
-            job_id,
-            range_key,
-            batch.partition,
-            batch.after,
-            Some(last.0),
-        );
+        }
+        let fence = Fence::for_batch(job_id, range_key, batch);
         let mut early = early;
         let mut backoff: Option<Backoff> = None;
         let mut first_failure: Option<(Instant, String)> = None;
@@ -81,7 +75,7 @@ impl MysqlSink {
                 }
                 Ok(Attempt::Landed) => {
                     tracing::info!(
-                        partition = batch.partition,
+                        partitions = %batch.partitions(),
                         "the lost commit had landed; not writing it again"
                     );
                     return Ok(CommitStats {
@@ -99,7 +93,7 @@ impl MysqlSink {
                     let cause = scrub(&e.to_string(), self.cfg.password.as_deref());
                     let (since, first) =
                         first_failure.get_or_insert_with(|| (attempt_began, cause.clone()));
-                    tracing::warn!(partition = batch.partition, retries, %cause, "batch failed with a transient error; retrying");
+                    tracing::warn!(partitions = %batch.partitions(), retries, %cause, "batch failed with a transient error; retrying");
                     let budget = self.cfg.retry_budget;
                     if !backoff
                         .get_or_insert_with(|| Backoff::new(budget))
@@ -112,9 +106,9 @@ impl MysqlSink {
                             format!(" (the first failure: {first})")
                         };
                         return Err(Error::Sink(format!(
-                            "gave up writing partition {} to {} after {retries} failed attempts \
-                             over {:.1}s (retry budget {}s): {cause}{first}",
-                            batch.partition,
+                            "gave up writing a batch of partition {} to {} after {retries} failed \
+                             attempts over {:.1}s (retry budget {}s): {cause}{first}",
+                            batch.partitions(),
                             self.cfg.redacted_url(),
                             since.elapsed().as_secs_f64(),
                             budget.as_secs()
@@ -123,8 +117,8 @@ impl MysqlSink {
                 }
                 Err(e) if e.is_tls() => return Err(tls_refused(&self.cfg, &e.to_string())),
                 Err(WriteError::Refused(msg)) => return Err(Error::Sink(msg)),
-                Err(WriteError::Moved(found)) => {
-                    return Err(Error::Fenced(fence.moved_message(batch.partition, found)))
+                Err(WriteError::Moved { partition, found }) => {
+                    return Err(Error::Fenced(fence.moved_message(partition, found)))
                 }
                 Err(e) => return Err(self.explain(e, batch)),
             }
@@ -186,8 +180,9 @@ impl MysqlSink {
             _ => String::new(),
         };
         Error::Sink(format!(
-            "writing partition {} to {} failed: {text}{hint}",
-            batch.partition, self.table
+            "writing a batch of partition {} to {} failed: {text}{hint}",
+            batch.partitions(),
+            self.table
         ))
     }
 
@@ -198,7 +193,7 @@ impl MysqlSink {
             .load_data
             .as_ref()
             .expect("open batches come from a LOAD DATA sink");
-        let fence = Fence::new(job_id, range_key, open.partition, open.after, None);
+        let fence = Fence::for_open_batch(job_id, range_key, &open.fenced);
         EarlyLoad(
             writer
                 .start(&open.statement, &open.data, &fence)
@@ -215,19 +210,13 @@ impl MysqlSink {
     ) -> std::result::Result<Attempt, WriteError> {
         let mut then = dead_letter_statements(
             fence.job_id(),
-            &batch.topic,
-            batch.partition,
             &batch.dead_letters,
             self.max_statement_bytes,
         );
-        let (position, publish_time) = batch.last.expect("checked by commit");
-        then.push(checkpoint::advance_sql(
+        then.extend(checkpoint::advance_sql(
             fence.job_id(),
             fence.range_key(),
-            batch.partition,
-            position,
-            publish_time,
-            batch.consumed,
+            &batch.spans,
         ));
         let started = match &batch.body {
             Body::Statements(statements) => {
@@ -263,13 +252,9 @@ impl MysqlSink {
         };
         let started = match started {
             Ok(started) => started,
-            // The early load found the checkpoint moved (it could not know the batch's end);
-            // judged again now that the end is known.
-            Err(WriteError::Moved(found)) => match fence.judge(found) {
-                Verdict::Landed => return Ok(Attempt::Landed),
-                _ => return Err(WriteError::Moved(found)),
-            },
-            Err(WriteError::Landed) => return Ok(Attempt::Landed),
+            // What the fence found, judged with the batch's ends (an early load could not
+            // know them).
+            Err(WriteError::Fenced(found)) => return judged(fence, &found),
             Err(e) => return Err(e),
         };
         let writer = self.load_data.as_ref().expect("checked above");
@@ -297,20 +282,17 @@ impl MysqlSink {
         .await?;
         let thread = Some(thread as u32);
         let mut tx = bounded(limit, "START TRANSACTION", thread, conn.begin()).await?;
-        let found: Option<(i64, i64, i32)> = bounded(
+        let rows: Vec<(i32, i64, i64, i32)> = bounded(
             limit,
             "the checkpoint read",
             thread,
-            sqlx::query_as(sqlx::AssertSqlSafe(fence.lock_sql())).fetch_optional(&mut *tx),
+            sqlx::query_as(sqlx::AssertSqlSafe(fence.lock_sql())).fetch_all(&mut *tx),
         )
         .await?;
-        match fence.judge(found.and_then(checkpoint::stored_position)) {
-            Verdict::Write => {}
-            Verdict::Landed => {
-                bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;
-                return Ok(Attempt::Landed);
-            }
-            Verdict::Moved(found) => return Err(WriteError::Moved(found)),
+        let found = checkpoint::found(rows);
+        if fence.judge(&found) != Verdict::Write {
+            bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;
+            return judged(fence, &found);
         }
         let mut stats = CommitStats::default();
         for (sql, rows) in statements {
@@ -432,12 +414,16 @@ pub(super) enum WriteError {
         after: Duration,
         thread: Option<u32>,
     },
-    /// The fence found the checkpoint already past the batch (an earlier attempt landed).
-    #[error("the batch had already been committed")]
-    Landed,
-    /// The fence found the checkpoint somewhere this writer did not put it.
-    #[error("the checkpoint moved under this run")]
-    Moved(Option<Position>),
+    /// The fence did not let the batch pass: what it found, to be judged with the batch's
+    /// ends.
+    #[error("the fence did not let the batch pass")]
+    Fenced(Found),
+    /// The fence found a checkpoint somewhere this writer did not put it.
+    #[error("the checkpoint of partition {partition} moved under this run")]
+    Moved {
+        partition: i32,
+        found: Option<Position>,
+    },
 }
 
 impl WriteError {
@@ -456,7 +442,7 @@ impl WriteError {
             WriteError::Sql(e) => is_retriable_sql(e),
             WriteError::Driver(e) => load_data::is_retriable(e),
             WriteError::Stalled { .. } => true,
-            WriteError::Refused(_) | WriteError::Landed | WriteError::Moved(_) => false,
+            WriteError::Refused(_) | WriteError::Fenced(_) | WriteError::Moved { .. } => false,
         }
     }
 
@@ -486,12 +472,20 @@ impl From<LoadError> for WriteError {
                 after,
                 thread: Some(thread),
             },
-            LoadError::Fence(Verdict::Landed) => WriteError::Landed,
-            LoadError::Fence(Verdict::Moved(found)) => WriteError::Moved(found),
-            LoadError::Fence(Verdict::Write) => {
-                WriteError::Refused("internal error: a fence that lets the batch pass".into())
-            }
+            LoadError::Fence(found) => WriteError::Fenced(found),
         }
+    }
+}
+
+/// An attempt the fence stopped, by what it found: the batch had landed, or a checkpoint
+/// moved.
+fn judged(fence: &Fence, found: &[(i32, Option<Position>)]) -> Result<Attempt, WriteError> {
+    match fence.judge(found) {
+        Verdict::Landed => Ok(Attempt::Landed),
+        Verdict::Moved { partition, found } => Err(WriteError::Moved { partition, found }),
+        Verdict::Write => Err(WriteError::Refused(
+            "internal error: the fence stopped a batch it lets pass".into(),
+        )),
     }
 }
 

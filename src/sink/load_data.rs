@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use super::checkpoint::{Fence, Verdict};
+use super::checkpoint::{self, Fence, Found, Verdict};
 use super::tsv::{Pulse, TsvData};
 use super::CONNECT_TIMEOUT;
 use crate::config::{MysqlTls, SinkConfig, SslMode};
@@ -83,7 +83,7 @@ impl LoadDataWriter {
                 conn: Some(conn),
                 loaded,
             }),
-            Err(LoadError::Fence(Verdict::Landed)) => {
+            Err(LoadError::Fence(found)) => {
                 let thread = conn.id();
                 match self
                     .bounded(thread, "ROLLBACK", conn.query_drop("ROLLBACK"))
@@ -92,7 +92,7 @@ impl LoadDataWriter {
                     Ok(()) => drop(conn), // clean: back to the pool
                     Err(_) => discard(conn).await,
                 }
-                Err(LoadError::Fence(Verdict::Landed))
+                Err(LoadError::Fence(found))
             }
             Err(e) => {
                 discard(conn).await;
@@ -166,16 +166,12 @@ impl LoadDataWriter {
             conn.query_drop("START TRANSACTION"),
         )
         .await?;
-        let found: Option<(i64, i64, i32)> = self
-            .bounded(
-                thread,
-                "the checkpoint read",
-                conn.query_first(fence.lock_sql()),
-            )
+        let rows: Vec<(i32, i64, i64, i32)> = self
+            .bounded(thread, "the checkpoint read", conn.query(fence.lock_sql()))
             .await?;
-        match fence.judge(found.and_then(super::checkpoint::stored_position)) {
-            Verdict::Write => {}
-            verdict => return Err(LoadError::Fence(verdict)),
+        let found = checkpoint::found(rows);
+        if fence.judge(&found) != Verdict::Write {
+            return Err(LoadError::Fence(found));
         }
         pulse.beat();
         tokio::select! {
@@ -286,8 +282,9 @@ pub enum LoadError {
         after: Duration,
         thread: u32,
     },
-    /// The fence did not let the batch be written (see [`Fence`]).
-    Fence(Verdict),
+    /// The fence did not let the batch be written: what its locking read found (see
+    /// [`Fence`]); the caller judges it with the batch's ends.
+    Fence(Found),
 }
 
 impl From<mysql_async::Error> for LoadError {

@@ -12,8 +12,6 @@ use crate::records::Value;
 /// detail says so: the message id names the whole record in Pulsar.
 pub(super) fn dead_letter_statements(
     job_id: &str,
-    topic: &str,
-    partition: i32,
     dead: &[DeadLetter],
     max_bytes: usize,
 ) -> Vec<String> {
@@ -28,8 +26,8 @@ pub(super) fn dead_letter_statements(
         row.push('(');
         write_literal(&mut row, &Value::Text(job_id));
         row.push(',');
-        write_literal(&mut row, &Value::Text(topic));
-        let _ = write!(row, ",{partition},");
+        write_literal(&mut row, &Value::Text(&d.topic));
+        let _ = write!(row, ",{},", d.partition);
         write_literal(&mut row, &Value::Text(&d.position.to_string()));
         let _ = write!(row, ",{},", d.publish_time);
         let fixed = row.len() + 2 * 1024 + 64; // the reason and detail below, escaped, and more
@@ -141,6 +139,8 @@ mod tests {
         let dead = |n: usize, size: usize| {
             (0..n)
                 .map(|i| DeadLetter {
+                    topic: "t".into(),
+                    partition: 0,
                     position: Position::new(1, i as i64, -1),
                     publish_time: 7,
                     payload: vec![0xab; size],
@@ -150,17 +150,17 @@ mod tests {
         };
         let max = 64 * 1024;
         // 40 payloads of 10 kB: 800 kB of hex, in statements of at most 64 kB.
-        let many = dead_letter_statements("j", "t", 0, &dead(40, 10_000), max);
+        let many = dead_letter_statements("j", &dead(40, 10_000), max);
         assert!(many.len() >= 13, "{} statements", many.len());
         assert!(many.iter().all(|s| s.len() <= max));
         let rows: usize = many.iter().map(|s| s.matches("'1:").count()).sum();
         assert_eq!(rows, 40);
         // One payload larger than a statement: stored cut, and the detail says so.
-        let big = dead_letter_statements("j", "t", 0, &dead(1, 1 << 20), max);
+        let big = dead_letter_statements("j", &dead(1, 1 << 20), max);
         assert_eq!(big.len(), 1);
         assert!(big[0].len() <= max, "{}", big[0].len());
         assert!(big[0].contains("payload cut to its first"));
-        assert!(dead_letter_statements("j", "t", 0, &[], max).is_empty());
+        assert!(dead_letter_statements("j", &[], max).is_empty());
     }
 
     #[test]

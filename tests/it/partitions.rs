@@ -94,3 +94,77 @@ async fn partitions_waiting_for_a_writer_subscribe_when_read_and_resume() {
     assert_eq!(run.u("rows_written"), 3000);
     assert_exact(&db, 9000).await;
 }
+
+/// A stream's partitions fill one batch together: one transaction (one LOAD DATA statement)
+/// carries rows of all of them, every one's checkpoint, and the dead letters of each under
+/// its own partition. A re-run resumes each partition after its own checkpoint.
+#[tokio::test]
+async fn partitions_read_side_by_side_share_one_batch_and_its_checkpoints() {
+    let db = TestDb::new("shared").await;
+    let topic = topic("shared");
+    create_partitioned(&topic, 4);
+    let records = seed_records(0..8000).chain([b"x|not a number".to_vec()]);
+    produce(&topic, records, 100).await;
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--writers",
+            "1",
+            "--batch-rows",
+            "100000",
+            "--on-bad-record",
+            "dead-letter",
+        ],
+    );
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 8000);
+    // One batch for the four partitions (it was one per partition at least).
+    assert_eq!(run.u("batches"), 1, "{}", run.summary);
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM p2m_checkpoint WHERE ledger_id >= 0 AND partition_index \
+             BETWEEN 0 AND 3"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        db.scalar("SELECT SUM(records) FROM p2m_checkpoint").await,
+        8001
+    );
+    // The dead letter is filed under the partition it was read from.
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM p2m_dead_letter \
+             WHERE topic LIKE CONCAT('%-partition-', partition_index)"
+        )
+        .await,
+        1
+    );
+    produce(&topic, seed_records(8000..9000), 100).await;
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 1000);
+    assert_exact(&db, 9000).await;
+}
+
+/// More partitions than a stream reads at once: those that wait join between batches; every
+/// record exactly once.
+#[tokio::test]
+async fn partitions_joining_a_stream_between_batches_are_read_exactly_once() {
+    let db = TestDb::new("joining").await;
+    let topic = topic("joining");
+    create_partitioned(&topic, 20);
+    produce(&topic, seed_records(0..20_000), 100).await;
+    let args = with(run_args(&topic, &db), &["--writers", "1"]);
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 20_000);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM p2m_checkpoint WHERE ledger_id >= 0")
+            .await,
+        20
+    );
+    assert_exact(&db, 20_000).await;
+}
