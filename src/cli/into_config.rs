@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::secrets::read_secret_file;
 use super::RunArgs;
 use crate::config::{
     parse_ascii_char, BadRecordPolicy, Config, Delimiter, EndBound, RecordsConfig, SinkConfig,
@@ -31,47 +30,66 @@ impl RunArgs {
     /// Validates everything into a [`Config`].
     pub fn into_config(self) -> Result<Config> {
         let args = self.merge_file()?;
-        let cfg_err = Error::Config;
-        let topic: TopicName = args
-            .topic
-            .as_deref()
-            .ok_or_else(|| cfg_err("--topic is required".into()))?
-            .parse()
-            .map_err(cfg_err)?;
+        // Each step fails with its own option's message; the order below is the order in
+        // which a run with several mistakes reports them (the first one only).
+        let topic = args.topic_name()?;
         let table = args
             .table
             .clone()
             .ok_or_else(|| Error::Config("--table is required".into()))?;
-        let from: StartBound = args
+        let (from, to) = args.bounds()?;
+        let auth_token = args.pulsar_token_value()?;
+        let password = args.mysql_password_value()?;
+        let records = args.records_config()?;
+        let retry_budget = Duration::from_secs(args.retry_budget_secs.unwrap_or(120));
+        let job_id = args
+            .job_id
+            .clone()
+            .unwrap_or_else(|| Config::default_job_id(&topic, &table));
+        let source = args.source_config(topic, from, to, auth_token, retry_budget);
+        let sink = args.sink_config(table, password, retry_budget)?;
+        let cfg = Config {
+            job_id,
+            source,
+            records,
+            sink,
+            dry_run: args.dry_run,
+            reprocess: args.reprocess,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// `--topic`, required by every command but `migrate`, in the full form checkpoints key on.
+    fn topic_name(&self) -> Result<TopicName> {
+        let cfg_err = Error::Config;
+        self.topic
+            .as_deref()
+            .ok_or_else(|| cfg_err("--topic is required".into()))?
+            .parse()
+            .map_err(cfg_err)
+    }
+
+    /// `--from` and `--to`, defaulting to the whole topic as it is when the run starts.
+    fn bounds(&self) -> Result<(StartBound, EndBound)> {
+        let from: StartBound = self
             .from
             .as_deref()
             .unwrap_or("earliest")
             .parse()
             .map_err(Error::Config)?;
-        let to: EndBound = args
+        let to: EndBound = self
             .to
             .as_deref()
             .unwrap_or("latest")
             .parse()
             .map_err(Error::Config)?;
-        // An empty variable (a scheduler templating an unset secret) counts as not given: the
-        // `*-file` option, if any, still applies.
-        let auth_token = match (&args.pulsar_token, &args.pulsar_token_file) {
-            (Some(t), _) if !t.0.is_empty() => Some(t.0.clone()),
-            (_, Some(f)) => Some(read_secret_file(f, "--pulsar-token-file")?),
-            _ => None,
-        };
-        let password = match (&args.mysql_password, &args.mysql_password_file) {
-            (Some(p), _) if !p.0.is_empty() => Some(p.0.clone()),
-            (_, Some(f)) => Some(read_secret_file(f, "--mysql-password-file")?),
-            _ => None,
-        };
-        let mysql_url = args
-            .mysql_url
-            .as_ref()
-            .map(|u| u.0.clone())
-            .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/pulsar2mysql".into());
-        let delimiter = match &args.delimiter {
+        Ok((from, to))
+    }
+
+    /// How payloads split into fields and map to columns; `|` is InLong's default delimiter.
+    fn records_config(&self) -> Result<RecordsConfig> {
+        let delimiter = match &self.delimiter {
             Some(d) => {
                 d.parse::<Delimiter>()
                     .map_err(|e| Error::Config(format!("--delimiter: {e}")))?
@@ -79,13 +97,13 @@ impl RunArgs {
             }
             None => b'|',
         };
-        let escape = args
+        let escape = self
             .escape
             .as_deref()
             .map(|e| parse_ascii_char(e, "--escape"))
             .transpose()
             .map_err(Error::Config)?;
-        let columns = args.columns.as_deref().map(|list| {
+        let columns = self.columns.as_deref().map(|list| {
             list.split(',')
                 .map(|c| match c.trim() {
                     "" | "-" => None,
@@ -93,55 +111,69 @@ impl RunArgs {
                 })
                 .collect::<Vec<_>>()
         });
-        let retry_budget = Duration::from_secs(args.retry_budget_secs.unwrap_or(120));
-        let job_id = args
-            .job_id
-            .clone()
-            .unwrap_or_else(|| Config::default_job_id(&topic, &table));
-        let cfg = Config {
-            job_id,
-            source: SourceConfig {
-                service_url: args
-                    .pulsar_url
-                    .clone()
-                    .unwrap_or_else(|| "pulsar://127.0.0.1:6650".into()),
-                admin_url: args.pulsar_admin_url.clone(),
-                admin_allow_insecure_token: args.pulsar_admin_allow_insecure_token,
-                topic,
-                partitions: args.partitions.clone(),
-                from,
-                to,
-                auth_token,
-                tls_ca_file: args.pulsar_tls_ca_file.clone(),
-                idle_timeout: Duration::from_secs(args.idle_timeout_secs.unwrap_or(3).max(1)),
-                retry_budget,
-            },
-            records: RecordsConfig {
-                delimiter,
-                escape,
-                null_literal: args.null_literal.clone(),
-                columns,
-                on_bad_record: args.on_bad_record.unwrap_or(BadRecordPolicy::Fail),
-                max_bad_records: args.max_bad_records.unwrap_or(1000),
-            },
-            sink: SinkConfig {
-                url: mysql_url.clone(),
-                password,
-                table,
-                mode: args.mode.unwrap_or(WriteMode::Insert),
-                strategy: args.write_strategy.unwrap_or_default(),
-                batch_rows: args.batch_rows,
-                batch_bytes: args.batch_bytes.unwrap_or(4 << 20),
-                writers: args.writers,
-                retry_budget,
-                io_timeout: Duration::from_secs(args.mysql_io_timeout_secs.unwrap_or(30).max(1)),
-                tls: mysql_tls(&args, &mysql_url)?,
-            },
-            dry_run: args.dry_run,
-            reprocess: args.reprocess,
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        Ok(RecordsConfig {
+            delimiter,
+            escape,
+            null_literal: self.null_literal.clone(),
+            columns,
+            on_bad_record: self.on_bad_record.unwrap_or(BadRecordPolicy::Fail),
+            max_bad_records: self.max_bad_records.unwrap_or(1000),
+        })
+    }
+
+    /// The Pulsar side from its already checked parts, with the defaults of a local broker.
+    fn source_config(
+        &self,
+        topic: TopicName,
+        from: StartBound,
+        to: EndBound,
+        auth_token: Option<String>,
+        retry_budget: Duration,
+    ) -> SourceConfig {
+        SourceConfig {
+            service_url: self
+                .pulsar_url
+                .clone()
+                .unwrap_or_else(|| "pulsar://127.0.0.1:6650".into()),
+            admin_url: self.pulsar_admin_url.clone(),
+            admin_allow_insecure_token: self.pulsar_admin_allow_insecure_token,
+            topic,
+            partitions: self.partitions.clone(),
+            from,
+            to,
+            auth_token,
+            tls_ca_file: self.pulsar_tls_ca_file.clone(),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.unwrap_or(3).max(1)),
+            retry_budget,
+        }
+    }
+
+    /// The MySQL side, with the defaults of a local server; its TLS settings are checked last
+    /// (they read the certificate paths).
+    fn sink_config(
+        &self,
+        table: String,
+        password: Option<String>,
+        retry_budget: Duration,
+    ) -> Result<SinkConfig> {
+        let mysql_url = self
+            .mysql_url
+            .as_ref()
+            .map(|u| u.0.clone())
+            .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/pulsar2mysql".into());
+        Ok(SinkConfig {
+            url: mysql_url.clone(),
+            password,
+            table,
+            mode: self.mode.unwrap_or(WriteMode::Insert),
+            strategy: self.write_strategy.unwrap_or_default(),
+            batch_rows: self.batch_rows,
+            batch_bytes: self.batch_bytes.unwrap_or(4 << 20),
+            writers: self.writers,
+            retry_budget,
+            io_timeout: Duration::from_secs(self.mysql_io_timeout_secs.unwrap_or(30).max(1)),
+            tls: mysql_tls(self, &mysql_url)?,
+        })
     }
 }
 

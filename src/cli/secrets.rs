@@ -62,10 +62,44 @@ pub fn secrets_on_command_line(args: impl IntoIterator<Item = String>) -> Vec<&'
     found
 }
 
-pub(super) fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
+fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
         .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))
+}
+
+/// A secret given inline or in a file. An empty inline value (a scheduler templating an unset
+/// secret) counts as not given, so the `*-file` option, if any, still applies.
+fn inline_or_file(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    file_flag: &str,
+) -> Result<Option<String>> {
+    Ok(match (inline, file) {
+        (Some(s), _) if !s.0.is_empty() => Some(s.0.clone()),
+        (_, Some(f)) => Some(read_secret_file(f, file_flag)?),
+        _ => None,
+    })
+}
+
+impl super::RunArgs {
+    /// The Pulsar JWT: `--pulsar-token`, else the content of `--pulsar-token-file`.
+    pub(super) fn pulsar_token_value(&self) -> Result<Option<String>> {
+        inline_or_file(
+            &self.pulsar_token,
+            &self.pulsar_token_file,
+            "--pulsar-token-file",
+        )
+    }
+
+    /// The MySQL password: `--mysql-password`, else the content of `--mysql-password-file`.
+    pub(super) fn mysql_password_value(&self) -> Result<Option<String>> {
+        inline_or_file(
+            &self.mysql_password,
+            &self.mysql_password_file,
+            "--mysql-password-file",
+        )
+    }
 }
 
 #[cfg(test)]
