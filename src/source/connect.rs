@@ -150,6 +150,83 @@ async fn diagnose_connect_failure(
     tls_handshake_failed.then_some(ConnectRefusal::TlsHandshake)
 }
 
+/// A URL of another scheme is a configuration error before any attempt: retrying cannot fix it.
+fn check_service_url(url: &str) -> Result<()> {
+    if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
+        return Err(Error::Config(format!(
+            "--pulsar-url '{}' must start with pulsar:// or pulsar+ssl://",
+            crate::error::redact_url(url)
+        )));
+    }
+    Ok(())
+}
+
+/// The CA bundle of `--pulsar-tls-ca-file`, read once for every attempt.
+fn read_ca_file(cfg: &SourceConfig) -> Result<Option<Vec<u8>>> {
+    Ok(match &cfg.tls_ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read --pulsar-tls-ca-file {path}: {e}"))
+            })?)
+        }
+        None => None,
+    })
+}
+
+/// A client builder without credentials: what a connect attempt and the probe of
+/// [`diagnose_connect_failure`] share. `connect_retries`: attempts pulsar-rs makes on a
+/// refused or timed-out connection.
+fn client_builder(
+    url: &str,
+    pem: &Option<Vec<u8>>,
+    connect_retries: u32,
+) -> PulsarBuilder<TokioExecutor> {
+    let mut builder = Pulsar::builder(url.to_string(), TokioExecutor)
+        .with_connection_retry_options(ConnectionRetryOptions {
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(3),
+            max_retries: connect_retries,
+            connection_timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .with_operation_retry_options(OperationRetryOptions {
+            operation_timeout: Duration::from_secs(20),
+            retry_delay: Duration::from_millis(500),
+            max_retries: Some(10),
+        });
+    if let Some(pem) = pem {
+        builder = builder.with_certificate_chain(pem.clone());
+    }
+    builder
+}
+
+/// The builder with the token, if any: the probe sets its own, observed, credentials.
+fn with_token(
+    builder: PulsarBuilder<TokioExecutor>,
+    cfg: &SourceConfig,
+) -> PulsarBuilder<TokioExecutor> {
+    match &cfg.auth_token {
+        Some(token) => builder.with_auth(Authentication {
+            name: "token".into(),
+            data: token.trim().as_bytes().to_vec(),
+        }),
+        None => builder,
+    }
+}
+
+/// The refusal attempts have ended in without a break, and since when: the same one keeps
+/// its start, another one starts anew, a failure worth retrying ends the streak.
+fn refusal_streak(
+    now: Option<ConnectRefusal>,
+    before: Option<(ConnectRefusal, tokio::time::Instant)>,
+) -> Option<(ConnectRefusal, tokio::time::Instant)> {
+    match (now, before) {
+        (Some(now), Some((before, since))) if now == before => Some((now, since)),
+        (Some(now), _) => Some((now, tokio::time::Instant::now())),
+        (None, _) => None,
+    }
+}
+
 /// Whether a plain TCP connection to the URL's host and port opens within a few seconds.
 async fn tcp_connects(service_url: &str) -> bool {
     let Ok(url) = url::Url::parse(service_url) else {
@@ -173,88 +250,44 @@ async fn tcp_connects(service_url: &str) -> bool {
 impl PulsarSource {
     /// Connects to the broker (retrying within the source retry budget).
     pub async fn connect(cfg: &SourceConfig) -> Result<Self> {
-        let url = &cfg.service_url;
-        if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
-            return Err(Error::Config(format!(
-                "--pulsar-url '{}' must start with pulsar:// or pulsar+ssl://",
-                crate::error::redact_url(url)
-            )));
-        }
-        let pem = match &cfg.tls_ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read --pulsar-tls-ca-file {path}: {e}"))
-            })?),
-            None => None,
-        };
-        // `connect_retries`: attempts pulsar-rs makes on a refused or timed-out connection.
-        let builder_without_auth = |connect_retries: u32| {
-            let mut builder = Pulsar::builder(url.clone(), TokioExecutor)
-                .with_connection_retry_options(ConnectionRetryOptions {
-                    min_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(3),
-                    max_retries: connect_retries,
-                    connection_timeout: Duration::from_secs(5),
-                    ..Default::default()
-                })
-                .with_operation_retry_options(OperationRetryOptions {
-                    operation_timeout: Duration::from_secs(20),
-                    retry_delay: Duration::from_millis(500),
-                    max_retries: Some(10),
-                });
-            if let Some(pem) = &pem {
-                builder = builder.with_certificate_chain(pem.clone());
-            }
-            builder
-        };
-        let make_builder = || {
-            let builder = builder_without_auth(5);
-            match &cfg.auth_token {
-                Some(token) => builder.with_auth(Authentication {
-                    name: "token".into(),
-                    data: token.trim().as_bytes().to_vec(),
-                }),
-                None => builder,
-            }
-        };
+        check_service_url(&cfg.service_url)?;
+        let pem = read_ca_file(cfg)?;
         let mut backoff = Backoff::new(cfg.retry_budget);
         // The refusal every attempt since then ended in. It ends the run once it lasted
         // REFUSAL_IS_FINAL_AFTER: a broker or load balancer that drops connections for a moment
         // (restarting) looks the same to a single attempt.
         let mut refused_since: Option<(ConnectRefusal, tokio::time::Instant)> = None;
         loop {
-            match make_builder().build().await {
+            let builder = with_token(client_builder(&cfg.service_url, &pem, 5), cfg);
+            let e = match builder.build().await {
                 Ok(client) => {
                     return Ok(PulsarSource {
                         client,
                         cfg: cfg.clone(),
                     })
                 }
-                Err(e) => {
-                    let refusal = diagnose_connect_failure(builder_without_auth(0), cfg).await;
-                    refused_since = match (refusal, refused_since) {
-                        (Some(now), Some((before, since))) if now == before => Some((now, since)),
-                        (Some(now), _) => Some((now, tokio::time::Instant::now())),
-                        (None, _) => None,
-                    };
-                    if let Some((refusal, since)) = refused_since {
-                        if since.elapsed() >= REFUSAL_IS_FINAL_AFTER {
-                            return Err(refusal.into_error(cfg));
-                        }
-                    }
-                    tracing::warn!(error = %e, refusal = ?refusal, "cannot connect to Pulsar yet; retrying");
-                    if !backoff.wait().await {
-                        if let Some((refusal, _)) = refused_since {
-                            return Err(refusal.into_error(cfg));
-                        }
-                        return Err(source_err(
-                            &format!(
-                                "cannot connect to {}",
-                                crate::error::redact_url(&cfg.service_url)
-                            ),
-                            e,
-                        ));
-                    }
+                Err(e) => e,
+            };
+            let probe = client_builder(&cfg.service_url, &pem, 0);
+            let refusal = diagnose_connect_failure(probe, cfg).await;
+            refused_since = refusal_streak(refusal, refused_since);
+            if let Some((refusal, since)) = refused_since {
+                if since.elapsed() >= REFUSAL_IS_FINAL_AFTER {
+                    return Err(refusal.into_error(cfg));
                 }
+            }
+            tracing::warn!(error = %e, refusal = ?refusal, "cannot connect to Pulsar yet; retrying");
+            if !backoff.wait().await {
+                if let Some((refusal, _)) = refused_since {
+                    return Err(refusal.into_error(cfg));
+                }
+                return Err(source_err(
+                    &format!(
+                        "cannot connect to {}",
+                        crate::error::redact_url(&cfg.service_url)
+                    ),
+                    e,
+                ));
             }
         }
     }
