@@ -151,16 +151,7 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
     );
     let child = command(&args).spawn().unwrap();
 
-    // Poll until the endpoint answers with records read, while the run is in flight.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let scraped = loop {
-        assert!(Instant::now() < deadline, "no metrics with records read");
-        let (ok, text) = curl(&["-i", &url]);
-        if ok && sample(&text, "pulsar2mysql_records_read_total", &[]).unwrap_or(0.0) > 0.0 {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let scraped = scrape_in_flight(&url).await;
     let (head, body) = scraped.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
@@ -195,10 +186,27 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
     // The endpoint stops with the run.
     let (ok, _) = curl(&[&url]);
     assert!(!ok, "the endpoint still answers after the run");
+    assert_logs_name_the_job(&run.stderr, "endpoint-job");
+}
 
-    // Every log line of the run names the job through the run span.
-    let ours: Vec<serde_json::Value> = run
-        .stderr
+/// Polls the endpoint until it answers with records read, while the run is in flight: the
+/// whole reply, headers and body.
+async fn scrape_in_flight(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no metrics with records read");
+        let (ok, text) = curl(&["-i", url]);
+        if ok && sample(&text, "pulsar2mysql_records_read_total", &[]).unwrap_or(0.0) > 0.0 {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every JSON log line of the run names the job through the run span, and progress lines
+/// (stderr is not a terminal) tell how far the run got.
+fn assert_logs_name_the_job(stderr: &str, job_id: &str) {
+    let ours: Vec<serde_json::Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| {
@@ -208,18 +216,17 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
                 .starts_with("pulsar2mysql")
         })
         .collect();
-    assert!(ours.len() >= 2, "{}", run.stderr);
-    // Progress log lines (stderr is not a terminal) tell how far the run got.
+    assert!(ours.len() >= 2, "{stderr}");
     let progress: Vec<_> = ours
         .iter()
         .filter(|l| l["fields"]["message"] == "progress")
         .collect();
-    assert!(!progress.is_empty(), "no progress lines: {}", run.stderr);
+    assert!(!progress.is_empty(), "no progress lines: {stderr}");
     assert!(progress
         .iter()
         .all(|l| l["fields"]["records_read"].is_u64() && l["fields"]["rows_per_sec"].is_u64()));
     for line in &ours {
-        let in_run = |s: &serde_json::Value| s["job_id"].as_str() == Some("endpoint-job");
+        let in_run = |s: &serde_json::Value| s["job_id"].as_str() == Some(job_id);
         let spans = line["spans"].as_array().cloned().unwrap_or_default();
         assert!(
             in_run(&line["span"]) || spans.iter().any(in_run),
@@ -280,34 +287,8 @@ async fn pushes_to_the_pushgateway_and_keeps_the_last_success_after_a_failure() 
     );
     let run = run_binary(&down).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let (_, text) = curl(&[&format!("{gw}/metrics")]);
-    assert_eq!(
-        sample(&text, "pulsar2mysql_exit_code", &[&needle]),
-        Some(3.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, "pulsar2mysql_rows_written_total", &[&needle]),
-        Some(0.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "pulsar2mysql_last_success_timestamp_seconds",
-            &[&needle]
-        ),
-        Some(success_at)
-    );
-
-    // Clean up our group.
-    let group = format!(
-        "{gw}/metrics/job/pulsar2mysql/job_id@base64/{}",
-        base64_url(&job)
-    );
-    let (ok, _) = curl(&["-f", "-X", "DELETE", &group]);
-    assert!(ok);
-    let (_, text) = curl(&[&format!("{gw}/metrics")]);
-    assert!(!text.contains(&needle), "group not deleted");
+    assert_pushed_failure(&gw, &needle, success_at);
+    delete_push_group(&gw, &job);
 
     // A Pushgateway that is down is a warning, not a failure.
     let dead = format!("http://127.0.0.1:{}", free_port());
@@ -319,6 +300,42 @@ async fn pushes_to_the_pushgateway_and_keeps_the_last_success_after_a_failure() 
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.outcome(), "nothing_to_do");
     assert!(run.stderr.contains("cannot push metrics"), "{}", run.stderr);
+}
+
+/// The Pushgateway holds the failed run's metrics (exit code 3, nothing written) and still
+/// the last success's time.
+fn assert_pushed_failure(gw: &str, needle: &str, success_at: f64) {
+    let (_, text) = curl(&[&format!("{gw}/metrics")]);
+    assert_eq!(
+        sample(&text, "pulsar2mysql_exit_code", &[needle]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_rows_written_total", &[needle]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_last_success_timestamp_seconds",
+            &[needle]
+        ),
+        Some(success_at)
+    );
+}
+
+/// Deletes the test's grouping from the shared Pushgateway, and checks it is gone.
+fn delete_push_group(gw: &str, job: &str) {
+    let needle = format!("job_id=\"{job}\"");
+    let group = format!(
+        "{gw}/metrics/job/pulsar2mysql/job_id@base64/{}",
+        base64_url(job)
+    );
+    let (ok, _) = curl(&["-f", "-X", "DELETE", &group]);
+    assert!(ok);
+    let (_, text) = curl(&[&format!("{gw}/metrics")]);
+    assert!(!text.contains(&needle), "group not deleted");
 }
 
 fn base64_url(s: &str) -> String {
@@ -346,29 +363,12 @@ fn read_prom(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[tokio::test]
-async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
-    let db = TestDb::new("mfile").await;
-    let topic = topic("mfile");
-    produce(&topic, seed_records(0..30), 1).await;
-    let dir = temp_dir("p2m_textfile");
-    let file = dir.join("pulsar2mysql.prom");
-    let args = with(
-        run_args(&topic, &db),
-        &[
-            "--job-id",
-            "file-job",
-            "--batch-rows",
-            "7",
-            "--metrics-file",
-            file.to_str().unwrap(),
-        ],
-    );
-    let run = run_binary(&args).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let text = read_prom(&file);
+/// The file a successful run of 30 records in batches of 7 leaves: counters, its partition
+/// done and caught up, the batch histogram, not running, exit code 0. Returns the time of
+/// that success, which a later failure must keep.
+fn assert_textfile_of_success(file: &Path, j: &str) -> f64 {
+    let text = read_prom(file);
     assert_exposition(&text);
-    let j = "job_id=\"file-job\"";
     assert_eq!(
         sample(&text, "pulsar2mysql_rows_written_total", &[j]),
         Some(30.0)
@@ -406,8 +406,31 @@ async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
     );
     assert_eq!(sample(&text, "pulsar2mysql_running", &[j]), Some(0.0));
     assert_eq!(sample(&text, "pulsar2mysql_exit_code", &[j]), Some(0.0));
-    let success_at =
-        sample(&text, "pulsar2mysql_last_success_timestamp_seconds", &[j]).expect("last success");
+    sample(&text, "pulsar2mysql_last_success_timestamp_seconds", &[j]).expect("last success")
+}
+
+#[tokio::test]
+async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
+    let db = TestDb::new("mfile").await;
+    let topic = topic("mfile");
+    produce(&topic, seed_records(0..30), 1).await;
+    let dir = temp_dir("p2m_textfile");
+    let file = dir.join("pulsar2mysql.prom");
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--job-id",
+            "file-job",
+            "--batch-rows",
+            "7",
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let j = "job_id=\"file-job\"";
+    let success_at = assert_textfile_of_success(&file, j);
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -485,6 +508,66 @@ async fn summary_and_exit_code_of_success_nothing_to_do_and_bad_record_limit() {
         .contains("--max-bad-records"));
 }
 
+/// `run` as the password tests call it: a MySQL URL of their own, a short retry budget, and
+/// a metrics file where a leaked password would also show.
+fn password_run_args(topic: &str, url: String, metrics_file: &Path) -> Vec<String> {
+    vec![
+        "run".to_string(),
+        "--pulsar-url".into(),
+        pulsar_url(),
+        "--topic".into(),
+        topic.to_string(),
+        "--table".into(),
+        "sink_table".into(),
+        "--mysql-url".into(),
+        url,
+        "--retry-budget-secs".into(),
+        "3".into(),
+        "--metrics-file".into(),
+        metrics_file.to_str().unwrap().into(),
+    ]
+}
+
+/// A run with the `wrong` password given `how`: exit code 4 as `sink_unavailable`, and the
+/// password on neither stdout nor stderr nor in the metrics file.
+async fn assert_wrong_password_hidden(
+    how: &str,
+    args: Vec<String>,
+    env: Vec<(&str, &str)>,
+    file: &Path,
+    wrong: &str,
+) {
+    let _ = std::fs::remove_file(file);
+    let mut cmd = command(&args);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let run = parse(out);
+    assert_eq!(run.code, 4, "{how}: {}", run.stderr);
+    assert_eq!(run.outcome(), "sink_unavailable", "{how}");
+    assert!(
+        !stdout.contains(wrong),
+        "{how}: password on stdout: {stdout}"
+    );
+    assert!(
+        !run.stderr.contains(wrong),
+        "{how}: password on stderr: {}",
+        run.stderr
+    );
+    let metrics = read_prom(file);
+    assert_eq!(
+        sample(&metrics, "pulsar2mysql_exit_code", &[]),
+        Some(4.0),
+        "{how}"
+    );
+    assert!(!metrics.contains(wrong), "{how}: password in the metrics");
+}
+
 #[tokio::test]
 async fn wrong_password_exits_4_and_the_password_shows_nowhere() {
     const WRONG: &str = "WrongSecret987";
@@ -507,23 +590,7 @@ async fn wrong_password_exits_4_and_the_password_shows_nowhere() {
         .to_string();
     let dir = temp_dir("p2m_pw");
     let file = dir.join("pw.prom");
-    let base = |url: String| {
-        vec![
-            "run".to_string(),
-            "--pulsar-url".into(),
-            pulsar_url(),
-            "--topic".into(),
-            topic.clone(),
-            "--table".into(),
-            "sink_table".into(),
-            "--mysql-url".into(),
-            url,
-            "--retry-budget-secs".into(),
-            "3".into(),
-            "--metrics-file".into(),
-            file.to_str().unwrap().into(),
-        ]
-    };
+    let base = |url: String| password_run_args(&topic, url, &file);
     let in_url = base(format!("mysql://{user}:{WRONG}@{host}/{db_name}"));
     let by_env = base(format!("mysql://{user}@{host}/{db_name}"));
 
@@ -540,35 +607,7 @@ async fn wrong_password_exits_4_and_the_password_shows_nowhere() {
             vec![("PULSAR2MYSQL_MYSQL_PASSWORD", WRONG)],
         ),
     ] {
-        let _ = std::fs::remove_file(&file);
-        let mut cmd = command(&args);
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let run = parse(out);
-        assert_eq!(run.code, 4, "{how}: {}", run.stderr);
-        assert_eq!(run.outcome(), "sink_unavailable", "{how}");
-        assert!(
-            !stdout.contains(WRONG),
-            "{how}: password on stdout: {stdout}"
-        );
-        assert!(
-            !run.stderr.contains(WRONG),
-            "{how}: password on stderr: {}",
-            run.stderr
-        );
-        let metrics = read_prom(&file);
-        assert_eq!(
-            sample(&metrics, "pulsar2mysql_exit_code", &[]),
-            Some(4.0),
-            "{how}"
-        );
-        assert!(!metrics.contains(WRONG), "{how}: password in the metrics");
+        assert_wrong_password_hidden(how, args, env, &file, WRONG).await;
     }
 
     // The right password through the environment works, and does not show either.
