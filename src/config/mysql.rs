@@ -126,11 +126,6 @@ impl fmt::Debug for SinkConfig {
 }
 
 impl SinkConfig {
-    /// Rows per transaction when `concurrent` partitions are written at once: what was asked
-    /// for, else 100,000 shared among them (at least 20,000). Bulk inserts into one table
-    /// take its AUTO-INC lock per statement (`innodb_autoinc_lock_mode=1`, MariaDB's
-    /// default), so concurrent partitions interleave better with shorter transactions; one
-    /// partition gets the largest (see BENCHMARKS.md).
     /// The most write streams a run may use: the connection pools' size.
     pub fn max_writers(&self) -> usize {
         self.writers.unwrap_or(PARALLEL_WRITE_STREAMS).max(1)
@@ -159,6 +154,11 @@ impl SinkConfig {
         }
     }
 
+    /// Rows per transaction when `concurrent` partitions are written at once: what was asked
+    /// for, else 100,000 shared among them (at least 20,000). Bulk inserts into one table
+    /// take its AUTO-INC lock per statement (`innodb_autoinc_lock_mode=1`, MariaDB's
+    /// default), so concurrent partitions interleave better with shorter transactions; one
+    /// partition gets the largest (see BENCHMARKS.md).
     pub fn batch_rows_for(&self, concurrent: usize) -> usize {
         self.batch_rows
             .unwrap_or_else(|| (100_000 / concurrent.max(1)).max(20_000))
