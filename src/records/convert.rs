@@ -43,211 +43,238 @@ fn show(raw: &str) -> String {
 /// Converts one field to one column's type.
 pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
     match &col.ty {
-        ColumnType::Int { min, max } => {
-            let s = text(raw)?;
-            let v: i64 = s.parse().map_err(|_| {
-                if integer_literal(s) {
-                    (
-                        BadReason::OutOfRange,
-                        format!("{} is outside {min}..={max}", show(s)),
-                    )
-                } else {
-                    (
-                        BadReason::InvalidValue,
-                        format!("{} is not an integer", show(s)),
-                    )
-                }
-            })?;
-            if v < *min || v > *max {
-                return Err((
-                    BadReason::OutOfRange,
-                    format!("{v} is outside {min}..={max}"),
-                ));
-            }
-            Ok(Value::Int(v))
-        }
-        ColumnType::UInt { max } => {
-            let s = text(raw)?;
-            let v: u64 = s.parse().map_err(|_| {
-                if integer_literal(s) && s.starts_with('-') {
-                    (
-                        BadReason::OutOfRange,
-                        format!("{} is negative for an unsigned column", show(s)),
-                    )
-                } else if integer_literal(s) {
-                    (BadReason::OutOfRange, format!("{} is above {max}", show(s)))
-                } else {
-                    (
-                        BadReason::InvalidValue,
-                        format!("{} is not an unsigned integer", show(s)),
-                    )
-                }
-            })?;
-            if v > *max {
-                return Err((BadReason::OutOfRange, format!("{v} is above {max}")));
-            }
-            Ok(Value::UInt(v))
-        }
-        ColumnType::Bool => {
-            let s = text(raw)?;
-            match s.to_ascii_lowercase().as_str() {
-                "1" | "true" | "t" | "yes" | "y" => Ok(Value::Int(1)),
-                "0" | "false" | "f" | "no" | "n" => Ok(Value::Int(0)),
-                _ => Err((
-                    BadReason::InvalidValue,
-                    format!("{} is not a boolean", show(s)),
-                )),
-            }
-        }
+        ColumnType::Int { min, max } => int_value(text(raw)?, *min, *max),
+        ColumnType::UInt { max } => uint_value(text(raw)?, *max),
+        ColumnType::Bool => bool_value(text(raw)?),
         ColumnType::Decimal { precision, scale } => {
             let s = text(raw)?;
             check_decimal(s, *precision, *scale)?;
             Ok(Value::Decimal(s))
         }
-        ColumnType::Float => {
-            let s = text(raw)?;
-            match s.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(Value::Float(v)),
-                _ => Err((
-                    BadReason::InvalidValue,
-                    format!("{} is not a finite number", show(s)),
-                )),
-            }
-        }
+        ColumnType::Float => float_value(text(raw)?),
         ColumnType::Text {
             max_chars,
             max_bytes,
             charset,
-        } => {
-            let s = text(raw)?;
-            if s.len() as u64 > *max_bytes {
-                // The limit counts bytes in the column's set: latin1 and ascii take one per
-                // character, whatever UTF-8 takes.
-                let n = match charset {
-                    Charset::Latin1 | Charset::Ascii => s.chars().count(),
-                    _ => s.len(),
-                };
-                if n as u64 > *max_bytes {
-                    return Err((
-                        BadReason::TooLong,
-                        format!("{n} bytes exceed the column's {max_bytes}"),
-                    ));
-                }
-            }
-            if s.len() as u64 > *max_chars {
-                let n = s.chars().count() as u64;
-                if n > *max_chars {
-                    return Err((
-                        BadReason::TooLong,
-                        format!("{n} characters exceed the column's {max_chars}"),
-                    ));
-                }
-            }
-            if let Some(c) = charset.first_unstorable(s) {
-                return Err((
-                    BadReason::InvalidValue,
-                    format!(
-                        "character U+{:04X} cannot be stored in the column's character set, {}",
-                        c as u32,
-                        charset.describe()
-                    ),
-                ));
-            }
-            Ok(Value::Text(s))
-        }
-        ColumnType::Binary { max_bytes } => {
-            if raw.len() as u64 > *max_bytes {
-                return Err((
-                    BadReason::TooLong,
-                    format!("{} bytes exceed the column's {max_bytes}", raw.len()),
-                ));
-            }
-            Ok(Value::Bytes(raw))
-        }
-        ColumnType::Enum(values) => {
-            let s = text(raw)?;
-            if values.iter().any(|v| v.eq_ignore_ascii_case(s)) {
-                Ok(Value::Text(s))
-            } else {
-                Err((
-                    BadReason::InvalidValue,
-                    format!("{} is not one of the ENUM values", show(s)),
-                ))
-            }
-        }
-        ColumnType::Date => {
-            let s = text(raw)?;
-            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-                (
-                    BadReason::InvalidValue,
-                    format!("{} is not a date (YYYY-MM-DD)", show(s)),
-                )
-            })?;
-            if !YEARS.contains(&d.year()) {
-                return Err((
-                    BadReason::OutOfRange,
-                    format!("{} is outside the DATE range (years 0000..9999)", show(s)),
-                ));
-            }
-            Ok(Value::Date(d))
-        }
+        } => text_value(text(raw)?, *max_chars, *max_bytes, *charset),
+        ColumnType::Binary { max_bytes } => binary_value(raw, *max_bytes),
+        ColumnType::Enum(values) => enum_value(text(raw)?, values),
+        ColumnType::Date => date_value(text(raw)?),
         ColumnType::DateTime | ColumnType::Timestamp => {
-            let s = text(raw)?;
-            let dt = parse_datetime(s).ok_or_else(|| {
-                (
-                    BadReason::InvalidValue,
-                    format!(
-                        "{} is not a date-time (YYYY-MM-DD HH:MM:SS[.ffffff] or RFC 3339)",
-                        show(s)
-                    ),
-                )
-            })?;
-            if dt.nanosecond() >= 1_000_000_000 {
-                // chrono reads second 60 as a leap second; MySQL has none.
-                return Err((
-                    BadReason::InvalidValue,
-                    format!("{} has second 60 (MySQL has no leap seconds)", show(s)),
-                ));
-            }
-            if !YEARS.contains(&dt.year()) {
-                return Err((
-                    BadReason::OutOfRange,
-                    format!(
-                        "{} is outside the DATETIME range (years 0000..9999)",
-                        show(s)
-                    ),
-                ));
-            }
-            if col.ty == ColumnType::Timestamp {
-                let secs = dt.and_utc().timestamp();
-                if !(1..=2_147_483_647).contains(&secs) {
-                    return Err((
-                        BadReason::OutOfRange,
-                        format!(
-                            "{} is outside the TIMESTAMP range (1970-01-01 .. 2038-01-19 UTC)",
-                            show(s)
-                        ),
-                    ));
-                }
-            }
-            Ok(Value::DateTime(dt))
+            datetime_value(text(raw)?, col.ty == ColumnType::Timestamp)
         }
-        ColumnType::Json => {
-            let s = text(raw)?;
-            // Parsed, not skipped: skipping lets a number past a double through (`1e400`),
-            // which MySQL refuses.
-            serde_json::from_str::<serde_json::Value>(s)
-                .map_err(|e| (BadReason::InvalidValue, format!("not valid JSON: {e}")))?;
-            if json_depth(s) > JSON_MAX_DEPTH {
-                return Err((
-                    BadReason::InvalidValue,
-                    format!("JSON nested deeper than MySQL's {JSON_MAX_DEPTH} levels"),
-                ));
-            }
-            Ok(Value::Text(s))
-        }
+        ColumnType::Json => json_value(text(raw)?),
         ColumnType::Other => Ok(Value::Text(text(raw)?)),
     }
+}
+
+/// A signed integer within `min..=max`; one that does not fit is `out_of_range`, not
+/// `invalid_value`, so the reason says what is wrong.
+fn int_value(s: &str, min: i64, max: i64) -> Conv<Value<'_>> {
+    let v: i64 = s.parse().map_err(|_| {
+        if integer_literal(s) {
+            (
+                BadReason::OutOfRange,
+                format!("{} is outside {min}..={max}", show(s)),
+            )
+        } else {
+            (
+                BadReason::InvalidValue,
+                format!("{} is not an integer", show(s)),
+            )
+        }
+    })?;
+    if v < min || v > max {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{v} is outside {min}..={max}"),
+        ));
+    }
+    Ok(Value::Int(v))
+}
+
+/// An unsigned integer up to `max`; a negative one is `out_of_range` with its own detail.
+fn uint_value(s: &str, max: u64) -> Conv<Value<'_>> {
+    let v: u64 = s.parse().map_err(|_| {
+        if integer_literal(s) && s.starts_with('-') {
+            (
+                BadReason::OutOfRange,
+                format!("{} is negative for an unsigned column", show(s)),
+            )
+        } else if integer_literal(s) {
+            (BadReason::OutOfRange, format!("{} is above {max}", show(s)))
+        } else {
+            (
+                BadReason::InvalidValue,
+                format!("{} is not an unsigned integer", show(s)),
+            )
+        }
+    })?;
+    if v > max {
+        return Err((BadReason::OutOfRange, format!("{v} is above {max}")));
+    }
+    Ok(Value::UInt(v))
+}
+
+/// The spellings of a boolean producers use, as MySQL's 1 or 0.
+fn bool_value(s: &str) -> Conv<Value<'_>> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" => Ok(Value::Int(1)),
+        "0" | "false" | "f" | "no" | "n" => Ok(Value::Int(0)),
+        _ => Err((
+            BadReason::InvalidValue,
+            format!("{} is not a boolean", show(s)),
+        )),
+    }
+}
+
+/// A finite double: MySQL has no NaN or infinity.
+fn float_value(s: &str) -> Conv<Value<'_>> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Value::Float(v)),
+        _ => Err((
+            BadReason::InvalidValue,
+            format!("{} is not a finite number", show(s)),
+        )),
+    }
+}
+
+/// Text that fits the column in bytes and characters and that its character set can store,
+/// so the server neither truncates it nor replaces a character.
+fn text_value(s: &str, max_chars: u64, max_bytes: u64, charset: Charset) -> Conv<Value<'_>> {
+    if s.len() as u64 > max_bytes {
+        // The limit counts bytes in the column's set: latin1 and ascii take one per
+        // character, whatever UTF-8 takes.
+        let n = match charset {
+            Charset::Latin1 | Charset::Ascii => s.chars().count(),
+            _ => s.len(),
+        };
+        if n as u64 > max_bytes {
+            return Err((
+                BadReason::TooLong,
+                format!("{n} bytes exceed the column's {max_bytes}"),
+            ));
+        }
+    }
+    if s.len() as u64 > max_chars {
+        let n = s.chars().count() as u64;
+        if n > max_chars {
+            return Err((
+                BadReason::TooLong,
+                format!("{n} characters exceed the column's {max_chars}"),
+            ));
+        }
+    }
+    if let Some(c) = charset.first_unstorable(s) {
+        return Err((
+            BadReason::InvalidValue,
+            format!(
+                "character U+{:04X} cannot be stored in the column's character set, {}",
+                c as u32,
+                charset.describe()
+            ),
+        ));
+    }
+    Ok(Value::Text(s))
+}
+
+/// Any bytes that fit: a binary column takes them as they are, UTF-8 or not.
+fn binary_value(raw: &[u8], max_bytes: u64) -> Conv<Value<'_>> {
+    if raw.len() as u64 > max_bytes {
+        return Err((
+            BadReason::TooLong,
+            format!("{} bytes exceed the column's {max_bytes}", raw.len()),
+        ));
+    }
+    Ok(Value::Bytes(raw))
+}
+
+/// One of the ENUM's values, in any case, as MySQL matches them.
+fn enum_value<'a>(s: &'a str, values: &[String]) -> Conv<Value<'a>> {
+    if values.iter().any(|v| v.eq_ignore_ascii_case(s)) {
+        Ok(Value::Text(s))
+    } else {
+        Err((
+            BadReason::InvalidValue,
+            format!("{} is not one of the ENUM values", show(s)),
+        ))
+    }
+}
+
+/// A `YYYY-MM-DD` date within the years the sinks can write with four digits.
+fn date_value(s: &str) -> Conv<Value<'_>> {
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        (
+            BadReason::InvalidValue,
+            format!("{} is not a date (YYYY-MM-DD)", show(s)),
+        )
+    })?;
+    if !YEARS.contains(&d.year()) {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{} is outside the DATE range (years 0000..9999)", show(s)),
+        ));
+    }
+    Ok(Value::Date(d))
+}
+
+/// A date-time MySQL stores as written: no leap second, a four-digit year, and for a
+/// TIMESTAMP column the 1970..2038 range it can hold.
+fn datetime_value(s: &str, timestamp: bool) -> Conv<Value<'_>> {
+    let dt = parse_datetime(s).ok_or_else(|| {
+        (
+            BadReason::InvalidValue,
+            format!(
+                "{} is not a date-time (YYYY-MM-DD HH:MM:SS[.ffffff] or RFC 3339)",
+                show(s)
+            ),
+        )
+    })?;
+    if dt.nanosecond() >= 1_000_000_000 {
+        // chrono reads second 60 as a leap second; MySQL has none.
+        return Err((
+            BadReason::InvalidValue,
+            format!("{} has second 60 (MySQL has no leap seconds)", show(s)),
+        ));
+    }
+    if !YEARS.contains(&dt.year()) {
+        return Err((
+            BadReason::OutOfRange,
+            format!(
+                "{} is outside the DATETIME range (years 0000..9999)",
+                show(s)
+            ),
+        ));
+    }
+    if timestamp {
+        let secs = dt.and_utc().timestamp();
+        if !(1..=2_147_483_647).contains(&secs) {
+            return Err((
+                BadReason::OutOfRange,
+                format!(
+                    "{} is outside the TIMESTAMP range (1970-01-01 .. 2038-01-19 UTC)",
+                    show(s)
+                ),
+            ));
+        }
+    }
+    Ok(Value::DateTime(dt))
+}
+
+/// JSON that MySQL accepts: valid, every number within a double, nested no deeper than its
+/// limit.
+fn json_value(s: &str) -> Conv<Value<'_>> {
+    // Parsed, not skipped: skipping lets a number past a double through (`1e400`),
+    // which MySQL refuses.
+    serde_json::from_str::<serde_json::Value>(s)
+        .map_err(|e| (BadReason::InvalidValue, format!("not valid JSON: {e}")))?;
+    if json_depth(s) > JSON_MAX_DEPTH {
+        return Err((
+            BadReason::InvalidValue,
+            format!("JSON nested deeper than MySQL's {JSON_MAX_DEPTH} levels"),
+        ));
+    }
+    Ok(Value::Text(s))
 }
 
 /// MySQL refuses JSON documents nested deeper than this (`JSON_DOCUMENT_MAX_DEPTH`).

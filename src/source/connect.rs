@@ -1,15 +1,10 @@
 //! Connecting to Pulsar: the client, the topic's partitions, each partition's end snapshot,
 //! and readers opened on them. A connect failure that retrying cannot fix (an untrusted
-//! certificate, a refused token) is diagnosed and reported as such.
+//! certificate, a refused token) is diagnosed (`connect/refusal.rs`) and reported as such.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use pulsar::consumer::ConsumerOptions;
-use pulsar::error::AuthenticationError;
 use pulsar::{
     Authentication, ConnectionRetryOptions, Consumer, OperationRetryOptions, Pulsar, PulsarBuilder,
     SubType, TokioExecutor,
@@ -24,237 +19,121 @@ use super::{Partition, Position};
 use crate::config::{id_for_partition, EndBound, SourceConfig, StartBound};
 use crate::error::{Backoff, Error, Result};
 
+mod refusal;
+
+use refusal::{diagnose_connect_failure, refusal_streak, ConnectRefusal, REFUSAL_IS_FINAL_AFTER};
+
 /// A connected Pulsar client plus the validated source settings.
 pub struct PulsarSource {
     client: Pulsar<TokioExecutor>,
     cfg: SourceConfig,
 }
 
-/// How long every connect attempt must end in the same [`ConnectRefusal`] before the run gives
-/// up on it (with the default backoff: the fifth attempt).
-const REFUSAL_IS_FINAL_AFTER: Duration = Duration::from_secs(3);
-
-/// A connect failure that retrying will not fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ConnectRefusal {
-    /// The TCP connection opens but the TLS handshake fails: the broker's certificate is not
-    /// trusted or names another host, or the port does not speak TLS.
-    TlsHandshake,
-    /// The broker ends the connection in answer to CONNECT: it refused the token (or, without
-    /// one, requires authentication); with `pulsar://`, the port may also expect TLS.
-    Credentials,
+/// A URL of another scheme is a configuration error before any attempt: retrying cannot fix it.
+fn check_service_url(url: &str) -> Result<()> {
+    if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
+        return Err(Error::Config(format!(
+            "--pulsar-url '{}' must start with pulsar:// or pulsar+ssl://",
+            crate::error::redact_url(url)
+        )));
+    }
+    Ok(())
 }
 
-impl ConnectRefusal {
-    /// The error a run ends with: a configuration error (exit code 2), since only other
-    /// settings (token, CA file, URL) can fix it. Never contains the token.
-    fn into_error(self, cfg: &SourceConfig) -> Error {
-        let url = crate::error::redact_url(&cfg.service_url);
-        let tls_port_hint = if cfg.service_url.starts_with("pulsar://") {
-            "; or, if that port is the broker's TLS port, use a pulsar+ssl:// URL"
-        } else {
-            ""
-        };
-        let give_token = "through --pulsar-token-file, PULSAR2MYSQL_PULSAR_TOKEN or --pulsar-token";
-        Error::Config(match (self, &cfg.auth_token) {
-            (ConnectRefusal::Credentials, Some(_)) => format!(
-                "Pulsar at {url} refused the token (authentication failed): give a token this \
-                 broker accepts (signed with its key, not expired) {give_token}{tls_port_hint}"
-            ),
-            (ConnectRefusal::Credentials, None) => format!(
-                "Pulsar at {url} refused a connection without credentials: the broker requires \
-                 authentication; give a token {give_token}{tls_port_hint}"
-            ),
-            (ConnectRefusal::TlsHandshake, _) => format!(
-                "TLS handshake with {url} failed: the broker's certificate is not trusted ({}) \
-                 or does not name the host of the URL; or the port does not speak TLS",
-                match &cfg.tls_ca_file {
-                    Some(f) => format!("it is not signed by a CA in --pulsar-tls-ca-file {f}"),
-                    None => "for a self-signed or private CA, give the CA certificate with \
-                             --pulsar-tls-ca-file"
-                        .into(),
-                }
-            ),
+/// The CA bundle of `--pulsar-tls-ca-file`, read once for every attempt.
+fn read_ca_file(cfg: &SourceConfig) -> Result<Option<Vec<u8>>> {
+    Ok(match &cfg.tls_ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read --pulsar-tls-ca-file {path}: {e}"))
+            })?)
+        }
+        None => None,
+    })
+}
+
+/// A client builder without credentials: what a connect attempt and the probe of
+/// [`diagnose_connect_failure`] share. `connect_retries`: attempts pulsar-rs makes on a
+/// refused or timed-out connection.
+fn client_builder(
+    url: &str,
+    pem: &Option<Vec<u8>>,
+    connect_retries: u32,
+) -> PulsarBuilder<TokioExecutor> {
+    let mut builder = Pulsar::builder(url.to_string(), TokioExecutor)
+        .with_connection_retry_options(ConnectionRetryOptions {
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(3),
+            max_retries: connect_retries,
+            connection_timeout: Duration::from_secs(5),
+            ..Default::default()
         })
+        .with_operation_retry_options(OperationRetryOptions {
+            operation_timeout: Duration::from_secs(20),
+            retry_delay: Duration::from_millis(500),
+            max_retries: Some(10),
+        });
+    if let Some(pem) = pem {
+        builder = builder.with_certificate_chain(pem.clone());
     }
+    builder
 }
 
-/// Credentials that note whether pulsar-rs asked for them. It asks once the TCP connection and
-/// the TLS handshake succeeded, right before it sends CONNECT, which is how
-/// [`diagnose_connect_failure`] tells a refused handshake from a refused CONNECT. Without a
-/// token it sends the method `none`, which brokers treat like no credentials at all.
-struct ObservedCredentials {
-    method: &'static str,
-    data: Vec<u8>,
-    asked: Arc<AtomicBool>,
-}
-
-// What #[async_trait] would generate (the crate is not a dependency of ours).
-impl pulsar::authentication::Authentication for ObservedCredentials {
-    fn auth_method_name(&self) -> String {
-        self.method.into()
-    }
-
-    fn initialize<'s, 'f>(
-        &'s mut self,
-    ) -> Pin<Box<dyn Future<Output = Result<(), AuthenticationError>> + Send + 'f>>
-    where
-        's: 'f,
-        Self: 'f,
-    {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn auth_data<'s, 'f>(
-        &'s mut self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, AuthenticationError>> + Send + 'f>>
-    where
-        's: 'f,
-        Self: 'f,
-    {
-        self.asked.store(true, Ordering::SeqCst);
-        let data = self.data.clone();
-        Box::pin(async move { Ok(data) })
-    }
-}
-
-/// After a failed connect: is the failure one that retrying will not fix? pulsar-rs reports
-/// every failure it does not retry itself (an untrusted certificate, a refused token, a
-/// dropped connection) as the same "fatal error when connecting"; the cause is only in its
-/// log. One more attempt, with [`ObservedCredentials`], shows how far a connection gets.
-/// `None`: it went through this time, or failed in a way worth retrying (broker down, slow).
-async fn diagnose_connect_failure(
-    probe: PulsarBuilder<TokioExecutor>,
+/// The builder with the token, if any: the probe sets its own, observed, credentials.
+fn with_token(
+    builder: PulsarBuilder<TokioExecutor>,
     cfg: &SourceConfig,
-) -> Option<ConnectRefusal> {
-    let asked = Arc::new(AtomicBool::new(false));
-    let (method, data) = match &cfg.auth_token {
-        Some(token) => ("token", token.trim().as_bytes().to_vec()),
-        None => ("none", Vec::new()),
-    };
-    let probe = probe.with_auth_provider(Box::new(ObservedCredentials {
-        method,
-        data,
-        asked: asked.clone(),
-    }));
-    match probe.build().await {
-        Err(pulsar::Error::Connection(e)) if !e.establish_retryable() => {}
-        _ => return None,
+) -> PulsarBuilder<TokioExecutor> {
+    match &cfg.auth_token {
+        Some(token) => builder.with_auth(Authentication {
+            name: "token".into(),
+            data: token.trim().as_bytes().to_vec(),
+        }),
+        None => builder,
     }
-    if asked.load(Ordering::SeqCst) {
-        return Some(ConnectRefusal::Credentials);
-    }
-    // It did not get as far as CONNECT: no TCP connection (worth retrying), or no TLS session.
-    let tls_handshake_failed =
-        cfg.service_url.starts_with("pulsar+ssl://") && tcp_connects(&cfg.service_url).await;
-    tls_handshake_failed.then_some(ConnectRefusal::TlsHandshake)
-}
-
-/// Whether a plain TCP connection to the URL's host and port opens within a few seconds.
-async fn tcp_connects(service_url: &str) -> bool {
-    let Ok(url) = url::Url::parse(service_url) else {
-        return false;
-    };
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let port = url.port().unwrap_or(6651); // only asked about pulsar+ssl:// URLs
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    matches!(
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect((host, port))
-        )
-        .await,
-        Ok(Ok(_))
-    )
 }
 
 impl PulsarSource {
     /// Connects to the broker (retrying within the source retry budget).
     pub async fn connect(cfg: &SourceConfig) -> Result<Self> {
-        let url = &cfg.service_url;
-        if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
-            return Err(Error::Config(format!(
-                "--pulsar-url '{}' must start with pulsar:// or pulsar+ssl://",
-                crate::error::redact_url(url)
-            )));
-        }
-        let pem = match &cfg.tls_ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read --pulsar-tls-ca-file {path}: {e}"))
-            })?),
-            None => None,
-        };
-        // `connect_retries`: attempts pulsar-rs makes on a refused or timed-out connection.
-        let builder_without_auth = |connect_retries: u32| {
-            let mut builder = Pulsar::builder(url.clone(), TokioExecutor)
-                .with_connection_retry_options(ConnectionRetryOptions {
-                    min_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(3),
-                    max_retries: connect_retries,
-                    connection_timeout: Duration::from_secs(5),
-                    ..Default::default()
-                })
-                .with_operation_retry_options(OperationRetryOptions {
-                    operation_timeout: Duration::from_secs(20),
-                    retry_delay: Duration::from_millis(500),
-                    max_retries: Some(10),
-                });
-            if let Some(pem) = &pem {
-                builder = builder.with_certificate_chain(pem.clone());
-            }
-            builder
-        };
-        let make_builder = || {
-            let builder = builder_without_auth(5);
-            match &cfg.auth_token {
-                Some(token) => builder.with_auth(Authentication {
-                    name: "token".into(),
-                    data: token.trim().as_bytes().to_vec(),
-                }),
-                None => builder,
-            }
-        };
+        check_service_url(&cfg.service_url)?;
+        let pem = read_ca_file(cfg)?;
         let mut backoff = Backoff::new(cfg.retry_budget);
         // The refusal every attempt since then ended in. It ends the run once it lasted
         // REFUSAL_IS_FINAL_AFTER: a broker or load balancer that drops connections for a moment
         // (restarting) looks the same to a single attempt.
         let mut refused_since: Option<(ConnectRefusal, tokio::time::Instant)> = None;
         loop {
-            match make_builder().build().await {
+            let builder = with_token(client_builder(&cfg.service_url, &pem, 5), cfg);
+            let e = match builder.build().await {
                 Ok(client) => {
                     return Ok(PulsarSource {
                         client,
                         cfg: cfg.clone(),
                     })
                 }
-                Err(e) => {
-                    let refusal = diagnose_connect_failure(builder_without_auth(0), cfg).await;
-                    refused_since = match (refusal, refused_since) {
-                        (Some(now), Some((before, since))) if now == before => Some((now, since)),
-                        (Some(now), _) => Some((now, tokio::time::Instant::now())),
-                        (None, _) => None,
-                    };
-                    if let Some((refusal, since)) = refused_since {
-                        if since.elapsed() >= REFUSAL_IS_FINAL_AFTER {
-                            return Err(refusal.into_error(cfg));
-                        }
-                    }
-                    tracing::warn!(error = %e, refusal = ?refusal, "cannot connect to Pulsar yet; retrying");
-                    if !backoff.wait().await {
-                        if let Some((refusal, _)) = refused_since {
-                            return Err(refusal.into_error(cfg));
-                        }
-                        return Err(source_err(
-                            &format!(
-                                "cannot connect to {}",
-                                crate::error::redact_url(&cfg.service_url)
-                            ),
-                            e,
-                        ));
-                    }
+                Err(e) => e,
+            };
+            let probe = client_builder(&cfg.service_url, &pem, 0);
+            let refusal = diagnose_connect_failure(probe, cfg).await;
+            refused_since = refusal_streak(refusal, refused_since);
+            if let Some((refusal, since)) = refused_since {
+                if since.elapsed() >= REFUSAL_IS_FINAL_AFTER {
+                    return Err(refusal.into_error(cfg));
                 }
+            }
+            tracing::warn!(error = %e, refusal = ?refusal, "cannot connect to Pulsar yet; retrying");
+            if !backoff.wait().await {
+                if let Some((refusal, _)) = refused_since {
+                    return Err(refusal.into_error(cfg));
+                }
+                return Err(source_err(
+                    &format!(
+                        "cannot connect to {}",
+                        crate::error::redact_url(&cfg.service_url)
+                    ),
+                    e,
+                ));
             }
         }
     }

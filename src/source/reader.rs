@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::{FutureExt, TryStreamExt};
-use pulsar::consumer::{ConsumerOptions, InitialPosition};
+use pulsar::consumer::{ConsumerOptions, InitialPosition, Message};
 use pulsar::message::proto::MessageIdData;
 use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
 
@@ -263,88 +263,117 @@ impl PartitionReader {
                 self.connect_with_retry().await?;
                 continue;
             }
-            let consumer = self.consumer.as_mut().expect("connected");
-            // Most messages are already buffered: take them without arming a timer (a timer
-            // per message costs a clock read and a timer-wheel entry).
-            let ready = match consumer.try_next().now_or_never() {
-                Some(result) => Ok(result),
-                None => tokio::time::timeout(self.idle_timeout, consumer.try_next()).await,
-            };
-            let msg = match ready {
-                Ok(Ok(Some(msg))) => msg,
-                Ok(Ok(None)) => {
-                    self.reconnect("the consumer stream ended".into()).await?;
-                    continue;
-                }
-                Ok(Err(e)) if e.to_string().contains("Decompression error") => {
-                    // Retrying cannot help: the same entry would fail again.
-                    return Err(Error::Source(format!(
-                        "cannot decompress the entry after {} in {}: {e}. The entry is corrupt \
-                         or was written with a codec this build cannot read; nothing after it \
-                         was copied",
-                        self.last_seen
-                            .map(show)
-                            .unwrap_or_else(|| "the start".into()),
-                        self.partition.topic
-                    )));
-                }
-                Ok(Err(e)) => {
-                    self.reconnect(e.to_string()).await?;
-                    continue;
-                }
-                Err(_elapsed) => {
-                    if self.bounds.caught_up(self.last_seen) {
-                        self.done = Some(StopReason::EndOfPartition);
-                    } else {
-                        self.reconnect(format!(
-                            "no message for {:?} before the end bound {}",
-                            self.idle_timeout,
-                            self.bounds.end.map(|p| p.to_string()).unwrap_or_default()
-                        ))
-                        .await?;
-                    }
-                    continue;
-                }
+            let Some(msg) = self.receive().await? else {
+                continue; // reconnected, or found the end: look again
             };
             let position = from_proto(&msg.message_id.id);
             let publish_time = msg.payload.metadata.publish_time as i64;
-            let batch_size = msg.message_id.batch_size;
-            match self
-                .bounds
-                .admit(self.last_seen, position, publish_time, batch_size)
-            {
-                Admit::Replay => continue,
-                Admit::Stop(reason) => {
-                    self.done = Some(reason);
-                    continue;
-                }
-                Admit::Read { deliver, then_stop } => {
-                    self.last_seen = Some(position);
-                    self.done = then_stop;
-                    if !deliver {
-                        continue; // before the window
-                    }
-                }
+            if !self.admit(position, publish_time, msg.message_id.batch_size) {
+                continue;
             }
             self.stalled = None;
-            let metadata = &msg.payload.metadata;
-            let chunk = metadata
-                .num_chunks_from_msg
-                .filter(|&chunks| chunks > 1)
-                .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
-            let too_large = metadata
-                .properties
-                .iter()
-                .find(|kv| kv.key == pulsar::consumer::TOO_LARGE_PROPERTY)
-                .map(|kv| kv.value.parse().unwrap_or(u64::MAX));
-            return Ok(Some(SourceMessage {
-                position,
-                publish_time,
-                payload: msg.payload.data,
-                chunk,
-                too_large,
-            }));
+            return Ok(Some(source_message(position, publish_time, msg)));
         }
+    }
+
+    /// Waits for the consumer's next message, at most the idle timeout. `None` when there is
+    /// none to look at yet: the reader reconnected, or it is done (an idle partition caught up
+    /// with its end). A message that cannot be decompressed ends the run: retrying would
+    /// fail on the same entry.
+    async fn receive(&mut self) -> Result<Option<Message<Vec<u8>>>> {
+        let consumer = self.consumer.as_mut().expect("connected");
+        // Most messages are already buffered: take them without arming a timer (a timer
+        // per message costs a clock read and a timer-wheel entry).
+        let ready = match consumer.try_next().now_or_never() {
+            Some(result) => Ok(result),
+            None => tokio::time::timeout(self.idle_timeout, consumer.try_next()).await,
+        };
+        match ready {
+            Ok(Ok(Some(msg))) => Ok(Some(msg)),
+            Ok(Ok(None)) => {
+                self.reconnect("the consumer stream ended".into()).await?;
+                Ok(None)
+            }
+            Ok(Err(e)) if e.to_string().contains("Decompression error") => {
+                // Retrying cannot help: the same entry would fail again.
+                Err(Error::Source(format!(
+                    "cannot decompress the entry after {} in {}: {e}. The entry is corrupt \
+                     or was written with a codec this build cannot read; nothing after it \
+                     was copied",
+                    self.last_seen
+                        .map(show)
+                        .unwrap_or_else(|| "the start".into()),
+                    self.partition.topic
+                )))
+            }
+            Ok(Err(e)) => {
+                self.reconnect(e.to_string()).await?;
+                Ok(None)
+            }
+            Err(_elapsed) => {
+                self.on_idle().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// No message for the idle timeout: done if the reader has reached the end the broker
+    /// named, else the connection is presumed stuck and is renewed.
+    async fn on_idle(&mut self) -> Result<()> {
+        if self.bounds.caught_up(self.last_seen) {
+            self.done = Some(StopReason::EndOfPartition);
+            Ok(())
+        } else {
+            self.reconnect(format!(
+                "no message for {:?} before the end bound {}",
+                self.idle_timeout,
+                self.bounds.end.map(|p| p.to_string()).unwrap_or_default()
+            ))
+            .await
+        }
+    }
+
+    /// Passes a received message through the range's bounds and records what that decided
+    /// (the last position seen, whether the range is done). True: hand the message out;
+    /// false: a replay, a message before the window, or one past the end.
+    fn admit(&mut self, position: Position, publish_time: i64, batch_size: Option<i32>) -> bool {
+        match self
+            .bounds
+            .admit(self.last_seen, position, publish_time, batch_size)
+        {
+            Admit::Replay => false,
+            Admit::Stop(reason) => {
+                self.done = Some(reason);
+                false
+            }
+            Admit::Read { deliver, then_stop } => {
+                self.last_seen = Some(position);
+                self.done = then_stop;
+                deliver // false: before the window
+            }
+        }
+    }
+}
+
+/// What the pipeline needs of a message: the payload with its position, and its chunking and
+/// size marks, which decide whether it becomes a row or a bad record.
+fn source_message(position: Position, publish_time: i64, msg: Message<Vec<u8>>) -> SourceMessage {
+    let metadata = &msg.payload.metadata;
+    let chunk = metadata
+        .num_chunks_from_msg
+        .filter(|&chunks| chunks > 1)
+        .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
+    let too_large = metadata
+        .properties
+        .iter()
+        .find(|kv| kv.key == pulsar::consumer::TOO_LARGE_PROPERTY)
+        .map(|kv| kv.value.parse().unwrap_or(u64::MAX));
+    SourceMessage {
+        position,
+        publish_time,
+        payload: msg.payload.data,
+        chunk,
+        too_large,
     }
 }
 
@@ -410,73 +439,4 @@ pub(super) fn rand_suffix(topic: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resume_asks_for_the_entry_again() {
-        let id = resume_id(Position::new(7, 3, -1));
-        assert_eq!((id.ledger_id, id.entry_id, id.batch_index), (7, 3, Some(0)));
-    }
-
-    /// The vendored pulsar-rs bounds its receiver queue in messages while handing over whole
-    /// entries (vendor/README.md): the reader's memory depends on it.
-    #[test]
-    fn the_receiver_queue_holds_its_bound_in_messages() {
-        use futures::FutureExt;
-        use pulsar::consumer::data::QueueCredit;
-
-        let credit = QueueCredit::new(1000, None);
-        // Room: entries go in whole, the last one may overshoot the bound.
-        assert_eq!(credit.acquire(500, 10).now_or_never(), Some(true));
-        assert_eq!(credit.acquire(600, 10).now_or_never(), Some(true));
-        // Full (1,100 buffered): the engine waits...
-        let mut waiting = Box::pin(credit.acquire(500, 10));
-        assert_eq!(waiting.as_mut().now_or_never(), None);
-        // ...until the consumer takes an entry out.
-        credit.release(500, 10);
-        assert_eq!(waiting.as_mut().now_or_never(), Some(true));
-
-        // A waiting engine is woken by a release from another thread, and stops waiting
-        // (false) once the consumer is gone.
-        let credit = std::sync::Arc::new(QueueCredit::new(1, None));
-        assert_eq!(credit.acquire(10, 10).now_or_never(), Some(true));
-        let releaser = {
-            let credit = credit.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                credit.release(10, 10);
-            })
-        };
-        assert!(futures::executor::block_on(credit.acquire(10, 10)));
-        releaser.join().unwrap();
-        let closer = {
-            let credit = credit.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                credit.close();
-            })
-        };
-        assert!(!futures::executor::block_on(credit.acquire(10, 10)));
-        closer.join().unwrap();
-    }
-
-    /// ...and in bytes: two messages of 3 MiB fill a 4 MiB queue however few messages it
-    /// holds.
-    #[test]
-    fn the_receiver_queue_holds_its_bound_in_bytes() {
-        use futures::FutureExt;
-        use pulsar::consumer::data::QueueCredit;
-
-        const MIB: usize = 1024 * 1024;
-        let credit = QueueCredit::new(READ_AHEAD_MESSAGES, Some(READ_AHEAD_BYTES));
-        assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
-        // 1 MiB of room left: one more entry may overshoot...
-        assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
-        // ...then the engine waits with 2 of its 2,000 messages used.
-        let mut waiting = Box::pin(credit.acquire(1, 3 * MIB));
-        assert_eq!(waiting.as_mut().now_or_never(), None);
-        credit.release(1, 3 * MIB);
-        assert_eq!(waiting.as_mut().now_or_never(), Some(true));
-    }
-}
+mod tests;

@@ -14,6 +14,7 @@ mod load;
 mod locks;
 mod metrics;
 mod mysql_tls;
+mod outcomes;
 mod partitions;
 mod ranges;
 mod restarts;

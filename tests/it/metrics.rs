@@ -1,6 +1,5 @@
-//! Metrics and what a run tells the world: the /metrics endpoint during a run, the
-//! Pushgateway, the node_exporter textfile, the JSON summary and exit code of each way a run
-//! ends, and credentials that never show.
+//! Metrics: the /metrics endpoint during a run, the Pushgateway, the node_exporter textfile.
+//! The JSON summary and exit code of each way a run ends are in `outcomes.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,7 +34,7 @@ fn curl(args: &[&str]) -> (bool, String) {
 }
 
 /// The value of the first sample of `name` whose line contains every one of `needles`.
-fn sample(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, needles: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
         .find(|l| needles.iter().all(|n| l.contains(n)))
@@ -83,21 +82,8 @@ fn assert_exposition(text: &str) {
     }
 }
 
-/// Runs the binary with extra environment variables.
-async fn run_with_env(args: &[String], env: &[(&str, &str)]) -> Run {
-    let mut cmd = command(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    parse(out)
-}
-
 /// `args` with the value of `flag` replaced (or the flag added).
-fn set(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+pub(crate) fn set(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
     match args.iter().position(|a| a == flag) {
         Some(i) => args[i + 1] = value.to_string(),
         None => args.extend([flag.to_string(), value.to_string()]),
@@ -105,14 +91,14 @@ fn set(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
     args
 }
 
-fn temp_dir(prefix: &str) -> PathBuf {
+pub(crate) fn temp_dir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique(prefix));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// Waits for a child to exit, killing it (and failing) after `limit`.
-async fn wait_child(mut child: std::process::Child, limit: Duration) -> Run {
+pub(crate) async fn wait_child(mut child: std::process::Child, limit: Duration) -> Run {
     let deadline = Instant::now() + limit;
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -151,16 +137,7 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
     );
     let child = command(&args).spawn().unwrap();
 
-    // Poll until the endpoint answers with records read, while the run is in flight.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let scraped = loop {
-        assert!(Instant::now() < deadline, "no metrics with records read");
-        let (ok, text) = curl(&["-i", &url]);
-        if ok && sample(&text, "pulsar2mysql_records_read_total", &[]).unwrap_or(0.0) > 0.0 {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let scraped = scrape_in_flight(&url).await;
     let (head, body) = scraped.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
@@ -195,10 +172,27 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
     // The endpoint stops with the run.
     let (ok, _) = curl(&[&url]);
     assert!(!ok, "the endpoint still answers after the run");
+    assert_logs_name_the_job(&run.stderr, "endpoint-job");
+}
 
-    // Every log line of the run names the job through the run span.
-    let ours: Vec<serde_json::Value> = run
-        .stderr
+/// Polls the endpoint until it answers with records read, while the run is in flight: the
+/// whole reply, headers and body.
+async fn scrape_in_flight(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no metrics with records read");
+        let (ok, text) = curl(&["-i", url]);
+        if ok && sample(&text, "pulsar2mysql_records_read_total", &[]).unwrap_or(0.0) > 0.0 {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every JSON log line of the run names the job through the run span, and progress lines
+/// (stderr is not a terminal) tell how far the run got.
+fn assert_logs_name_the_job(stderr: &str, job_id: &str) {
+    let ours: Vec<serde_json::Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| {
@@ -208,18 +202,17 @@ async fn metrics_endpoint_answers_while_a_run_is_in_flight_and_stops_after() {
                 .starts_with("pulsar2mysql")
         })
         .collect();
-    assert!(ours.len() >= 2, "{}", run.stderr);
-    // Progress log lines (stderr is not a terminal) tell how far the run got.
+    assert!(ours.len() >= 2, "{stderr}");
     let progress: Vec<_> = ours
         .iter()
         .filter(|l| l["fields"]["message"] == "progress")
         .collect();
-    assert!(!progress.is_empty(), "no progress lines: {}", run.stderr);
+    assert!(!progress.is_empty(), "no progress lines: {stderr}");
     assert!(progress
         .iter()
         .all(|l| l["fields"]["records_read"].is_u64() && l["fields"]["rows_per_sec"].is_u64()));
     for line in &ours {
-        let in_run = |s: &serde_json::Value| s["job_id"].as_str() == Some("endpoint-job");
+        let in_run = |s: &serde_json::Value| s["job_id"].as_str() == Some(job_id);
         let spans = line["spans"].as_array().cloned().unwrap_or_default();
         assert!(
             in_run(&line["span"]) || spans.iter().any(in_run),
@@ -280,34 +273,8 @@ async fn pushes_to_the_pushgateway_and_keeps_the_last_success_after_a_failure() 
     );
     let run = run_binary(&down).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let (_, text) = curl(&[&format!("{gw}/metrics")]);
-    assert_eq!(
-        sample(&text, "pulsar2mysql_exit_code", &[&needle]),
-        Some(3.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, "pulsar2mysql_rows_written_total", &[&needle]),
-        Some(0.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "pulsar2mysql_last_success_timestamp_seconds",
-            &[&needle]
-        ),
-        Some(success_at)
-    );
-
-    // Clean up our group.
-    let group = format!(
-        "{gw}/metrics/job/pulsar2mysql/job_id@base64/{}",
-        base64_url(&job)
-    );
-    let (ok, _) = curl(&["-f", "-X", "DELETE", &group]);
-    assert!(ok);
-    let (_, text) = curl(&[&format!("{gw}/metrics")]);
-    assert!(!text.contains(&needle), "group not deleted");
+    assert_pushed_failure(&gw, &needle, success_at);
+    delete_push_group(&gw, &job);
 
     // A Pushgateway that is down is a warning, not a failure.
     let dead = format!("http://127.0.0.1:{}", free_port());
@@ -319,6 +286,42 @@ async fn pushes_to_the_pushgateway_and_keeps_the_last_success_after_a_failure() 
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.outcome(), "nothing_to_do");
     assert!(run.stderr.contains("cannot push metrics"), "{}", run.stderr);
+}
+
+/// The Pushgateway holds the failed run's metrics (exit code 3, nothing written) and still
+/// the last success's time.
+fn assert_pushed_failure(gw: &str, needle: &str, success_at: f64) {
+    let (_, text) = curl(&[&format!("{gw}/metrics")]);
+    assert_eq!(
+        sample(&text, "pulsar2mysql_exit_code", &[needle]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pulsar2mysql_rows_written_total", &[needle]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "pulsar2mysql_last_success_timestamp_seconds",
+            &[needle]
+        ),
+        Some(success_at)
+    );
+}
+
+/// Deletes the test's grouping from the shared Pushgateway, and checks it is gone.
+fn delete_push_group(gw: &str, job: &str) {
+    let needle = format!("job_id=\"{job}\"");
+    let group = format!(
+        "{gw}/metrics/job/pulsar2mysql/job_id@base64/{}",
+        base64_url(job)
+    );
+    let (ok, _) = curl(&["-f", "-X", "DELETE", &group]);
+    assert!(ok);
+    let (_, text) = curl(&[&format!("{gw}/metrics")]);
+    assert!(!text.contains(&needle), "group not deleted");
 }
 
 fn base64_url(s: &str) -> String {
@@ -342,33 +345,16 @@ fn base64_url(s: &str) -> String {
     out
 }
 
-fn read_prom(path: &Path) -> String {
+pub(crate) fn read_prom(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[tokio::test]
-async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
-    let db = TestDb::new("mfile").await;
-    let topic = topic("mfile");
-    produce(&topic, seed_records(0..30), 1).await;
-    let dir = temp_dir("p2m_textfile");
-    let file = dir.join("pulsar2mysql.prom");
-    let args = with(
-        run_args(&topic, &db),
-        &[
-            "--job-id",
-            "file-job",
-            "--batch-rows",
-            "7",
-            "--metrics-file",
-            file.to_str().unwrap(),
-        ],
-    );
-    let run = run_binary(&args).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let text = read_prom(&file);
+/// The file a successful run of 30 records in batches of 7 leaves: counters, its partition
+/// done and caught up, the batch histogram, not running, exit code 0. Returns the time of
+/// that success, which a later failure must keep.
+fn assert_textfile_of_success(file: &Path, j: &str) -> f64 {
+    let text = read_prom(file);
     assert_exposition(&text);
-    let j = "job_id=\"file-job\"";
     assert_eq!(
         sample(&text, "pulsar2mysql_rows_written_total", &[j]),
         Some(30.0)
@@ -406,8 +392,31 @@ async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
     );
     assert_eq!(sample(&text, "pulsar2mysql_running", &[j]), Some(0.0));
     assert_eq!(sample(&text, "pulsar2mysql_exit_code", &[j]), Some(0.0));
-    let success_at =
-        sample(&text, "pulsar2mysql_last_success_timestamp_seconds", &[j]).expect("last success");
+    sample(&text, "pulsar2mysql_last_success_timestamp_seconds", &[j]).expect("last success")
+}
+
+#[tokio::test]
+async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
+    let db = TestDb::new("mfile").await;
+    let topic = topic("mfile");
+    produce(&topic, seed_records(0..30), 1).await;
+    let dir = temp_dir("p2m_textfile");
+    let file = dir.join("pulsar2mysql.prom");
+    let args = with(
+        run_args(&topic, &db),
+        &[
+            "--job-id",
+            "file-job",
+            "--batch-rows",
+            "7",
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let run = run_binary(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let j = "job_id=\"file-job\"";
+    let success_at = assert_textfile_of_success(&file, j);
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -443,200 +452,4 @@ async fn textfile_is_written_atomically_parses_and_keeps_the_last_success() {
         Some(success_at)
     );
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
-async fn summary_and_exit_code_of_success_nothing_to_do_and_bad_record_limit() {
-    let db = TestDb::new("mcodes").await;
-    let topic = topic("mcodes");
-    produce(&topic, seed_records(0..100), 10).await;
-    let args = run_args(&topic, &db);
-
-    let run = run_binary(&args).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.outcome(), "success");
-    assert_eq!(run.summary["exit_code"], 0);
-    assert_eq!(run.u("records_read"), 100);
-    assert_eq!(run.u("rows_written"), 100);
-    assert!(run.summary["error"].is_null());
-
-    let run = run_binary(&args).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.outcome(), "nothing_to_do");
-    assert_eq!(run.u("rows_written"), 0);
-
-    // Bad records beyond the limit.
-    let bad_topic = crate::common::topic("mcodes_bad");
-    let mut records: Vec<Vec<u8>> = seed_records(1000..1010).collect();
-    records.extend((0..3).map(|i| format!("x{i}|bad").into_bytes()));
-    produce(&bad_topic, records, 1).await;
-    let run = run_binary(&with(
-        run_args(&bad_topic, &db),
-        &["--on-bad-record", "skip", "--max-bad-records", "2"],
-    ))
-    .await;
-    assert_eq!(run.code, 5, "{}", run.stderr);
-    assert_eq!(run.outcome(), "bad_record_limit");
-    assert_eq!(run.summary["exit_code"], 5);
-    assert_eq!(run.u("bad_records"), 3);
-    assert!(run.summary["error"]
-        .as_str()
-        .unwrap()
-        .contains("--max-bad-records"));
-}
-
-#[tokio::test]
-async fn wrong_password_exits_4_and_the_password_shows_nowhere() {
-    const WRONG: &str = "WrongSecret987";
-    const RIGHT: &str = "RightPass123";
-    let db = TestDb::new("mpw").await;
-    let topic = topic("mpw");
-    produce(&topic, seed_records(0..5), 1).await;
-    let db_name = db.url.rsplit('/').next().unwrap().to_string();
-    let user = unique("p2m_pw");
-    db.exec(&format!(
-        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{RIGHT}'; \
-         GRANT ALL ON `{db_name}`.* TO '{user}'@'127.0.0.1'"
-    ))
-    .await;
-    let host = mysql_server_url()
-        .trim_start_matches("mysql://")
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .to_string();
-    let dir = temp_dir("p2m_pw");
-    let file = dir.join("pw.prom");
-    let base = |url: String| {
-        vec![
-            "run".to_string(),
-            "--pulsar-url".into(),
-            pulsar_url(),
-            "--topic".into(),
-            topic.clone(),
-            "--table".into(),
-            "sink_table".into(),
-            "--mysql-url".into(),
-            url,
-            "--retry-budget-secs".into(),
-            "3".into(),
-            "--metrics-file".into(),
-            file.to_str().unwrap().into(),
-        ]
-    };
-    let in_url = base(format!("mysql://{user}:{WRONG}@{host}/{db_name}"));
-    let by_env = base(format!("mysql://{user}@{host}/{db_name}"));
-
-    for (how, args, env) in [
-        ("in the URL, text logs", in_url.clone(), vec![]),
-        (
-            "in the URL, JSON logs",
-            with(in_url.clone(), &["--log-format", "json"]),
-            vec![],
-        ),
-        (
-            "in PULSAR2MYSQL_MYSQL_PASSWORD",
-            by_env.clone(),
-            vec![("PULSAR2MYSQL_MYSQL_PASSWORD", WRONG)],
-        ),
-    ] {
-        let _ = std::fs::remove_file(&file);
-        let mut cmd = command(&args);
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let run = parse(out);
-        assert_eq!(run.code, 4, "{how}: {}", run.stderr);
-        assert_eq!(run.outcome(), "sink_unavailable", "{how}");
-        assert!(
-            !stdout.contains(WRONG),
-            "{how}: password on stdout: {stdout}"
-        );
-        assert!(
-            !run.stderr.contains(WRONG),
-            "{how}: password on stderr: {}",
-            run.stderr
-        );
-        let metrics = read_prom(&file);
-        assert_eq!(
-            sample(&metrics, "pulsar2mysql_exit_code", &[]),
-            Some(4.0),
-            "{how}"
-        );
-        assert!(!metrics.contains(WRONG), "{how}: password in the metrics");
-    }
-
-    // The right password through the environment works, and does not show either.
-    let run = run_with_env(&by_env, &[("PULSAR2MYSQL_MYSQL_PASSWORD", RIGHT)]).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.u("rows_written"), 5);
-    assert!(!run.stderr.contains(RIGHT) && !run.summary.to_string().contains(RIGHT));
-    assert!(!read_prom(&file).contains(RIGHT));
-
-    db.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
-async fn broker_down_exits_3_as_source_unavailable() {
-    let db = TestDb::new("mdown").await;
-    let topic = topic("mdown");
-    let started = Instant::now();
-    let run = run_binary_within(
-        &with(
-            set(
-                run_args(&topic, &db),
-                "--pulsar-url",
-                "pulsar://127.0.0.1:6659",
-            ),
-            &["--retry-budget-secs", "3"],
-        ),
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.outcome(), "source_unavailable");
-    assert_eq!(run.summary["exit_code"], 3);
-    assert!(run.summary["error"].as_str().unwrap().contains("Pulsar"));
-    assert!(started.elapsed() < Duration::from_secs(45));
-}
-
-#[tokio::test]
-async fn sigterm_mid_run_exits_130_then_a_rerun_completes_exactly_once() {
-    const N: i64 = 200_000;
-    let db = TestDb::new("mterm").await;
-    let topic = topic("mterm");
-    produce(&topic, seed_records(0..N), 1000).await;
-    let args = with(run_args(&topic, &db), &["--batch-rows", "1000"]);
-
-    let mut child = command(&args).spawn().unwrap();
-    let pid = child.id() as i32;
-    wait_mid_run(&db, &mut child, 5_000).await;
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let run = wait_child(child, Duration::from_secs(60)).await;
-    assert_eq!(run.code, 130, "{}", run.stderr);
-    assert_eq!(run.outcome(), "interrupted");
-    assert_eq!(run.summary["exit_code"], 130);
-    let written = run.u("rows_written");
-    assert!(written > 0 && written < N as u64, "{written}");
-    assert_eq!(
-        db.scalar("SELECT COUNT(*) FROM sink_table").await,
-        written as i64,
-        "the summary counts what was committed"
-    );
-
-    let rerun = run_binary(&args).await;
-    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
-    assert_eq!(rerun.outcome(), "success");
-    assert_eq!(rerun.u("rows_written") + written, N as u64);
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, N);
-    assert_eq!(
-        db.scalar("SELECT COUNT(DISTINCT id) FROM sink_table").await,
-        N
-    );
 }

@@ -1,0 +1,155 @@
+//! Secrets among the options (the Pulsar token, the MySQL password and URL): kept out of
+//! `Debug` output, read from files, and flagged when given where other users can read them.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A secret option's value: shown as `***` by `Debug`, so no log line or panic message that
+/// formats the options can leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// A URL that may carry a password: `Debug` shows it redacted.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(pub String);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::error::redact_url(&self.0))
+    }
+}
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(SecretUrl(s.to_string()))
+    }
+}
+
+/// The secret flags given on the command line itself, where every user of the machine can read
+/// them (`ps`, `/proc/PID/cmdline`); the caller warns about each.
+pub fn secrets_on_command_line(args: impl IntoIterator<Item = String>) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for arg in args {
+        for flag in ["--mysql-password", "--pulsar-token"] {
+            let given = arg == flag
+                || arg
+                    .strip_prefix(flag)
+                    .is_some_and(|rest| rest.starts_with('='));
+            if given && !found.contains(&flag) {
+                found.push(flag);
+            }
+        }
+    }
+    found
+}
+
+fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))
+}
+
+/// A secret given inline or in a file. An empty inline value (a scheduler templating an unset
+/// secret) counts as not given, so the `*-file` option, if any, still applies.
+fn inline_or_file(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    file_flag: &str,
+) -> Result<Option<String>> {
+    Ok(match (inline, file) {
+        (Some(s), _) if !s.0.is_empty() => Some(s.0.clone()),
+        (_, Some(f)) => Some(read_secret_file(f, file_flag)?),
+        _ => None,
+    })
+}
+
+impl super::RunArgs {
+    /// The Pulsar JWT: `--pulsar-token`, else the content of `--pulsar-token-file`.
+    pub(super) fn pulsar_token_value(&self) -> Result<Option<String>> {
+        inline_or_file(
+            &self.pulsar_token,
+            &self.pulsar_token_file,
+            "--pulsar-token-file",
+        )
+    }
+
+    /// The MySQL password: `--mysql-password`, else the content of `--mysql-password-file`.
+    pub(super) fn mysql_password_value(&self) -> Result<Option<String>> {
+        inline_or_file(
+            &self.mysql_password,
+            &self.mysql_password_file,
+            "--mysql-password-file",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::RunArgs;
+
+    #[test]
+    fn secret_flags_on_the_command_line_are_found() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            secrets_on_command_line(argv(&["run", "--mysql-password", "x", "--pulsar-token=y"])),
+            ["--mysql-password", "--pulsar-token"]
+        );
+        assert!(secrets_on_command_line(argv(&["run", "--mysql-password-file", "f"])).is_empty());
+    }
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let args = RunArgs {
+            mysql_url: Some("mysql://u:url-secret@h/db".parse().unwrap()),
+            mysql_password: Some("pw-secret".parse().unwrap()),
+            pulsar_token: Some("token-secret".parse().unwrap()),
+            ..Default::default()
+        };
+        let shown = format!("{args:?}");
+        for secret in ["url-secret", "pw-secret", "token-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("mysql://u:***@h/db"), "{shown}");
+    }
+    #[test]
+    fn an_empty_variable_does_not_hide_its_file_option() {
+        let dir = std::env::temp_dir().join(format!("p2m-cli-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "from-file\n").unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "jwt-from-file\n").unwrap();
+        let cfg = RunArgs {
+            topic: Some("t".into()),
+            table: Some("t".into()),
+            mysql_password: Some("".parse().unwrap()),
+            mysql_password_file: Some(pw),
+            pulsar_token: Some("".parse().unwrap()),
+            pulsar_token_file: Some(token),
+            ..Default::default()
+        }
+        .into_config()
+        .unwrap();
+        assert_eq!(cfg.sink.password.as_deref(), Some("from-file"));
+        assert_eq!(cfg.source.auth_token.as_deref(), Some("jwt-from-file"));
+    }
+}
