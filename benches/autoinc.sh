@@ -7,8 +7,9 @@
 # throwaway MariaDB from the same packages and docker/mariadb.cnf with
 # innodb_autoinc_lock_mode=2 on its own port and data directory (the services' server is not
 # touched), runs benches/e2e.sh against each server in turn for every partition count, with the
-# runner's default (the server picks the number of write streams) and with --writers 4, and
-# stops the second server at the end.
+# runner's default (the server picks the number of write streams) and with each of
+# P2M_AUTOINC_VARIANTS (default "--writers 1;--writers 4"), and stops the second server at the
+# end.
 #
 #   benches/autoinc.sh
 #
@@ -80,7 +81,7 @@ for url in "$MAIN_URL" "$SECOND_URL"; do
         log "innodb_autoinc_lock_mode=$mode, $p partitions, $SIZE records"
         MYSQL_URL="$url" P2M_BENCH_DB="p2m_autoinc" P2M_BENCH_SIZES="$SIZE" \
             P2M_BENCH_ROUNDS="$ROUNDS" P2M_BENCH_PARTITIONS="$p" P2M_BENCH_BASELINES="load-data" \
-            P2M_BENCH_VARIANTS=";--writers 4" \
+            P2M_BENCH_VARIANTS=";${P2M_AUTOINC_VARIANTS:---writers 1;--writers 4}" \
             P2M_BENCH_OUT="$OUT/mode$mode-p$p" benches/e2e.sh 2>&1 | tee "$OUT/mode$mode-p$p.log" \
             | grep -E "wall|warning|failed" || true
     done

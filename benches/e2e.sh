@@ -57,6 +57,9 @@
 #                         (e2e-<stamp>-<shape>-p<partitions>.tsv, a .meta file beside it)
 #   P2M_BENCH_BIN_DIR     use these pulsar2mysql, seed_producer and shape_producer binaries;
 #                         no build
+#   P2M_BENCH_BASE_BIN    a second pulsar2mysql binary (e.g. the last release, or main before a
+#                         change), measured as contender "base <variant>" beside every "run"
+#                         variant: an A/B comparison in one run                (default none)
 #   P2M_BENCH_KEEP=1      keep the database, topics and files afterwards
 # Needs the services up (scripts/services.sh up). Every command stops by itself (timeout).
 set -euo pipefail
@@ -67,6 +70,7 @@ cd "$ROOT"
 SIZES="${P2M_BENCH_SIZES:-1000000}"
 ROUNDS="${P2M_BENCH_ROUNDS:-3}"
 VARIANTS="${P2M_BENCH_VARIANTS:-}"
+BASE_BIN="${P2M_BENCH_BASE_BIN:-}"
 PARTITIONS="${P2M_BENCH_PARTITIONS:-0}"
 BASELINES="${P2M_BENCH_BASELINES:-dry-run load-data insert-dump}"
 DUMP_ROWS="${P2M_BENCH_DUMP_ROWS:-10000}"
@@ -407,6 +411,7 @@ for N in $SIZES; do
     for v in "${VARIANT_LIST[@]}"; do
         v="$(xargs <<<"$v")" # trim
         CONTENDERS+=("run:$v")
+        [[ -n $BASE_BIN ]] && CONTENDERS+=("base:$v")
     done
     for b in $BASELINES; do CONTENDERS+=("$b"); done
     for f in $FLINK; do CONTENDERS+=("$f"); done
@@ -428,11 +433,13 @@ for N in $SIZES; do
             c="${CONTENDERS[$(((k + r - 1) % count))]}"
             [[ "$c" == flink-* && $r -gt $FLINK_ROUNDS ]] && continue
             case "$c" in
-            run:*)
-                args="${c#run:}"
+            run:* | base:*)
+                args="${c#*:}"
+                bin="$BIN" label="run"
+                [[ $c == base:* ]] && bin="$BASE_BIN" label="base"
                 fresh_table
                 # shellcheck disable=SC2086 # the variant is a list of arguments
-                measure "$N" "$r" "run${args:+ $args}" "$N" -- "$BIN" run --pulsar-url "$PULSAR_URL" \
+                measure "$N" "$r" "$label${args:+ $args}" "$N" -- "$bin" run --pulsar-url "$PULSAR_URL" \
                     --topic "$TOPIC" --table "$TABLE" --mysql-url "$DB_URL" "${RUN_SSL_ARGS[@]}" \
                     "${RUN_SHAPE_ARGS[@]}" --job-id "bench-$N-$r-$RANDOM$RANDOM" $args
                 check_count "$N" "$c"

@@ -95,48 +95,6 @@ impl Error {
     }
 }
 
-/// Whether a MySQL error is worth retrying: lost connections, server restarts, deadlocks and
-/// lock wait timeouts are; syntax, constraint and conversion errors are not, and neither is a
-/// TLS failure (a certificate the run does not trust is configuration).
-pub fn is_retriable_sql(err: &sqlx::Error) -> bool {
-    if is_tls_sql(err) {
-        return false;
-    }
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-            .is_some_and(|e| is_retriable_code(e.number())),
-        _ => false,
-    }
-}
-
-/// Whether sqlx failed on TLS: its own TLS errors, and rustls's inside an I/O error (an
-/// untrusted certificate, a name that does not match).
-pub fn is_tls_sql(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Tls(_) => true,
-        sqlx::Error::Io(io) => io
-            .get_ref()
-            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
-        _ => false,
-    }
-}
-
-/// Server error codes that a retry can cure: deadlock, lock wait timeout, server shutdown in
-/// progress, too many connections, query interrupted (server shutdown), connection killed,
-/// gone away, lost, and MariaDB's idle-transaction disconnect.
-pub fn is_retriable_code(code: u16) -> bool {
-    matches!(
-        code,
-        1213 | 1205 | 1053 | 1040 | 1317 | 1927 | 2006 | 2013 | 4031
-    )
-}
-
 /// Exponential backoff with a ceiling, bounded by a total time budget.
 #[derive(Debug, Clone)]
 pub struct Backoff {

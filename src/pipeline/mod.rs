@@ -257,7 +257,6 @@ async fn run_with_sink(
         checkpoints,
         previous_window,
     } = claim;
-    let range_key = cfg.range_key();
     tracing::info!(
         job_id = %cfg.job_id, topic = %cfg.source.topic, table = %sink.table(),
         from = %cfg.source.from, to = %cfg.source.to, partitions = readers.len(),
@@ -274,6 +273,46 @@ async fn run_with_sink(
             stop.clone(),
         )
     });
+    let prepared = prepare(cfg, sink, &mut readers, &checkpoints, &previous_window).await;
+    if let Err(e) = prepared {
+        if let Some(keeper) = keeper {
+            keeper.release().await;
+        }
+        return Err(e);
+    }
+    let outcomes = write(cfg, sink, stats, &converter, readers, &checkpoints, &stop).await;
+    let mut first_error = None;
+    for (range, result) in outcomes {
+        resolved.push(range);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    resolved.sort_by_key(|r| r.partition);
+    if first_error.is_none() && !cfg.dry_run {
+        record_window_ends(cfg, sink, resolved).await;
+    }
+    let lost = match keeper {
+        Some(keeper) => keeper.release().await,
+        None => None,
+    };
+    if let Some(lost) = lost {
+        // Its error first: batches that stopped because of it may have failed too.
+        first_error = Some(lost);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Moves each reader to where its partition resumes (its checkpoint, or where the job's
+/// previous window stopped) and reserves a checkpoint row for every partition without one.
+async fn prepare(
+    cfg: &Config,
+    sink: &MysqlSink,
+    readers: &mut [PartitionReader],
+    checkpoints: &HashMap<i32, Checkpoint>,
+    previous_window: &HashMap<i32, Position>,
+) -> Result<()> {
+    let range_key = cfg.range_key();
     let resumed = futures::future::try_join_all(readers.iter_mut().filter_map(|reader| {
         let index = reader.partition().checkpoint_index();
         let own = checkpoints.get(&index).map(|cp| cp.position);
@@ -284,13 +323,7 @@ async fn run_with_sink(
         }
     }))
     .await;
-    if let Err(e) = resumed {
-        if let Some(keeper) = keeper {
-            keeper.release().await;
-        }
-        return Err(e);
-    }
-
+    resumed?;
     if !cfg.dry_run {
         let fresh: Vec<i32> = readers
             .iter()
@@ -308,17 +341,26 @@ async fn run_with_sink(
                 cfg.sink.io_timeout.as_secs()
             ))),
         };
-        if let Err(e) = reserved {
-            if let Some(keeper) = keeper {
-                keeper.release().await;
-            }
-            return Err(e);
-        }
+        reserved?;
     }
+    Ok(())
+}
+
+/// Spreads the partitions over write streams and runs them: every partition's resolved range
+/// and how it ended.
+async fn write(
+    cfg: &Config,
+    sink: &Arc<MysqlSink>,
+    stats: &Arc<Stats>,
+    converter: &RowConverter,
+    readers: Vec<PartitionReader>,
+    checkpoints: &HashMap<i32, Checkpoint>,
+    stop: &CancellationToken,
+) -> Vec<(ResolvedRange, Result<()>)> {
     let writer = Writer {
         sink: sink.clone(),
         job_id: cfg.job_id.as_str().into(),
-        range_key: range_key.as_str().into(),
+        range_key: cfg.range_key().into(),
         dry_run: cfg.dry_run,
         stats: stats.clone(),
     };
@@ -342,51 +384,30 @@ async fn run_with_sink(
         })
         .collect::<VecDeque<_>>()
         .into();
-    let outcomes: Vec<(ResolvedRange, Result<()>)> =
-        futures::future::join_all((0..streams).map(|stream| {
-            run_stream(
-                cfg,
-                &queue,
-                fan_in,
-                (stream, streams),
-                &converter,
-                writer.clone(),
-                stats,
-                &stop,
-            )
-        }))
-        .await
-        .into_iter()
-        .flatten()
-        .chain(
-            // Partitions no stream took (every stream stopped on an error first).
-            queue
-                .into_inner()
-                .expect("partition queue lock")
-                .into_iter()
-                .map(|(reader, _)| (reader.resolved(), Ok(()))),
+    futures::future::join_all((0..streams).map(|stream| {
+        run_stream(
+            cfg,
+            &queue,
+            fan_in,
+            (stream, streams),
+            converter,
+            writer.clone(),
+            stats,
+            stop,
         )
-        .collect();
-    let mut first_error = None;
-    for (range, result) in outcomes {
-        resolved.push(range);
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
-    resolved.sort_by_key(|r| r.partition);
-    if first_error.is_none() && !cfg.dry_run {
-        record_window_ends(cfg, sink, resolved).await;
-    }
-    let lost = match keeper {
-        Some(keeper) => keeper.release().await,
-        None => None,
-    };
-    if let Some(lost) = lost {
-        // Its error first: batches that stopped because of it may have failed too.
-        first_error = Some(lost);
-    }
-    first_error.map_or(Ok(()), Err)
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .chain(
+        // Partitions no stream took (every stream stopped on an error first).
+        queue
+            .into_inner()
+            .expect("partition queue lock")
+            .into_iter()
+            .map(|(reader, _)| (reader.resolved(), Ok(()))),
+    )
+    .collect()
 }
 
 /// Records where each partition of a publish-time window stopped, so the job's next window

@@ -181,11 +181,20 @@ pub(super) async fn run_stream(
     }
     // Closing the channel ends the writer after the last batch.
     drop(shared);
-    let mut write_result = write.await.unwrap_or_else(|e| {
+    let write_result = write.await.unwrap_or_else(|e| {
         Err(Error::Sink(format!(
             "a writer task stopped unexpectedly: {e}"
         )))
     });
+    settle(read, write_result, stats)
+}
+
+/// Each partition's resolved range and how it ended, logged and counted.
+fn settle(
+    read: Vec<(PartitionReader, tracing::Span, Result<()>)>,
+    mut write_result: Result<()>,
+    stats: &Stats,
+) -> Vec<(ResolvedRange, Result<()>)> {
     let written = write_result.is_ok();
     let last = read.len().saturating_sub(1);
     read.into_iter()
@@ -257,43 +266,9 @@ async fn read_partition(
                 // until the whole buffer is read.
                 tokio::task::yield_now().await;
             }
-            let next = reader.next();
-            tokio::pin!(next);
-            // Buffered messages are taken at once: no timer per message.
-            let next = match next.as_mut().now_or_never() {
-                Some(next) => next?,
-                None => loop {
-                    let starving = shared
-                        .with(|f| f.builder.fed_at())
-                        .map(|at| at + OPEN_BATCH_MAX_WAIT);
-                    tokio::select! {
-                        biased;
-                        next = &mut next => break next?,
-                        _ = &mut cancelled => break None,
-                        () = tokio::time::sleep_until(starving.unwrap_or_else(tokio::time::Instant::now)),
-                            if starving.is_some() =>
-                        {
-                            // A LOAD DATA statement waiting for rows holds the table's AUTO-INC
-                            // lock and runs into the server's net_read_timeout: end it here,
-                            // unless another partition of the stream fed it meanwhile.
-                            let closed = shared.with(|f| {
-                                let due = f.builder.fed_at().is_some_and(|at| {
-                                    at + OPEN_BATCH_MAX_WAIT <= tokio::time::Instant::now()
-                                });
-                                if due {
-                                    tracing::debug!("closing a LOAD DATA batch the readers cannot feed");
-                                    f.close();
-                                }
-                                due
-                            });
-                            if closed && !shared.flush().await {
-                                return Ok(()); // the writer failed; its error is reported
-                            }
-                        }
-                    }
-                },
+            let Some(msg) = next_message(&mut reader, shared, &mut cancelled).await? else {
+                break;
             };
-            let Some(msg) = next else { break };
             stats.records_read.fetch_add(1, Relaxed);
             read_here += 1;
             last_publish = Some(msg.publish_time);
@@ -329,6 +304,51 @@ async fn read_partition(
         p.last_publish_time = last_publish;
     });
     (reader, result)
+}
+
+/// The partition's next message; None at its end, or when the stream stops (a writer that
+/// went away included: its error is the one to report). Buffered messages are taken at once,
+/// without a timer; while it waits, a LOAD DATA batch nobody feeds is closed.
+async fn next_message(
+    reader: &mut PartitionReader,
+    shared: &Shared,
+    cancelled: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> Result<Option<SourceMessage>> {
+    let next = reader.next();
+    tokio::pin!(next);
+    if let Some(next) = next.as_mut().now_or_never() {
+        return next;
+    }
+    loop {
+        let starving = shared
+            .with(|f| f.builder.fed_at())
+            .map(|at| at + OPEN_BATCH_MAX_WAIT);
+        tokio::select! {
+            biased;
+            next = &mut next => return next,
+            _ = cancelled.as_mut() => return Ok(None),
+            () = tokio::time::sleep_until(starving.unwrap_or_else(tokio::time::Instant::now)),
+                if starving.is_some() =>
+            {
+                // A LOAD DATA statement waiting for rows holds the table's AUTO-INC lock and
+                // runs into the server's net_read_timeout: end it here, unless another
+                // partition of the stream fed it meanwhile.
+                let closed = shared.with(|f| {
+                    let due = f.builder.fed_at().is_some_and(|at| {
+                        at + OPEN_BATCH_MAX_WAIT <= tokio::time::Instant::now()
+                    });
+                    if due {
+                        tracing::debug!("closing a LOAD DATA batch the readers cannot feed");
+                        f.close();
+                    }
+                    due
+                });
+                if closed && !shared.flush().await {
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }
 
 /// Converts one message into the batch (a row, or a bad record as the policy says) and marks

@@ -1,18 +1,18 @@
 //! The transaction that commits a batch's rows, dead letters and checkpoint together, under
 //! the batch's fence, retried on transient failures without ever applying a batch twice.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sqlx::{Connection, MySqlConnection};
 
 use super::batch::{Batch, Body, OpenBatch};
-use super::checkpoint::{self, Fence, Found, Verdict};
+use super::checkpoint::{self, Fence, Verdict};
 use super::connect::{tls_refused, MysqlSink};
-use super::load_data::{self, LoadDataWriter, LoadError, Loaded, Started};
+use super::load_data::{LoadDataWriter, Loaded, Started};
 use super::sql::dead_letter_statements;
+use super::write_error::{bounded, WriteError};
 use crate::config::WriteMode;
-use crate::error::{is_retriable_sql, is_tls_sql, scrub, Backoff, Error, Result};
+use crate::error::{scrub, Backoff, Error, Result};
 use crate::source::Position;
 
 /// Hint for a duplicate key under `--mode insert`, whichever path found it.
@@ -49,28 +49,25 @@ impl MysqlSink {
         }
         let fence = Fence::for_batch(job_id, range_key, batch);
         let mut early = early;
-        let mut backoff: Option<Backoff> = None;
-        let mut first_failure: Option<(Instant, String)> = None;
-        let mut retries = 0;
-        // The server thread of an attempt dropped because it stopped answering: it may still
-        // hold the batch's locks (or be committing it), so the next attempt ends it first.
-        let mut abandoned: Option<u32> = None;
+        let mut retrying = Retrying::default();
         loop {
             let attempt_began = Instant::now();
-            let attempt = match abandoned {
-                Some(thread) => self.kill(thread).await,
+            // An attempt dropped because the server stopped answering may still hold the
+            // batch's locks (or be committing it): the next attempt ends its thread first.
+            let attempt = match retrying.abandoned.take() {
+                Some(thread) => self
+                    .kill(thread)
+                    .await
+                    .inspect_err(|_| retrying.abandoned = Some(thread)),
                 None => Ok(()),
             };
             let attempt = match attempt {
-                Ok(()) => {
-                    abandoned = None;
-                    self.try_commit(batch, &fence, early.take()).await
-                }
+                Ok(()) => self.try_commit(batch, &fence, early.take()).await,
                 Err(e) => Err(e),
             };
             match attempt {
                 Ok(Attempt::Committed(mut stats)) => {
-                    stats.retries = retries;
+                    stats.retries = retrying.retries;
                     return Ok(stats);
                 }
                 Ok(Attempt::Landed) => {
@@ -82,38 +79,11 @@ impl MysqlSink {
                         rows_written: batch.rows,
                         duplicates: 0,
                         dead_lettered: batch.dead_letters.len() as u64,
-                        retries,
+                        retries: retrying.retries,
                     });
                 }
                 Err(e) if e.is_retriable() => {
-                    if let WriteError::Stalled { thread, .. } = e {
-                        abandoned = abandoned.or(thread);
-                    }
-                    retries += 1;
-                    let cause = scrub(&e.to_string(), self.cfg.password.as_deref());
-                    let (since, first) =
-                        first_failure.get_or_insert_with(|| (attempt_began, cause.clone()));
-                    tracing::warn!(partitions = %batch.partitions(), retries, %cause, "batch failed with a transient error; retrying");
-                    let budget = self.cfg.retry_budget;
-                    if !backoff
-                        .get_or_insert_with(|| Backoff::new(budget))
-                        .wait()
-                        .await
-                    {
-                        let first = if *first == cause {
-                            String::new()
-                        } else {
-                            format!(" (the first failure: {first})")
-                        };
-                        return Err(Error::Sink(format!(
-                            "gave up writing a batch of partition {} to {} after {retries} failed \
-                             attempts over {:.1}s (retry budget {}s): {cause}{first}",
-                            batch.partitions(),
-                            self.cfg.redacted_url(),
-                            since.elapsed().as_secs_f64(),
-                            budget.as_secs()
-                        )));
-                    }
+                    retrying.failed(self, batch, e, attempt_began).await?;
                 }
                 Err(e) if e.is_tls() => return Err(tls_refused(&self.cfg, &e.to_string())),
                 Err(WriteError::Refused(msg)) => return Err(Error::Sink(msg)),
@@ -194,12 +164,7 @@ impl MysqlSink {
             .as_ref()
             .expect("open batches come from a LOAD DATA sink");
         let fence = Fence::for_open_batch(job_id, range_key, &open.fenced);
-        EarlyLoad(
-            writer
-                .start(&open.statement, &open.data, &fence)
-                .await
-                .map_err(WriteError::from),
-        )
+        EarlyLoad(writer.start(&open.statement, &open.data, &fence).await)
     }
 
     async fn try_commit(
@@ -243,10 +208,7 @@ impl MysqlSink {
                     .expect("a LOAD DATA batch comes from a LOAD DATA sink");
                 match early {
                     Some(EarlyLoad(started)) => started,
-                    None => writer
-                        .start(statement, data, fence)
-                        .await
-                        .map_err(Into::into),
+                    None => writer.start(statement, data, fence).await,
                 }
             }
         };
@@ -383,6 +345,61 @@ impl MysqlSink {
     }
 }
 
+/// The state of a batch's retries: how many, since when, the first cause, the backoff, and
+/// the server thread of an attempt abandoned mid-way.
+#[derive(Default)]
+struct Retrying {
+    retries: u64,
+    first_failure: Option<(Instant, String)>,
+    backoff: Option<Backoff>,
+    abandoned: Option<u32>,
+}
+
+impl Retrying {
+    /// Counts a transient failure of an attempt begun at `began` and waits before the next
+    /// one; the error that gives up once the retry budget is spent.
+    async fn failed(
+        &mut self,
+        sink: &MysqlSink,
+        batch: &Batch,
+        e: WriteError,
+        began: Instant,
+    ) -> Result<()> {
+        if let WriteError::Stalled { thread, .. } = e {
+            self.abandoned = self.abandoned.or(thread);
+        }
+        self.retries += 1;
+        let retries = self.retries;
+        let cause = scrub(&e.to_string(), sink.cfg.password.as_deref());
+        let (since, first) = self
+            .first_failure
+            .get_or_insert_with(|| (began, cause.clone()));
+        tracing::warn!(partitions = %batch.partitions(), retries, %cause, "batch failed with a transient error; retrying");
+        let budget = sink.cfg.retry_budget;
+        if self
+            .backoff
+            .get_or_insert_with(|| Backoff::new(budget))
+            .wait()
+            .await
+        {
+            return Ok(());
+        }
+        let first = if *first == cause {
+            String::new()
+        } else {
+            format!(" (the first failure: {first})")
+        };
+        Err(Error::Sink(format!(
+            "gave up writing a batch of partition {} to {} after {retries} failed attempts \
+             over {:.1}s (retry budget {}s): {cause}{first}",
+            batch.partitions(),
+            sink.cfg.redacted_url(),
+            since.elapsed().as_secs_f64(),
+            budget.as_secs()
+        )))
+    }
+}
+
 /// A load begun early by [`MysqlSink::start_load`].
 pub struct EarlyLoad(std::result::Result<Started, WriteError>);
 
@@ -391,90 +408,6 @@ enum Attempt {
     Committed(CommitStats),
     /// An earlier attempt had committed the batch; this one wrote nothing.
     Landed,
-}
-
-/// Why one attempt at a batch failed.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum WriteError {
-    #[error("{0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("{0}")]
-    Driver(#[from] mysql_async::Error),
-    /// The statements ran but their result was refused; the batch was rolled back.
-    #[error("{0}")]
-    Refused(String),
-    /// The server did not answer in time; the connection (server thread `thread`, when known)
-    /// was dropped.
-    #[error(
-        "MySQL did not answer {what} within {}s (a network partition, or a server that stopped \
-         responding); the connection was dropped", after.as_secs_f64()
-    )]
-    Stalled {
-        what: &'static str,
-        after: Duration,
-        thread: Option<u32>,
-    },
-    /// The fence did not let the batch pass: what it found, to be judged with the batch's
-    /// ends.
-    #[error("the fence did not let the batch pass")]
-    Fenced(Found),
-    /// The fence found a checkpoint somewhere this writer did not put it.
-    #[error("the checkpoint of partition {partition} moved under this run")]
-    Moved {
-        partition: i32,
-        found: Option<Position>,
-    },
-}
-
-impl WriteError {
-    /// A TLS failure (a certificate not trusted, a name that does not match): configuration,
-    /// not a transient fault.
-    pub(super) fn is_tls(&self) -> bool {
-        match self {
-            WriteError::Sql(e) => is_tls_sql(e),
-            WriteError::Driver(e) => load_data::is_tls(e),
-            _ => false,
-        }
-    }
-
-    fn is_retriable(&self) -> bool {
-        match self {
-            WriteError::Sql(e) => is_retriable_sql(e),
-            WriteError::Driver(e) => load_data::is_retriable(e),
-            WriteError::Stalled { .. } => true,
-            WriteError::Refused(_) | WriteError::Fenced(_) | WriteError::Moved { .. } => false,
-        }
-    }
-
-    fn server_code(&self) -> Option<u16> {
-        match self {
-            WriteError::Sql(e) => e
-                .as_database_error()
-                .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
-                .map(|d| d.number()),
-            WriteError::Driver(e) => load_data::server_code(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<LoadError> for WriteError {
-    fn from(e: LoadError) -> Self {
-        match e {
-            LoadError::Driver(e) => WriteError::Driver(e),
-            LoadError::Refused(why) => WriteError::Refused(why),
-            LoadError::Stalled {
-                what,
-                after,
-                thread,
-            } => WriteError::Stalled {
-                what,
-                after,
-                thread: Some(thread),
-            },
-            LoadError::Fence(found) => WriteError::Fenced(found),
-        }
-    }
 }
 
 /// An attempt the fence stopped, by what it found: the batch had landed, or a checkpoint
@@ -486,23 +419,6 @@ fn judged(fence: &Fence, found: &[(i32, Option<Position>)]) -> Result<Attempt, W
         Verdict::Write => Err(WriteError::Refused(
             "internal error: the fence stopped a batch it lets pass".into(),
         )),
-    }
-}
-
-/// One round trip that must answer within `limit`; past it the attempt counts as cut.
-async fn bounded<T, E: Into<WriteError>>(
-    limit: Duration,
-    what: &'static str,
-    thread: Option<u32>,
-    op: impl Future<Output = std::result::Result<T, E>>,
-) -> std::result::Result<T, WriteError> {
-    match tokio::time::timeout(limit, op).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(WriteError::Stalled {
-            what,
-            after: limit,
-            thread,
-        }),
     }
 }
 

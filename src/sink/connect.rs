@@ -8,11 +8,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions, Connection, Executor, MySql, MySqlConnection, MySqlPool};
 
 use super::checkpoint;
-use super::commit::WriteError;
 use super::load_data::LoadDataWriter;
 use super::schema::{read_columns, TableName};
+use super::write_error::{is_retriable_sql, is_tls_sql};
 use crate::config::{MysqlTls, SinkConfig, SslMode, WriteMode, WriteStrategy};
-use crate::error::{is_retriable_sql, is_tls_sql, scrub, Backoff, Error, Result};
+use crate::error::{scrub, Backoff, Error, Result};
 use crate::records::Column;
 
 /// Session settings every connection gets: strict mode so the server refuses instead of
@@ -229,7 +229,6 @@ impl MysqlSink {
         let probed = writer.probe().await;
         writer.close().await;
         probed.map_err(|e| {
-            let e = WriteError::from(e);
             if e.is_tls() {
                 tls_refused(&self.cfg, &e.to_string())
             } else {

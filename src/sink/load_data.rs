@@ -9,16 +9,16 @@
 //! into a warning and goes on; the commit therefore counts rows and warnings and rolls the
 //! batch back unless the only warnings are the duplicates the mode asked to skip.
 
-use std::future::Future;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use super::checkpoint::{self, Fence, Found, Verdict};
+use super::checkpoint::{self, Fence, Verdict};
 use super::tsv::{Pulse, TsvData};
+use super::write_error::{bounded, WriteError};
 use super::CONNECT_TIMEOUT;
 use crate::config::{MysqlTls, SinkConfig, SslMode};
-use crate::error::{is_retriable_code, Error, Result};
+use crate::error::{Error, Result};
 
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.
 pub struct LoadDataWriter {
@@ -50,7 +50,7 @@ impl LoadDataWriter {
     }
 
     /// Opens one connection and gives it back: fails where a batch would fail to connect.
-    pub async fn probe(&self) -> std::result::Result<(), LoadError> {
+    pub async fn probe(&self) -> std::result::Result<(), WriteError> {
         let conn = connection(&self.pool).await?;
         drop(conn);
         Ok(())
@@ -76,23 +76,27 @@ impl LoadDataWriter {
         statement: &str,
         data: &TsvData,
         fence: &Fence,
-    ) -> std::result::Result<Started, LoadError> {
+    ) -> std::result::Result<Started, WriteError> {
         let mut conn = connection(&self.pool).await?;
         match self.load(&mut conn, statement, data, fence).await {
             Ok(loaded) => Ok(Started {
                 conn: Some(conn),
                 loaded,
             }),
-            Err(LoadError::Fence(found)) => {
+            Err(WriteError::Fenced(found)) => {
                 let thread = conn.id();
-                match self
-                    .bounded(thread, "ROLLBACK", conn.query_drop("ROLLBACK"))
-                    .await
+                match bounded(
+                    self.io_timeout,
+                    "ROLLBACK",
+                    Some(thread),
+                    conn.query_drop("ROLLBACK"),
+                )
+                .await
                 {
                     Ok(()) => drop(conn), // clean: back to the pool
                     Err(_) => discard(conn).await,
                 }
-                Err(LoadError::Fence(found))
+                Err(WriteError::Fenced(found))
             }
             Err(e) => {
                 discard(conn).await;
@@ -108,7 +112,7 @@ impl LoadDataWriter {
         started: Started,
         then: &[String],
         check: impl FnOnce(&Loaded) -> std::result::Result<(), String>,
-    ) -> std::result::Result<Loaded, LoadError> {
+    ) -> std::result::Result<Loaded, WriteError> {
         let mut started = started;
         let mut conn = started
             .conn
@@ -117,7 +121,7 @@ impl LoadDataWriter {
         let loaded = std::mem::take(&mut started.loaded);
         if let Err(why) = check(&loaded) {
             discard(conn).await;
-            return Err(LoadError::Refused(why));
+            return Err(WriteError::Refused(why));
         }
         let mut result = Ok(());
         let thread = conn.id();
@@ -127,7 +131,7 @@ impl LoadDataWriter {
             } else {
                 "the checkpoint"
             };
-            result = self.bounded(thread, what, conn.query_drop(sql)).await;
+            result = bounded(self.io_timeout, what, Some(thread), conn.query_drop(sql)).await;
             if result.is_err() {
                 break;
             }
@@ -155,48 +159,53 @@ impl LoadDataWriter {
         statement: &str,
         data: &TsvData,
         fence: &Fence,
-    ) -> std::result::Result<Loaded, LoadError> {
+    ) -> std::result::Result<Loaded, WriteError> {
         let thread = conn.id();
         let pulse = Pulse::new();
         let (stream_data, stream_pulse) = (data.clone(), pulse.clone());
         conn.set_infile_handler(async move { Ok(stream_data.stream(stream_pulse)) });
-        self.bounded(
-            thread,
+        bounded(
+            self.io_timeout,
             "START TRANSACTION",
+            Some(thread),
             conn.query_drop("START TRANSACTION"),
         )
         .await?;
-        let rows: Vec<(i32, i64, i64, i32)> = self
-            .bounded(thread, "the checkpoint read", conn.query(fence.lock_sql()))
-            .await?;
+        let rows: Vec<(i32, i64, i64, i32)> = bounded(
+            self.io_timeout,
+            "the checkpoint read",
+            Some(thread),
+            conn.query(fence.lock_sql()),
+        )
+        .await?;
         let found = checkpoint::found(rows);
         if fence.judge(&found) != Verdict::Write {
-            return Err(LoadError::Fence(found));
+            return Err(WriteError::Fenced(found));
         }
         pulse.beat();
         tokio::select! {
             done = conn.query_drop(statement) => done?,
             () = pulse.silence(self.io_timeout) => {
-                return Err(LoadError::Stalled { what: "LOAD DATA", after: self.io_timeout, thread })
+                return Err(WriteError::Stalled { what: "LOAD DATA", after: self.io_timeout, thread: Some(thread) })
             }
         }
         let inserted = conn.affected_rows();
-        let warnings: Option<u64> = self
-            .bounded(
-                thread,
-                "a warning count",
-                conn.query_first("SELECT @@warning_count"),
-            )
-            .await?;
+        let warnings: Option<u64> = bounded(
+            self.io_timeout,
+            "a warning count",
+            Some(thread),
+            conn.query_first("SELECT @@warning_count"),
+        )
+        .await?;
         let warnings = warnings.unwrap_or(0);
         let first_warning = if warnings > 0 {
-            let row: Option<(String, u32, String)> = self
-                .bounded(
-                    thread,
-                    "SHOW WARNINGS",
-                    conn.query_first("SHOW WARNINGS LIMIT 1"),
-                )
-                .await?;
+            let row: Option<(String, u32, String)> = bounded(
+                self.io_timeout,
+                "SHOW WARNINGS",
+                Some(thread),
+                conn.query_first("SHOW WARNINGS LIMIT 1"),
+            )
+            .await?;
             row.map(|(_, code, msg)| format!("{code}: {msg}"))
         } else {
             None
@@ -206,24 +215,6 @@ impl LoadDataWriter {
             warnings,
             first_warning,
         })
-    }
-
-    /// One round trip on the connection of server thread `thread` that must answer within
-    /// `io_timeout`.
-    async fn bounded<T>(
-        &self,
-        thread: u32,
-        what: &'static str,
-        op: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
-    ) -> std::result::Result<T, LoadError> {
-        match tokio::time::timeout(self.io_timeout, op).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(LoadError::Stalled {
-                what,
-                after: self.io_timeout,
-                thread,
-            }),
-        }
     }
 }
 
@@ -268,56 +259,6 @@ async fn connection(
 /// (already marked disconnected, so the pool does not take it back).
 async fn discard(conn: mysql_async::Conn) {
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.disconnect()).await;
-}
-
-/// Why a LOAD DATA batch did not commit.
-pub enum LoadError {
-    Driver(mysql_async::Error),
-    /// The load ran but its result was refused (unexpected duplicates or warnings).
-    Refused(String),
-    /// The server did not answer `what` within `after`; the connection (server thread
-    /// `thread`) was dropped.
-    Stalled {
-        what: &'static str,
-        after: Duration,
-        thread: u32,
-    },
-    /// The fence did not let the batch be written: what its locking read found (see
-    /// [`Fence`]); the caller judges it with the batch's ends.
-    Fence(Found),
-}
-
-impl From<mysql_async::Error> for LoadError {
-    fn from(e: mysql_async::Error) -> Self {
-        LoadError::Driver(e)
-    }
-}
-
-/// Whether a `mysql_async` error is a TLS failure (certificate, name): never retried.
-pub fn is_tls(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Io(mysql_async::IoError::Tls(_)))
-}
-
-/// Whether a `mysql_async` error is worth retrying: broken connections are (a TLS failure is
-/// not), server errors by the same codes as the INSERT path.
-pub fn is_retriable(e: &mysql_async::Error) -> bool {
-    match e {
-        mysql_async::Error::Io(_) => !is_tls(e),
-        mysql_async::Error::Driver(d) => matches!(
-            d,
-            mysql_async::DriverError::ConnectionClosed | mysql_async::DriverError::PacketOutOfOrder
-        ),
-        mysql_async::Error::Server(s) => is_retriable_code(s.code),
-        mysql_async::Error::Other(_) | mysql_async::Error::Url(_) => false,
-    }
-}
-
-/// The server's error code, when the error came from the server.
-pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
-    match e {
-        mysql_async::Error::Server(s) => Some(s.code),
-        _ => None,
-    }
 }
 
 /// `mysql_async` options from the same URL, password and TLS settings sqlx uses. Of sqlx's URL

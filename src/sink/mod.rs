@@ -11,6 +11,7 @@ pub(crate) mod load_data;
 pub(crate) mod schema;
 mod sql;
 pub(crate) mod tsv;
+mod write_error;
 
 pub use batch::{Batch, BatchBuilder, OpenBatch};
 pub use commit::CommitStats;
