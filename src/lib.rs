@@ -23,6 +23,7 @@ pub(crate) mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
+pub mod range;
 pub(crate) mod records;
 pub mod report;
 pub mod sink;

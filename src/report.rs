@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::config::WriteStrategy;
+use crate::range::ResolvedRange;
 use crate::records::BadReason;
-use crate::source::ResolvedRange;
 
 /// Counters updated by every partition task; cheap to bump from the hot loop.
 #[derive(Debug, Default)]

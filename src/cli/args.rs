@@ -146,7 +146,8 @@ pub struct RunArgs {
     #[arg(long, env = "PULSAR2MYSQL_BATCH_BYTES")]
     pub batch_bytes: Option<usize>,
 
-    /// Write streams (one connection each) the partitions are spread over. Default: 4.
+    /// Write streams (one connection each) the partitions are spread over. Default: 1, fed by
+    /// every partition (see README, "Partitioned topics").
     #[arg(long, env = "PULSAR2MYSQL_WRITERS")]
     pub writers: Option<usize>,
 

@@ -311,4 +311,30 @@ mod tests {
         };
         assert!(no_window.into_config().is_ok());
     }
+
+    #[test]
+    fn a_range_key_too_long_for_its_column_is_stored_as_a_hash() {
+        let cfg = |from: String| {
+            RunArgs {
+                topic: Some("t".into()),
+                table: Some("t".into()),
+                from: Some(from),
+                ..Default::default()
+            }
+            .into_config()
+            .unwrap()
+        };
+        assert_eq!(cfg("id:12:5".into()).range_key(), "from=id:12:5;to=latest");
+        // Message-id bounds for 64 partitions: over 700 characters as given.
+        let many: Vec<String> = (0..64).map(|p| format!("{p}=123456:{p}")).collect();
+        let long = cfg(format!("id:{}", many.join(",")));
+        let key = long.range_key();
+        assert!(
+            key.starts_with("sha256:") && key.len() <= crate::config::RANGE_KEY_MAX,
+            "{key}"
+        );
+        assert_eq!(key, long.range_key(), "the same range gives the same key");
+        let other: Vec<String> = (0..64).map(|p| format!("{p}=123456:{}", p + 1)).collect();
+        assert_ne!(key, cfg(format!("id:{}", other.join(","))).range_key());
+    }
 }

@@ -80,9 +80,12 @@ pub struct MysqlTls {
     pub key: Option<std::path::PathBuf>,
 }
 
-/// Write streams when partitions are written in parallel: `--writers`' default where the
-/// server does not make parallel LOAD DATA streams take turns.
-pub const PARALLEL_WRITE_STREAMS: usize = 4;
+/// `--writers`' default: one write stream, fed by every partition read (up to 16 side by
+/// side), one batch at a time carrying all their checkpoints. Measured side by side against
+/// two and four under `innodb_autoinc_lock_mode` 1 and 2 (benches/autoinc.sh, BENCHMARKS.md):
+/// as fast within noise under 1, 1.3-1.5 x faster under 2, where parallel statements contend
+/// on the same B-tree; with one connection and one batch in memory.
+pub const DEFAULT_WRITE_STREAMS: usize = 1;
 
 /// The MySQL side.
 #[derive(Clone)]
@@ -128,17 +131,14 @@ impl fmt::Debug for SinkConfig {
 impl SinkConfig {
     /// The most write streams a run may use: the connection pools' size.
     pub fn max_writers(&self) -> usize {
-        self.writers.unwrap_or(PARALLEL_WRITE_STREAMS).max(1)
+        self.writers.unwrap_or(DEFAULT_WRITE_STREAMS).max(1)
     }
 
     /// How many write streams a run of `partitions` partitions uses: `--writers`, else
-    /// [`PARALLEL_WRITE_STREAMS`], never more than the partitions. One stream fed by every
-    /// partition was measured against four under both `innodb_autoinc_lock_mode` 1 and 2
-    /// (benches/autoinc.sh, BENCHMARKS.md): four were as fast or faster under both, once the
-    /// first batches no longer deadlocked ([`crate::sink::checkpoint::reserve`]).
+    /// [`DEFAULT_WRITE_STREAMS`], never more than the partitions.
     pub fn write_streams(&self, partitions: usize) -> usize {
         self.writers
-            .unwrap_or(PARALLEL_WRITE_STREAMS)
+            .unwrap_or(DEFAULT_WRITE_STREAMS)
             .min(partitions)
             .max(1)
     }
@@ -199,11 +199,12 @@ mod tests {
         sink.batch_rows = Some(7);
         assert_eq!(sink.batch_rows_for(4), 7);
 
-        // Write streams: four, never more than the partitions, or --writers.
-        assert_eq!(sink.write_streams(16), PARALLEL_WRITE_STREAMS);
+        // Write streams: one unless --writers says, never more than the partitions.
+        assert_eq!(sink.write_streams(16), DEFAULT_WRITE_STREAMS);
+        assert_eq!(sink.write_streams(2), 1);
+        sink.writers = Some(4);
+        assert_eq!(sink.write_streams(16), 4);
         assert_eq!(sink.write_streams(2), 2);
-        sink.writers = Some(1);
-        assert_eq!(sink.write_streams(16), 1);
         sink.writers = Some(3);
         assert_eq!(sink.write_streams(1), 1);
     }

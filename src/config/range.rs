@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::source::Position;
+use crate::range::Position;
 
 /// Where reading starts in each partition.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! Wires source -> records -> sink for one run.
 //!
 //! The readers of the first partitions open first, so every end bound is taken when the run
-//! starts. Partitions are then spread over write streams (one connection each; how many, the
-//! server's AUTO-INC lock mode decides unless `--writers` says), each stream reading up to a
-//! few partitions side by side into one writer task (`stream`): reading+converting and
+//! starts. Partitions are then spread over write streams (one connection each; one unless
+//! `--writers` says), each stream reading up to 16 partitions side by side into one writer
+//! task (`stream`): reading+converting and
 //! writing overlap through a bounded channel, which keeps memory flat whatever the size of
 //! the range. A stream's partitions fill one batch together, which commits with the
 //! checkpoint of every partition in it, and a stream's batches commit in order, so each
@@ -25,7 +25,7 @@ use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::MysqlSink;
-use crate::source::bounds::StopReason;
+use crate::range::StopReason;
 use crate::source::ResolvedRange;
 use crate::source::{PartitionReader, Position, PulsarSource};
 
@@ -131,11 +131,11 @@ async fn run_inner(
     // for the MySQL side's whole conversation). The first error ends both: dropping the
     // handle aborts the task.
     let source = cfg.source.clone();
-    // Subscribed at once: one partition per write stream; the others subscribe when their
-    // turn comes, a few milliseconds later.
-    let writers = cfg.sink.max_writers();
+    // Subscribed at once: the partitions read first; the others subscribe when their turn
+    // comes.
+    let at_once = cfg.sink.max_writers().max(READERS_AT_ONCE);
     let pulsar_side = AbortOnDropHandle::new(tokio::spawn(
-        async move { open_readers(&source, writers).await }.in_current_span(),
+        async move { open_readers(&source, at_once).await }.in_current_span(),
     ));
     let pulsar_side = async {
         pulsar_side.await.unwrap_or_else(|e| {
@@ -177,10 +177,10 @@ async fn run_inner(
 /// the run starts) and a reader from the range's start. Readers open before the checkpoints
 /// are known, so the broker's first delivery overlaps the MySQL setup; a partition with a
 /// checkpoint is moved to it afterwards ([`PartitionReader::resume_after`]).
-async fn open_readers(cfg: &SourceConfig, writers: usize) -> Result<Vec<PartitionReader>> {
+async fn open_readers(cfg: &SourceConfig, at_once: usize) -> Result<Vec<PartitionReader>> {
     let source = PulsarSource::connect(cfg).await?;
     let partitions = source.partitions().await?;
-    // The first `writers` partitions are read at once: they subscribe now, so the broker's
+    // The first `at_once` partitions are read at once: they subscribe now, so the broker's
     // first delivery overlaps the MySQL setup. The others subscribe when their turn comes, so
     // no receiver queue fills for a partition that waits (memory follows the partitions being
     // read, not all of them).
@@ -188,7 +188,7 @@ async fn open_readers(cfg: &SourceConfig, writers: usize) -> Result<Vec<Partitio
         partitions
             .into_iter()
             .enumerate()
-            .map(|(i, p)| source.open_from_start(p, i < writers)),
+            .map(|(i, p)| source.open_from_start(p, i < at_once)),
     )
     .await
 }
@@ -369,7 +369,7 @@ async fn write(
         streams,
         partitions = readers.len(),
         autoinc_lock_mode = ?sink.autoinc_lock_mode(),
-        "write streams (--writers, default 4)"
+        "write streams (--writers, default 1)"
     );
     // Partitions read at once, spread over the streams: a partition's read rate is bounded by
     // the broker's entries per second on one subscription, so many partitions of small entries

@@ -392,7 +392,10 @@ fn consume(
                 BadRecordPolicy::Skip => {
                     tracing::warn!(message = %msg.position, reason = %bad, "skipping bad record");
                 }
-                BadRecordPolicy::DeadLetter => builder.push_dead_letter(index, msg, bad),
+                BadRecordPolicy::DeadLetter => {
+                    let at = (index, msg.position, msg.publish_time);
+                    builder.push_dead_letter(at, &msg.payload, bad)
+                }
             }
             if total > cfg.records.max_bad_records {
                 return Err(Error::BadRecords(format!(

@@ -8,8 +8,8 @@ use super::schema::quote_ident;
 use super::sql::write_literal;
 use super::tsv::{self, TsvData, TsvWriter};
 use crate::config::{WriteMode, WriteStrategy};
+use crate::range::Position;
 use crate::records::{BadRecord, Column, Value};
-use crate::source::{Position, SourceMessage};
 
 /// How many full-size statements an INSERT batch holds at most (with `--batch-bytes` 4 MiB:
 /// 16 MiB of SQL per transaction).
@@ -375,16 +375,22 @@ impl BatchBuilder {
         Ok(())
     }
 
-    /// Adds a record of partition `partition` that goes to the dead-letter table.
-    pub fn push_dead_letter(&mut self, partition: i32, msg: &SourceMessage, reason: BadRecord) {
-        self.dead_letter_bytes += msg.payload.len();
+    /// Adds a record of partition `partition` at `position` that goes to the dead-letter
+    /// table.
+    pub fn push_dead_letter(
+        &mut self,
+        (partition, position, publish_time): (i32, Position, i64),
+        payload: &[u8],
+        reason: BadRecord,
+    ) {
+        self.dead_letter_bytes += payload.len();
         let topic = self.span(partition).topic.clone();
         self.batch.dead_letters.push(DeadLetter {
             topic,
             partition,
-            position: msg.position,
-            publish_time: msg.publish_time,
-            payload: msg.payload.clone(),
+            position,
+            publish_time,
+            payload: payload.to_vec(),
             reason,
         });
     }
@@ -613,14 +619,8 @@ mod tests {
         assert_eq!(batch.rows, rows);
         assert!(!b.is_full(), "a new batch starts empty");
         // Dead letters count by their payload too.
-        let msg = SourceMessage {
-            position: Position::new(1, 1, -1),
-            publish_time: 0,
-            payload: vec![0; 9 << 20],
-            chunk: None,
-            too_large: None,
-        };
-        b.push_dead_letter(0, &msg, BadRecord::chunk(0, 2));
+        let at = (0, Position::new(1, 1, -1), 0);
+        b.push_dead_letter(at, &vec![0; 9 << 20], BadRecord::chunk(0, 2));
         assert!(b.is_full(), "9 MiB of dead letters fill an 8 MiB batch");
         b.take();
         assert!(!b.is_full());

@@ -15,8 +15,8 @@ use super::batch::{Batch, Span};
 pub use super::job_lock::{lock_name, JobLock, LockKeeper};
 use super::sql::write_literal;
 use crate::error::{Error, Result};
+use crate::range::Position;
 use crate::records::Value;
-use crate::source::Position;
 
 /// The migrations the binary applies at start-up (idempotent `CREATE TABLE IF NOT EXISTS`).
 pub const MIGRATIONS: &[(&str, &str, &str)] = &[

@@ -13,7 +13,7 @@ use super::sql::dead_letter_statements;
 use super::write_error::{bounded, WriteError};
 use crate::config::WriteMode;
 use crate::error::{scrub, Backoff, Error, Result};
-use crate::source::Position;
+use crate::range::Position;
 
 /// Hint for a duplicate key under `--mode insert`, whichever path found it.
 const DUPLICATE_HINT: &str = "the table already holds a row with this key: re-run with --mode \

@@ -125,8 +125,8 @@ pub fn write_literal(out: &mut String, v: &Value<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::range::Position;
     use crate::records::BadRecord;
-    use crate::source::Position;
 
     fn lit(v: Value<'_>) -> String {
         let mut s = String::new();

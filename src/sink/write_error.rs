@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::checkpoint::Found;
-use crate::source::Position;
+use crate::range::Position;
 
 /// Why one attempt at a batch failed.
 #[derive(Debug, thiserror::Error)]

@@ -2,35 +2,9 @@
 //! is a replay, and when the partition is done. Exactly once rests on these rules; they live
 //! here, apart from the consumer that feeds them, so every boundary case is a unit test.
 
-use serde::Serialize;
+pub use crate::range::StopReason;
 
 use super::Position;
-
-/// Why a partition's reader stopped (reported in the summary as snake_case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// The last message that existed when the run started was read.
-    EndOfPartition,
-    /// A message published at or after `--to` was seen.
-    EndOfWindow,
-    /// The `--to id:` bound was read.
-    StopIdReached,
-    /// The start (checkpoint, id bound or window start) is already at or past the end.
-    AlreadyAtEnd,
-}
-
-impl StopReason {
-    /// The summary's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopReason::EndOfPartition => "end_of_partition",
-            StopReason::EndOfWindow => "end_of_window",
-            StopReason::StopIdReached => "stop_id_reached",
-            StopReason::AlreadyAtEnd => "already_at_end",
-        }
-    }
-}
 
 /// One partition's range: where it starts, where it ends, and the window in between.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
