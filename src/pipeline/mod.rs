@@ -21,11 +21,11 @@ use tracing::Instrument;
 
 use crate::config::{Config, EndBound, RecordsConfig, SourceConfig, StartBound, WriteStrategy};
 use crate::error::{Error, ExitCode, Result};
+use crate::range::StopReason;
 use crate::records::RowConverter;
 use crate::report::{RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint, JobLock};
 use crate::sink::MysqlSink;
-use crate::range::StopReason;
 use crate::source::ResolvedRange;
 use crate::source::{PartitionReader, Position, PulsarSource};
 
