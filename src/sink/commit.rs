@@ -6,8 +6,9 @@ use std::time::Instant;
 use sqlx::{Connection, MySqlConnection};
 
 use super::batch::{Batch, Body, OpenBatch};
-use super::checkpoint::{self, Fence, Verdict};
+use super::checkpoint;
 use super::connect::{tls_refused, MysqlSink};
+use super::fence::{self, Fence, Verdict};
 use super::load_data::{LoadDataWriter, Loaded, Started};
 use super::sql::dead_letter_statements;
 use super::write_error::{bounded, WriteError};
@@ -251,7 +252,7 @@ impl MysqlSink {
             sqlx::query_as(sqlx::AssertSqlSafe(fence.lock_sql())).fetch_all(&mut *tx),
         )
         .await?;
-        let found = checkpoint::found(rows);
+        let found = fence::found(rows);
         if fence.judge(&found) != Verdict::Write {
             bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;
             return judged(fence, &found);

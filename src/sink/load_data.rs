@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use super::checkpoint::{self, Fence, Verdict};
+use super::fence::{self, Fence, Verdict};
 use super::tsv::{Pulse, TsvData};
 use super::write_error::{bounded, WriteError};
 use super::CONNECT_TIMEOUT;
@@ -178,7 +178,7 @@ impl LoadDataWriter {
             conn.query(fence.lock_sql()),
         )
         .await?;
-        let found = checkpoint::found(rows);
+        let found = fence::found(rows);
         if fence.judge(&found) != Verdict::Write {
             return Err(WriteError::Fenced(found));
         }

@@ -6,6 +6,7 @@ pub(crate) mod batch;
 pub mod checkpoint;
 mod commit;
 pub(crate) mod connect;
+pub(crate) mod fence;
 mod job_lock;
 pub(crate) mod load_data;
 pub(crate) mod schema;

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::checkpoint::Found;
+use super::fence::Found;
 use crate::range::Position;
 
 /// Why one attempt at a batch failed.
