@@ -1,17 +1,16 @@
 //! Connecting the sink: the control pool (sqlx) with its TLS policy, the project's
 //! migrations, the table's columns, the write strategy and the LOAD DATA pool.
 
-use std::str::FromStr;
-
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::MySqlPoolOptions;
 use sqlx::pool::PoolConnection;
-use sqlx::{ConnectOptions, Connection, Executor, MySql, MySqlConnection, MySqlPool};
+use sqlx::{Connection, Executor, MySql, MySqlConnection, MySqlPool};
 
 use super::checkpoint;
 use super::load_data::LoadDataWriter;
 use super::schema::{read_columns, TableName};
+use super::target::MysqlTarget;
 use super::write_error::{is_retriable_sql, is_tls_sql};
-use crate::config::{MysqlTls, SinkConfig, SslMode, WriteMode, WriteStrategy};
+use crate::config::{SinkConfig, WriteMode, WriteStrategy};
 use crate::error::{scrub, Backoff, Error, Result};
 use crate::records::Column;
 
@@ -40,30 +39,18 @@ pub struct MysqlSink {
     /// DATA streams take turns on the table's AUTO-INC lock.
     pub(super) autoinc_lock_mode: Option<i64>,
     pub(super) cfg: SinkConfig,
+    /// Where and as whom both drivers connect.
+    pub(super) target: MysqlTarget,
 }
 
 /// Connects the control pool (sqlx) and takes its first connection, retrying a server that
 /// is not up yet within the retry budget; a certificate the run will never trust fails at once.
-async fn open_control(cfg: &SinkConfig) -> Result<(MySqlPool, PoolConnection<MySql>)> {
+async fn open_control(
+    cfg: &SinkConfig,
+    target: &MysqlTarget,
+) -> Result<(MySqlPool, PoolConnection<MySql>)> {
     let secret = cfg.password.clone();
-    let mut options = MySqlConnectOptions::from_str(&cfg.url).map_err(|e| {
-        Error::Config(format!(
-            "--mysql-url '{}' is not a MySQL URL: {}",
-            cfg.redacted_url(),
-            scrub(&e.to_string(), secret.as_deref())
-        ))
-    })?;
-    if let Some(pw) = &cfg.password {
-        options = options.password(pw);
-    }
-    options = with_tls(options, &cfg.tls);
-    options = options
-        .charset("utf8mb4")
-        .pipes_as_concat(false)
-        .timezone(Some("+00:00".to_string()))
-        // sqlx logs every statement, and slow ones whole at WARN: batches are megabytes of
-        // row values. Logs never carry rows; slowness shows in the batch metrics.
-        .disable_statement_logging();
+    let options = target.sqlx_options();
     let pool = MySqlPoolOptions::new()
         .max_connections(cfg.max_writers() as u32 + 2)
         .acquire_timeout(super::CONNECT_TIMEOUT)
@@ -117,7 +104,8 @@ async fn open_control(cfg: &SinkConfig) -> Result<(MySqlPool, PoolConnection<MyS
 /// Applies the project's migrations (checkpoints, dead letters, window ends) and nothing else:
 /// no sink table needed, so a database can be prepared before the first job is configured.
 pub async fn migrate(cfg: &SinkConfig) -> Result<()> {
-    let (pool, mut conn) = open_control(cfg).await?;
+    let target = MysqlTarget::parse(cfg)?;
+    let (pool, mut conn) = open_control(cfg, &target).await?;
     let limit = cfg.io_timeout * 4;
     let done = tokio::time::timeout(limit, checkpoint::migrate(&mut conn)).await;
     drop(conn);
@@ -137,7 +125,8 @@ impl MysqlSink {
     /// columns and the server's `max_allowed_packet`.
     pub async fn connect(cfg: &SinkConfig, read_only: bool) -> Result<Self> {
         let table = TableName::parse(&cfg.table)?;
-        let (pool, mut conn) = open_control(cfg).await?;
+        let target = MysqlTarget::parse(cfg)?;
+        let (pool, mut conn) = open_control(cfg, &target).await?;
         // A handful of single round trips; a server that stops answering must not hold the run.
         let limit = cfg.io_timeout * 4;
         let setup = async {
@@ -188,13 +177,14 @@ impl MysqlSink {
             .min((packet as usize).saturating_sub(16 * 1024))
             .max(16 * 1024);
         let load_data = if strategy == WriteStrategy::LoadData && !read_only {
-            let writer = LoadDataWriter::new(cfg, SESSION_INIT, tls_in_use)?;
+            let writer = LoadDataWriter::new(&target, cfg, SESSION_INIT, tls_in_use);
             writer.warm_up();
             Some(writer)
         } else {
             None
         };
         Ok(MysqlSink {
+            target,
             pool,
             table,
             columns,
@@ -225,7 +215,7 @@ impl MysqlSink {
         if self.strategy != WriteStrategy::LoadData {
             return Ok(());
         }
-        let writer = LoadDataWriter::new(&self.cfg, SESSION_INIT, self.tls_in_use)?;
+        let writer = LoadDataWriter::new(&self.target, &self.cfg, SESSION_INIT, self.tls_in_use);
         let probed = writer.probe().await;
         writer.close().await;
         probed.map_err(|e| {
@@ -278,25 +268,6 @@ impl MysqlSink {
             ))
         })
     }
-}
-
-/// sqlx's connect options with the run's TLS settings (they win over the URL's).
-fn with_tls(options: MySqlConnectOptions, tls: &MysqlTls) -> MySqlConnectOptions {
-    use sqlx::mysql::MySqlSslMode as M;
-    let mut options = options.ssl_mode(match tls.mode {
-        SslMode::Disabled => M::Disabled,
-        SslMode::Preferred => M::Preferred,
-        SslMode::Required => M::Required,
-        SslMode::VerifyCa => M::VerifyCa,
-        SslMode::VerifyIdentity => M::VerifyIdentity,
-    });
-    if let Some(ca) = &tls.ca {
-        options = options.ssl_ca(ca);
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-        options = options.ssl_client_cert(cert).ssl_client_key(key);
-    }
-    options
 }
 
 /// A TLS failure as the configuration error it is.

@@ -14,11 +14,11 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 
 use super::fence::{self, Fence, Verdict};
+use super::target::MysqlTarget;
 use super::tsv::{Pulse, TsvData};
 use super::write_error::{bounded, WriteError};
 use super::CONNECT_TIMEOUT;
-use crate::config::{MysqlTls, SinkConfig, SslMode};
-use crate::error::{Error, Result};
+use crate::config::SinkConfig;
 
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.
 pub struct LoadDataWriter {
@@ -41,12 +41,17 @@ pub struct Loaded {
 impl LoadDataWriter {
     /// A lazy pool (nothing connects before the first batch) with the same session settings
     /// as the sqlx pool.
-    pub fn new(cfg: &SinkConfig, session_init: &str, tls_offered: bool) -> Result<Self> {
-        let opts = connect_opts(cfg, session_init, tls_offered)?;
-        Ok(LoadDataWriter {
+    pub fn new(
+        target: &MysqlTarget,
+        cfg: &SinkConfig,
+        session_init: &str,
+        tls_offered: bool,
+    ) -> Self {
+        let opts = target.mysql_async_opts(session_init, tls_offered, cfg.max_writers());
+        LoadDataWriter {
             pool: mysql_async::Pool::new(opts),
             io_timeout: cfg.io_timeout,
-        })
+        }
     }
 
     /// Opens one connection and gives it back: fails where a batch would fail to connect.
@@ -259,153 +264,4 @@ async fn connection(
 /// (already marked disconnected, so the pool does not take it back).
 async fn discard(conn: mysql_async::Conn) {
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.disconnect()).await;
-}
-
-/// `mysql_async` options from the same URL, password and TLS settings sqlx uses. Of sqlx's URL
-/// parameters `socket` is mapped here (TLS comes resolved in `cfg.tls`); anything else is
-/// ignored by this pool. A Unix socket is used only when the URL names one. `tls_offered`
-/// (the control connection got TLS) decides `preferred`.
-fn connect_opts(
-    cfg: &SinkConfig,
-    session_init: &str,
-    tls_offered: bool,
-) -> Result<mysql_async::Opts> {
-    let url = url::Url::parse(&cfg.url).map_err(|e| {
-        Error::Config(format!(
-            "--mysql-url '{}' is not a URL: {e}",
-            cfg.redacted_url()
-        ))
-    })?;
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    let user = (!url.username().is_empty()).then(|| decode(url.username()));
-    let password = cfg.password.clone().or_else(|| url.password().map(decode));
-    let db = url.path().trim_start_matches('/');
-    let mut builder = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(url.host_str().unwrap_or("localhost"))
-        .tcp_port(url.port().unwrap_or(3306))
-        .user(user)
-        .pass(password)
-        .db_name((!db.is_empty()).then(|| decode(db)))
-        // Connect where the URL says. By default the driver asks a server reached over TCP for
-        // its @@socket and reconnects through that path on this machine: past any proxy, and
-        // to whatever local server listens there.
-        .prefer_socket(false)
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .init(vec![
-            "SET NAMES utf8mb4".to_string(),
-            session_init.to_string(),
-        ])
-        .pool_opts(
-            mysql_async::PoolOpts::default()
-                .with_constraints(
-                    mysql_async::PoolConstraints::new(0, cfg.max_writers()).expect("0 <= writers"),
-                )
-                // Keep idle connections for the next batch. Without a TTL the pool keeps only
-                // `min` (0) idle ones, so every batch (and the warm-up) would connect anew.
-                .with_inactive_connection_ttl(std::time::Duration::from_secs(60))
-                .with_reset_connection(false),
-        );
-    for (k, v) in url.query_pairs() {
-        if k == "socket" {
-            builder = builder.socket(Some(v.into_owned()));
-        }
-    }
-    Ok(builder.ssl_opts(ssl_opts(&cfg.tls, tls_offered)).into())
-}
-
-/// The TLS of the LOAD DATA connection, by the same policy as sqlx's.
-fn ssl_opts(tls: &MysqlTls, tls_offered: bool) -> Option<mysql_async::SslOpts> {
-    let unchecked = || {
-        mysql_async::SslOpts::default()
-            .with_danger_accept_invalid_certs(true)
-            .with_danger_skip_domain_validation(true)
-    };
-    let mut ssl = match tls.mode {
-        SslMode::Disabled => return None,
-        SslMode::Preferred if !tls_offered => return None,
-        SslMode::Preferred | SslMode::Required => unchecked(),
-        SslMode::VerifyCa => {
-            mysql_async::SslOpts::default().with_danger_skip_domain_validation(true)
-        }
-        SslMode::VerifyIdentity => mysql_async::SslOpts::default(),
-    };
-    if let Some(ca) = &tls.ca {
-        if matches!(tls.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) {
-            ssl = ssl.with_root_certs(vec![ca.clone().into()]);
-        }
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
-            cert.clone().into(),
-            key.clone().into(),
-        )));
-    }
-    Some(ssl)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::WriteMode;
-
-    #[test]
-    fn sqlx_url_parameters_map_to_mysql_async() {
-        let cfg = |url: &str| SinkConfig {
-            url: url.into(),
-            password: None,
-            table: "t".into(),
-            mode: WriteMode::Insert,
-            strategy: Default::default(),
-            batch_rows: Some(1),
-            batch_bytes: 1,
-            writers: Some(2),
-            retry_budget: std::time::Duration::from_secs(1),
-            io_timeout: std::time::Duration::from_secs(1),
-            tls: Default::default(),
-        };
-        let o = connect_opts(
-            &cfg("mysql://u%40x:p%2Fw@db.example:3307/my%20db"),
-            "",
-            false,
-        )
-        .unwrap();
-        assert_eq!(o.ip_or_hostname(), "db.example");
-        assert_eq!(o.tcp_port(), 3307);
-        assert_eq!(o.user(), Some("u@x"));
-        assert_eq!(o.pass(), Some("p/w"));
-        assert_eq!(o.db_name(), Some("my db"));
-        assert!(o.ssl_opts().is_none());
-        assert!(
-            !o.prefer_socket(),
-            "a TCP URL must never switch to the server's Unix socket"
-        );
-        assert_eq!(o.socket(), None);
-        let o = connect_opts(
-            &cfg("mysql://u@localhost/db?socket=%2Frun%2Fm.sock"),
-            "",
-            false,
-        )
-        .unwrap();
-        assert_eq!(o.socket(), Some("/run/m.sock"));
-        // One policy with sqlx: preferred takes TLS when the control connection got it.
-        assert!(connect_opts(&cfg("mysql://u@h/db"), "", true)
-            .unwrap()
-            .ssl_opts()
-            .is_some());
-        let tls = |mode| MysqlTls {
-            mode,
-            ..Default::default()
-        };
-        assert!(ssl_opts(&tls(SslMode::Required), false).is_some());
-        assert!(ssl_opts(&tls(SslMode::Disabled), true).is_none());
-        let verify = ssl_opts(&tls(SslMode::VerifyIdentity), false).unwrap();
-        assert!(!verify.accept_invalid_certs() && !verify.skip_domain_validation());
-        let ca_only = ssl_opts(&tls(SslMode::VerifyCa), false).unwrap();
-        assert!(!ca_only.accept_invalid_certs() && ca_only.skip_domain_validation());
-    }
 }

@@ -11,6 +11,7 @@ mod job_lock;
 pub(crate) mod load_data;
 pub(crate) mod schema;
 mod sql;
+pub(crate) mod target;
 pub(crate) mod tsv;
 mod write_error;
 
