@@ -47,8 +47,9 @@ async fn kill_9_at_several_points_then_rerun_gives_every_row_once() {
 }
 
 /// The same over a partitioned topic, the runs alternating between one write stream fed by
-/// every partition and three parallel streams: every partition's checkpoint commits with its
-/// rows either way; the last run uses the default (four streams).
+/// every partition (batches holding rows of several partitions, all their checkpoints in one
+/// transaction) and three parallel streams: every partition's checkpoint commits with its
+/// rows either way; the last run uses the default (one stream).
 #[tokio::test]
 async fn kill_9_over_a_partitioned_topic_then_rerun_gives_every_row_once() {
     const N: i64 = 400_000;
