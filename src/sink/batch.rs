@@ -91,11 +91,6 @@ impl Batch {
         self.spans.iter().all(|s| s.last.is_none())
     }
 
-    /// Records consumed by the batch, all partitions together.
-    pub fn consumed(&self) -> u64 {
-        self.spans.iter().map(|s| s.consumed).sum()
-    }
-
     /// The partitions with records in the batch, for logs and messages: `3` or `0, 2, 5`.
     pub fn partitions(&self) -> String {
         let names: Vec<String> = self
