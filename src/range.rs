@@ -26,6 +26,18 @@ impl Position {
         }
     }
 
+    /// The latest position strictly before this message, for "reading stopped right before
+    /// it": the previous message of its batch, else the whole previous entry, else (the first
+    /// entry of a ledger) a place before the ledger's first entry (`entry_id` -1), since the
+    /// previous ledger's last entry is not known here.
+    pub fn just_before(&self) -> Position {
+        if self.batch_index > 0 {
+            Position::new(self.ledger_id, self.entry_id, self.batch_index - 1)
+        } else {
+            Position::new(self.ledger_id, self.entry_id - 1, i32::MAX)
+        }
+    }
+
     /// Whether `self` is the same entry as `other`, or an earlier one.
     pub fn entry_at_or_before(&self, other: &Position) -> bool {
         (self.ledger_id, self.entry_id) <= (other.ledger_id, other.entry_id)
@@ -140,6 +152,30 @@ mod tests {
         let d = Position::new(11, 0, -1);
         assert!(a < b && b < c && c < d);
         assert!(b.entry_at_or_before(&a));
+    }
+
+    #[test]
+    fn just_before_is_the_last_position_before() {
+        for p in [
+            Position::new(10, 5, 3),
+            Position::new(10, 5, 0),
+            Position::new(10, 5, -1),
+            Position::new(10, 0, -1),
+        ] {
+            let before = p.just_before();
+            assert!(before < p, "{p} {before:?}");
+            // Nothing of another message lies between them.
+            assert!(Position::new(10, 4, 7) <= before || p.entry_id == 0);
+        }
+        assert_eq!(
+            Position::new(10, 5, 3).just_before(),
+            Position::new(10, 5, 2)
+        );
+        assert_eq!(
+            Position::new(10, 0, -1).just_before(),
+            Position::new(10, -1, i32::MAX)
+        );
+        assert!(Position::new(9, 99, -1) < Position::new(10, 0, -1).just_before());
     }
 
     #[test]

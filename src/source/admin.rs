@@ -45,10 +45,66 @@ pub(super) async fn message_id_at(cfg: &SourceConfig, topic: &str, ms: i64) -> O
 }
 
 async fn ask(cfg: &SourceConfig, topic: &str, ms: i64) -> Result<Answer, String> {
+    let (status, body) = get(cfg, topic, &format!("messageid/{ms}")).await?;
+    match status {
+        200 => parse_message_id(&body).map(Answer::Found),
+        status => Ok(Answer::NotFound(
+            status,
+            body.trim().chars().take(200).collect(),
+        )),
+    }
+}
+
+/// The last entry of the partition in a ledger before `ledger` (the current one, which the
+/// broker says holds nothing yet), from the topic's internal stats; `None` when no earlier
+/// ledger holds an entry (the partition is really empty). An error when the admin API cannot
+/// tell: the caller must not guess where the partition ends.
+pub(super) async fn last_entry_before(
+    cfg: &SourceConfig,
+    topic: &str,
+    ledger: i64,
+) -> Result<Option<Position>, String> {
+    let (status, body) = get(cfg, topic, "internalStats").await?;
+    if status != 200 {
+        let detail: String = body.trim().chars().take(200).collect();
+        return Err(format!(
+            "the admin API answered {status} to the internal stats of {topic}: {detail}"
+        ));
+    }
+    last_entry_in_stats(&body, ledger)
+}
+
+/// [`last_entry_before`]'s reading of an internal-stats reply: the newest ledger before
+/// `ledger` with at least one entry, and its last entry.
+fn last_entry_in_stats(body: &str, ledger: i64) -> Result<Option<Position>, String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|_| {
+        let excerpt: String = body.chars().take(200).collect();
+        format!("unexpected internal stats: {excerpt:?}")
+    })?;
+    let ledgers = v["ledgers"]
+        .as_array()
+        .ok_or("the internal stats list no ledgers")?;
+    let mut last = None;
+    for l in ledgers {
+        let (Some(id), Some(entries)) = (l["ledgerId"].as_i64(), l["entries"].as_i64()) else {
+            return Err(format!(
+                "a ledger of the internal stats has no id or count: {l}"
+            ));
+        };
+        if id < ledger && entries > 0 && last.is_none_or(|p: Position| id > p.ledger_id) {
+            last = Some(Position::new(id, entries - 1, -1));
+        }
+    }
+    Ok(last)
+}
+
+/// `GET <admin>/admin/v2/<topic path>/<what>`, following redirects, with the token where it
+/// may go: the status and the body.
+async fn get(cfg: &SourceConfig, topic: &str, what: &str) -> Result<(u16, String), String> {
     let base = cfg.admin_base_url()?;
     let path = topic.replacen("://", "/", 1);
     let mut url = url::Url::parse(&format!(
-        "{}/admin/v2/{path}/messageid/{ms}",
+        "{}/admin/v2/{path}/{what}",
         base.as_str().trim_end_matches('/')
     ))
     .map_err(|e| format!("cannot build the admin URL for {topic}: {e}"))?;
@@ -77,7 +133,6 @@ async fn ask(cfg: &SourceConfig, topic: &str, ms: i64) -> Result<Answer, String>
             .await
             .map_err(|e| format!("{shown}: {e}"))?;
         match reply.status {
-            200 => return parse_message_id(&reply.body).map(Answer::Found),
             301 | 302 | 303 | 307 | 308 => {
                 let to = reply.location.ok_or_else(|| {
                     format!("{shown} answered {} without a Location", reply.status)
@@ -86,10 +141,7 @@ async fn ask(cfg: &SourceConfig, topic: &str, ms: i64) -> Result<Answer, String>
                     .join(&to)
                     .map_err(|e| format!("{shown} redirected to an invalid URL: {e}"))?;
             }
-            status => {
-                let detail = reply.body.trim().chars().take(200).collect();
-                return Ok(Answer::NotFound(status, detail));
-            }
+            status => return Ok((status, reply.body)),
         }
     }
     Err(format!("more than {MAX_REDIRECTS} redirects"))
@@ -111,6 +163,30 @@ fn parse_message_id(body: &str) -> Result<Position, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ledger rolled over and still empty: the end is the last entry of the newest earlier
+    /// ledger that holds any (an empty ledger between them is passed over).
+    #[test]
+    fn last_entry_before_an_empty_current_ledger() {
+        let stats = r#"{"entriesAddedCounter":12,"lastConfirmedEntry":"9:-1","ledgers":[
+            {"ledgerId":5,"entries":10,"size":100,"offloaded":false},
+            {"ledgerId":7,"entries":0,"size":0,"offloaded":false},
+            {"ledgerId":9,"entries":0,"size":0,"offloaded":false}]}"#;
+        assert_eq!(
+            last_entry_in_stats(stats, 9),
+            Ok(Some(Position::new(5, 9, -1)))
+        );
+        // Pulsar 4.0.8's own reply right after an unload (ledger 5 opened, empty).
+        let real = r#"{"entriesAddedCounter":0,"numberOfEntries":3,"totalSize":123,"currentLedgerEntries":0,"currentLedgerSize":0,"lastLedgerCreatedTimestamp":"2026-12-06T16:06:52.317Z","waitingCursorsCount":0,"pendingAddEntriesCount":0,"lastConfirmedEntry":"3:2","state":"LedgerOpened","ledgers":[{"ledgerId":3,"entries":3,"size":123,"offloaded":false,"underReplicated":false},{"ledgerId":5,"entries":0,"size":0,"offloaded":false,"underReplicated":false}],"cursors":{},"schemaLedgers":[{"ledgerId":4,"entries":1,"size":140,"offloaded":false,"underReplicated":false}],"compactedLedger":{"ledgerId":-1,"entries":-1,"size":-1,"offloaded":false,"underReplicated":false}}"#;
+        assert_eq!(
+            last_entry_in_stats(real, 5),
+            Ok(Some(Position::new(3, 2, -1)))
+        );
+        let empty = r#"{"ledgers":[{"ledgerId":3,"entries":0}]}"#;
+        assert_eq!(last_entry_in_stats(empty, 3), Ok(None));
+        assert!(last_entry_in_stats("<html>", 3).is_err());
+        assert!(last_entry_in_stats(r#"{"ledgers":[{"entries":1}]}"#, 3).is_err());
+    }
     use crate::config::{EndBound, StartBound};
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -214,17 +214,36 @@ impl PulsarSource {
         super::admin::message_id_at(&self.cfg, topic, ms).await
     }
 
-    /// The partition's last message now (`None`: the broker names none, the partition is
-    /// empty or its current ledger holds nothing yet), which bounds what a run reads of it:
-    /// nothing published after the run started is waited for.
+    /// The partition's last message now (`None`: the partition holds none), which bounds what
+    /// a run reads of it: nothing published after the run started is waited for. A broker
+    /// that names only an empty current ledger (`(ledger, -1)`: older brokers, or a ledger
+    /// just rolled over) is asked through the admin API for the last entry before it, since
+    /// without an end a quiet spell would be taken for the end of the partition.
     async fn end_snapshot(&self, partition: &Partition) -> Result<Option<Position>> {
         let mut backoff = Backoff::new(self.cfg.retry_budget);
-        loop {
+        let answer = loop {
             match bounded(last_message_of(&self.client, &partition.topic)).await {
-                Ok(last) => return Ok(last),
+                Ok(last) => break last,
                 Err(e) => {
                     retry_or_give_up(&mut backoff, "find the last message of", partition, e).await?
                 }
+            }
+        };
+        match answer {
+            LastMessage::Entry(p) => Ok(Some(p)),
+            LastMessage::None => Ok(None),
+            LastMessage::EmptyLedger(ledger) => {
+                super::admin::last_entry_before(&self.cfg, &partition.topic, ledger)
+                    .await
+                    .map_err(|e| {
+                        Error::Source(format!(
+                            "cannot tell where partition {} ends: the broker names only its \
+                             empty current ledger {ledger}, and the admin API could not name \
+                             the last entry before it ({e}); a run without a known end could \
+                             take a stall for the end, so it stops here",
+                            partition.checkpoint_index()
+                        ))
+                    })
             }
         }
     }
@@ -310,8 +329,17 @@ impl PulsarSource {
     }
 }
 
-/// The last message of a partition now: `None` when the broker names none (nothing written
-/// yet).
+/// What the broker names as a partition's last message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastMessage {
+    Entry(Position),
+    /// `(ledger, -1)`: the current ledger holds nothing yet; earlier ledgers may.
+    EmptyLedger(i64),
+    /// No message id at all.
+    None,
+}
+
+/// The last message of a partition now, as the broker names it.
 ///
 /// Asked through a consumer of its own that is given no permits (batch size 0: no Flow, a
 /// vendor/pulsar patch), so the broker never sends it a message. pulsar-rs answers
@@ -321,7 +349,7 @@ impl PulsarSource {
 async fn last_message_of(
     client: &Pulsar<TokioExecutor>,
     topic: &str,
-) -> std::result::Result<Option<Position>, pulsar::Error> {
+) -> std::result::Result<LastMessage, pulsar::Error> {
     let mut probe: Consumer<Vec<u8>, TokioExecutor> = client
         .consumer()
         .with_topic(topic)
@@ -337,11 +365,12 @@ async fn last_message_of(
         .await?;
     let last = probe.get_last_message_id().await;
     close_in_background(probe);
-    Ok(last?.first().and_then(|id| {
-        let p = from_proto(id);
+    Ok(match last?.first().map(from_proto) {
+        Some(p) if p.ledger_id >= 0 && p.entry_id >= 0 => LastMessage::Entry(p),
         // entry -1 (u64::MAX on the wire): the current ledger holds nothing yet.
-        (p.ledger_id >= 0 && p.entry_id >= 0).then_some(p)
-    }))
+        Some(p) if p.ledger_id >= 0 => LastMessage::EmptyLedger(p.ledger_id),
+        _ => LastMessage::None,
+    })
 }
 
 /// `tenant/namespace` of a full topic name (`persistent://tenant/namespace/name`).

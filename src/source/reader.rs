@@ -31,6 +31,15 @@ pub(super) fn from_proto(id: &MessageIdData) -> Position {
 /// steps one entry back when a batch index is given); anything at or before `after` is
 /// then dropped by the reader.
 fn resume_id(after: Position) -> MessageIdData {
+    if after.entry_id < 0 {
+        // Before a ledger's first entry (Position::just_before): from that entry on.
+        return MessageIdData {
+            ledger_id: after.ledger_id as u64,
+            entry_id: 0,
+            batch_index: Some(0),
+            ..Default::default()
+        };
+    }
     MessageIdData {
         ledger_id: after.ledger_id as u64,
         entry_id: after.entry_id as u64,
@@ -70,6 +79,8 @@ pub struct PartitionReader {
     stalled: Option<Backoff>,
     /// The previous window's end this window was chained after, if any.
     chained_after: Option<Position>,
+    /// The message whose arrival ended the range, when it was not read.
+    stopped_before: Option<Position>,
 }
 
 impl PartitionReader {
@@ -93,6 +104,7 @@ impl PartitionReader {
             reconnects: 0,
             stalled: None,
             chained_after: None,
+            stopped_before: None,
         }
     }
 
@@ -126,7 +138,11 @@ impl PartitionReader {
             to_publish_time: self.bounds.to_publish_time,
             stopped_because: self.done,
             previous_window_end: self.chained_after.map(show),
-            last_read: self.last_seen,
+            // Stopped by its first message: the range ends right before that one, a place
+            // the job's next window can start from as surely as from a message read.
+            last_read: self
+                .last_seen
+                .or(self.stopped_before.map(|p| p.just_before())),
         }
     }
 
@@ -344,6 +360,7 @@ impl PartitionReader {
             Admit::Replay => false,
             Admit::Stop(reason) => {
                 self.done = Some(reason);
+                self.stopped_before.get_or_insert(position);
                 false
             }
             Admit::Read { deliver, then_stop } => {
