@@ -53,7 +53,7 @@ pub async fn check(cfg: &Config) -> Result<CheckReport> {
         topic: cfg.source.topic.0.clone(),
         partitions: partitions.len(),
         table: sink.table().to_string(),
-        mapped_columns: converter.columns().iter().map(|c| c.name.clone()).collect(),
+        mapped_columns: converter.mapped_columns(),
         write_strategy: sink.write_strategy(),
     })
 }

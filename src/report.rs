@@ -157,6 +157,9 @@ pub struct Summary {
     /// How rows were written (`insert` or `load-data`); absent when the run stopped before
     /// connecting to MySQL.
     pub write_strategy: Option<WriteStrategy>,
+    /// The column each field of a record feeds, in field order (`-`: skipped); empty when
+    /// the run stopped before reading the table.
+    pub mapped_columns: Vec<String>,
     pub records_read: u64,
     pub bytes_read: u64,
     pub rows_converted: u64,

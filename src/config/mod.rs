@@ -98,6 +98,15 @@ impl Config {
                 )));
             }
         }
+        if let Some(partitions) = &self.source.partitions {
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(twice) = partitions.iter().find(|p| !seen.insert(**p)) {
+                return Err(Error::Config(format!(
+                    "--partitions names partition {twice} twice; each partition may be read \
+                     by one reader only (two would write every record twice)"
+                )));
+            }
+        }
         if self.job_id.is_empty() || self.job_id.len() > 191 {
             return Err(Error::Config(
                 "--job-id must be 1 to 191 characters long".into(),

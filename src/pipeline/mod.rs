@@ -48,8 +48,8 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let mut resolved = Vec::new();
-    let mut write_strategy = None;
-    let result = run_inner(cfg, &shutdown, &stats, &mut resolved, &mut write_strategy).await;
+    let mut learned = Learned::default();
+    let result = run_inner(cfg, &shutdown, &stats, &mut resolved, &mut learned).await;
     let result = match result {
         Ok(()) if shutdown.is_cancelled() => Err(Error::Interrupted),
         other => other,
@@ -74,7 +74,8 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
             partitions: resolved,
         },
         dry_run: cfg.dry_run,
-        write_strategy,
+        write_strategy: learned.write_strategy,
+        mapped_columns: learned.mapped_columns,
         records_read,
         bytes_read: stats.bytes_read.load(Relaxed),
         rows_converted: stats.rows_converted.load(Relaxed),
@@ -105,6 +106,14 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
     }
 }
 
+/// What a run learns from the server before it writes, for its summary.
+#[derive(Default)]
+struct Learned {
+    write_strategy: Option<WriteStrategy>,
+    /// The columns the fields map to, in field order.
+    mapped_columns: Vec<String>,
+}
+
 /// The converter from records to rows of the sink's table, or why the mapping does not fit it.
 pub fn converter_for(sink: &MysqlSink, records: &RecordsConfig) -> Result<RowConverter> {
     RowConverter::new(
@@ -122,7 +131,7 @@ async fn run_inner(
     shutdown: &CancellationToken,
     stats: &Arc<Stats>,
     resolved: &mut Vec<ResolvedRange>,
-    write_strategy: &mut Option<WriteStrategy>,
+    learned: &mut Learned,
 ) -> Result<()> {
     cfg.validate()?;
     // Side by side: neither side needs the other, and both are round trips on the critical
@@ -167,7 +176,8 @@ async fn run_inner(
         }
     };
     let ((sink, claim), readers) = tokio::try_join!(mysql_side, pulsar_side)?;
-    *write_strategy = Some(sink.write_strategy());
+    learned.write_strategy = Some(sink.write_strategy());
+    learned.mapped_columns = claim.converter.mapped_columns();
     let result = run_with_sink(cfg, shutdown, stats, resolved, &sink, claim, readers).await;
     sink.close().await;
     result

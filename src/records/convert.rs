@@ -46,12 +46,22 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         ColumnType::Int { min, max } => int_value(text(raw)?, *min, *max),
         ColumnType::UInt { max } => uint_value(text(raw)?, *max),
         ColumnType::Bool => bool_value(text(raw)?),
-        ColumnType::Decimal { precision, scale } => {
+        ColumnType::Decimal {
+            precision,
+            scale,
+            unsigned,
+        } => {
             let s = text(raw)?;
             check_decimal(s, *precision, *scale)?;
+            if *unsigned && is_negative_decimal(s) {
+                return Err((
+                    BadReason::OutOfRange,
+                    format!("{} is negative for an unsigned column", show(s)),
+                ));
+            }
             Ok(Value::Decimal(s))
         }
-        ColumnType::Float => float_value(text(raw)?),
+        ColumnType::Float { max, unsigned } => float_value(text(raw)?, *max, *unsigned),
         ColumnType::Text {
             max_chars,
             max_bytes,
@@ -60,9 +70,12 @@ pub fn convert_value<'a>(raw: &'a [u8], col: &Column) -> Conv<Value<'a>> {
         ColumnType::Binary { max_bytes } => binary_value(raw, *max_bytes),
         ColumnType::Enum(values) => enum_value(text(raw)?, values),
         ColumnType::Date => date_value(text(raw)?),
-        ColumnType::DateTime | ColumnType::Timestamp => {
-            datetime_value(text(raw)?, col.ty == ColumnType::Timestamp)
-        }
+        ColumnType::DateTime { fsp } => datetime_value(text(raw)?, false, *fsp),
+        ColumnType::Timestamp { fsp } => datetime_value(text(raw)?, true, *fsp),
+        ColumnType::Time { fsp } => time_value(text(raw)?, *fsp),
+        ColumnType::Year => year_value(text(raw)?),
+        ColumnType::Set(values) => set_value(text(raw)?, values),
+        ColumnType::Bit { bits } => bit_value(text(raw)?, *bits),
         ColumnType::Json => json_value(text(raw)?),
         ColumnType::Other => Ok(Value::Text(text(raw)?)),
     }
@@ -128,15 +141,168 @@ fn bool_value(s: &str) -> Conv<Value<'_>> {
     }
 }
 
-/// A finite double: MySQL has no NaN or infinity.
-fn float_value(s: &str) -> Conv<Value<'_>> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Value::Float(v)),
-        _ => Err((
+/// A finite number (MySQL has no NaN or infinity) the column can hold: FLOAT's range is
+/// single precision's, and UNSIGNED refuses negatives.
+fn float_value(s: &str, max: f64, unsigned: bool) -> Conv<Value<'_>> {
+    let v = match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => v,
+        _ => {
+            return Err((
+                BadReason::InvalidValue,
+                format!("{} is not a finite number", show(s)),
+            ))
+        }
+    };
+    if v.abs() > max {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{} is beyond the column's range (±{max:e})", show(s)),
+        ));
+    }
+    if unsigned && v < 0.0 {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{} is negative for an unsigned column", show(s)),
+        ));
+    }
+    Ok(Value::Float(v))
+}
+
+/// A decimal literal below zero (`-0.00` is zero).
+fn is_negative_decimal(s: &str) -> bool {
+    s.starts_with('-') && s.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+/// The digits of a fraction (after the first `.`) past what a column of `fsp` digits
+/// stores must be zeros: MariaDB would truncate them, MySQL round them (into the next day,
+/// for `23:59:59.9` in a `DATETIME`).
+fn check_fraction(s: &str, fsp: u8) -> Conv<()> {
+    let Some((_, after)) = s.split_once('.') else {
+        return Ok(());
+    };
+    let digits = after.bytes().take_while(u8::is_ascii_digit);
+    if digits.skip(fsp as usize).any(|b| b != b'0') {
+        return Err((
+            BadReason::OutOfRange,
+            format!(
+                "{} has more fractional digits than the column's {fsp}; it would be rounded",
+                show(s)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `[-]H:MM[:SS[.f]]` (hours up to 838, as many digits as needed) within TIME's range,
+/// with no more fractional digits than the column keeps. Other spellings MySQL reads
+/// (`D HH:MM`, `HHMMSS`) mean different things in different contexts: refused.
+fn time_value(s: &str, fsp: u8) -> Conv<Value<'_>> {
+    let invalid = || {
+        (
             BadReason::InvalidValue,
-            format!("{} is not a finite number", show(s)),
+            format!("{} is not a time ([-]HH:MM:SS[.ffffff])", show(s)),
+        )
+    };
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (clock, fraction) = body.split_once('.').unwrap_or((body, ""));
+    let parts: Vec<&str> = clock.split(':').collect();
+    let number = |p: &str, max_len: usize| -> Option<u32> {
+        (!p.is_empty() && p.len() <= max_len && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let (h, m, sec) = match parts.as_slice() {
+        [h, m] => (number(h, 3), number(m, 2), Some(0)),
+        [h, m, sec] => (number(h, 3), number(m, 2), number(sec, 2)),
+        _ => return Err(invalid()),
+    };
+    let (Some(h), Some(m), Some(sec)) = (h, m, sec) else {
+        return Err(invalid());
+    };
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || (parts.len() == 2 && !fraction.is_empty()) {
+        return Err(invalid());
+    }
+    if m > 59 || sec > 59 {
+        return Err((
+            BadReason::InvalidValue,
+            format!("{} has minutes or seconds past 59", show(s)),
+        ));
+    }
+    let whole = h * 3600 + m * 60 + sec;
+    let max = 838 * 3600 + 59 * 60 + 59;
+    if whole > max || (whole == max && fraction.bytes().any(|b| b != b'0')) {
+        return Err((
+            BadReason::OutOfRange,
+            format!(
+                "{} is outside the TIME range (-838:59:59..838:59:59)",
+                show(s)
+            ),
+        ));
+    }
+    check_fraction(s, fsp)?;
+    Ok(Value::Text(s))
+}
+
+/// A four-digit year YEAR stores as written: 1901..2155, or 0000. One or two digits are
+/// read as 1970..2069, differently for numbers and text, so they are refused.
+fn year_value(s: &str) -> Conv<Value<'_>> {
+    if s.len() != 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err((
+            BadReason::InvalidValue,
+            format!("{} is not a four-digit year", show(s)),
+        ));
+    }
+    let y: u32 = s.parse().expect("four digits");
+    if y != 0 && !(1901..=2155).contains(&y) {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{y} is outside the YEAR range (1901..2155, or 0000)"),
+        ));
+    }
+    Ok(Value::Text(s))
+}
+
+/// Comma-separated members of the SET, in any case, as MySQL matches them; empty is the
+/// empty set.
+fn set_value<'a>(s: &'a str, values: &[String]) -> Conv<Value<'a>> {
+    if s.is_empty() {
+        return Ok(Value::Text(s));
+    }
+    match s
+        .split(',')
+        .find(|m| !values.iter().any(|v| v.eq_ignore_ascii_case(m)))
+    {
+        None => Ok(Value::Text(s)),
+        Some(m) => Err((
+            BadReason::InvalidValue,
+            format!("{} is not one of the SET values", show(m)),
         )),
     }
+}
+
+/// A number for a BIT(bits) column, written as that number (the text's bytes would be
+/// stored instead), that fits in its bits.
+fn bit_value(s: &str, bits: u32) -> Conv<Value<'_>> {
+    let v: u64 = s.parse().map_err(|_| {
+        if integer_literal(s) {
+            (
+                BadReason::OutOfRange,
+                format!("{} does not fit in BIT({bits})", show(s)),
+            )
+        } else {
+            (
+                BadReason::InvalidValue,
+                format!("{} is not an unsigned integer for BIT({bits})", show(s)),
+            )
+        }
+    })?;
+    if bits < 64 && v >> bits != 0 {
+        return Err((
+            BadReason::OutOfRange,
+            format!("{v} does not fit in BIT({bits})"),
+        ));
+    }
+    Ok(Value::Bits(v))
 }
 
 /// Text that fits the column in bytes and characters and that its character set can store,
@@ -218,9 +384,10 @@ fn date_value(s: &str) -> Conv<Value<'_>> {
     Ok(Value::Date(d))
 }
 
-/// A date-time MySQL stores as written: no leap second, a four-digit year, and for a
-/// TIMESTAMP column the 1970..2038 range it can hold.
-fn datetime_value(s: &str, timestamp: bool) -> Conv<Value<'_>> {
+/// A date-time MySQL stores as written: no leap second, a four-digit year, no more
+/// fractional digits than the column keeps, and for a TIMESTAMP column the 1970..2038 range
+/// it can hold.
+fn datetime_value(s: &str, timestamp: bool, fsp: u8) -> Conv<Value<'_>> {
     let dt = parse_datetime(s).ok_or_else(|| {
         (
             BadReason::InvalidValue,
@@ -237,6 +404,7 @@ fn datetime_value(s: &str, timestamp: bool) -> Conv<Value<'_>> {
             format!("{} has second 60 (MySQL has no leap seconds)", show(s)),
         ));
     }
+    check_fraction(s, fsp)?;
     if !YEARS.contains(&dt.year()) {
         return Err((
             BadReason::OutOfRange,

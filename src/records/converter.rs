@@ -11,6 +11,9 @@ pub struct RowConverter {
     field_targets: Vec<Option<usize>>,
     /// The mapped columns, in the order values are produced.
     columns: Vec<Column>,
+    /// Fewest fields a record may have: with the default mapping, a record may leave out
+    /// trailing columns whose default is NULL (as LOAD DATA does); otherwise every field.
+    min_fields: usize,
     null_literal: Option<Vec<u8>>,
     /// Reused value buffer (see [`recycle`]).
     scratch: Vec<Value<'static>>,
@@ -19,7 +22,8 @@ pub struct RowConverter {
 impl RowConverter {
     /// Builds the converter from the table's columns and the mapping. `mapping` lists, per
     /// field, the column it feeds (`None` = skip the field); without it, fields map to the
-    /// table's columns in order, leaving out the trailing columns that have defaults.
+    /// table's columns in order, leaving out the trailing columns that have a DEFAULT (or are
+    /// AUTO_INCREMENT or generated), and records may omit trailing nullable columns.
     pub fn new(
         table_columns: &[Column],
         mapping: Option<&[Option<String>]>,
@@ -54,9 +58,11 @@ impl RowConverter {
                 }
             }
             None => {
+                // A nullable column without a DEFAULT clause has no default of its own: its
+                // field is mapped (a record may still leave it out, see `min_fields`).
                 let keep = table_columns
                     .iter()
-                    .rposition(|c| !c.has_default && !c.nullable)
+                    .rposition(|c| !c.has_default)
                     .map_or(0, |i| i + 1);
                 for col in &table_columns[..keep] {
                     field_targets.push(Some(columns.len()));
@@ -78,10 +84,21 @@ impl RowConverter {
                 ));
             }
         }
+        // Only the default mapping lets records be shorter, and only by trailing columns
+        // whose omission stores what their default would: NULL.
+        let min_fields = match mapping {
+            Some(_) => field_targets.len(),
+            None => columns
+                .iter()
+                .rposition(|c| !c.nullable || c.has_default)
+                .map_or(0, |i| i + 1)
+                .max(1),
+        };
         Ok(RowConverter {
             splitter: FieldSplitter::new(delimiter, escape),
             field_targets,
             columns,
+            min_fields,
             null_literal: null_literal.map(|s| s.as_bytes().to_vec()),
             scratch: Vec::new(),
         })
@@ -90,6 +107,15 @@ impl RowConverter {
     /// The mapped columns, in the order [`RowConverter::convert`] yields values.
     pub fn columns(&self) -> &[Column] {
         &self.columns
+    }
+
+    /// The column each field feeds, in field order (`-` for a skipped field): what `check`
+    /// and the summary show, so a mapping chosen by default is visible.
+    pub fn mapped_columns(&self) -> Vec<String> {
+        self.field_targets
+            .iter()
+            .map(|t| t.map_or_else(|| "-".to_string(), |i| self.columns[i].name.clone()))
+            .collect()
     }
 
     /// Number of fields a record must have.
@@ -108,30 +134,34 @@ impl RowConverter {
             splitter,
             field_targets,
             columns,
+            min_fields,
             null_literal,
             scratch,
         } = self;
         let fields = splitter.split(record)?;
-        if fields.len() != field_targets.len() {
+        if fields.len() > field_targets.len() || fields.len() < *min_fields {
+            let expected = if *min_fields == field_targets.len() {
+                field_targets.len().to_string()
+            } else {
+                format!("{} to {}", min_fields, field_targets.len())
+            };
             return Err(BadRecord::new(
                 BadReason::FieldCount,
                 None,
-                format!(
-                    "expected {} fields, found {}",
-                    field_targets.len(),
-                    fields.len()
-                ),
+                format!("expected {expected} fields, found {}", fields.len()),
             ));
         }
         let mut values = recycle(std::mem::take(scratch));
         values.resize(columns.len(), Value::Null);
-        for (i, target) in field_targets.iter().enumerate() {
+        for (i, target) in field_targets.iter().enumerate().take(fields.len()) {
             let Some(ci) = *target else { continue };
             let col = &columns[ci];
             // The null literal is matched as written: with `\` as the escape, `\N` is NULL
             // and `\\N` is the text `\N`.
             values[ci] = if null_literal.as_deref() == Some(fields.raw(i)) {
-                if !col.nullable && !col.has_default {
+                // NOT NULL refuses NULL whatever its DEFAULT (the server would fail the
+                // batch, or store an implicit zero); AUTO_INCREMENT takes it as "next".
+                if !col.nullable && !col.auto_increment {
                     return Err(BadRecord::new(
                         BadReason::NullNotAllowed,
                         Some(&col.name),

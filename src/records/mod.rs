@@ -84,6 +84,7 @@ mod tests {
                 },
                 nullable: false,
                 has_default: true,
+                auto_increment: true,
             },
             Column {
                 name: "name".into(),
@@ -94,12 +95,14 @@ mod tests {
                 },
                 nullable: false,
                 has_default: false,
+                auto_increment: false,
             },
             Column {
                 name: "create_time".into(),
-                ty: ColumnType::Timestamp,
+                ty: ColumnType::Timestamp { fsp: 0 },
                 nullable: true,
                 has_default: true,
+                auto_increment: false,
             },
         ]
     }
@@ -217,9 +220,11 @@ mod tests {
             ty: ColumnType::Decimal {
                 precision: 5,
                 scale: 2,
+                unsigned: false,
             },
             nullable: false,
             has_default: false,
+            auto_increment: false,
         };
         assert!(convert_value(b"123.45", &col).is_ok());
         assert!(convert_value(b"-0.5", &col).is_ok());
@@ -246,12 +251,21 @@ mod tests {
     fn datetimes_and_timestamps() {
         let ts = Column {
             name: "t".into(),
-            ty: ColumnType::Timestamp,
+            ty: ColumnType::Timestamp { fsp: 3 },
             nullable: false,
             has_default: false,
+            auto_increment: false,
         };
         assert!(convert_value(b"2024-05-01 10:00:00", &ts).is_ok());
         assert!(convert_value(b"2024-05-01T10:00:00.123+02:00", &ts).is_ok());
+        assert!(convert_value(b"2024-05-01T10:00:00.120000000+02:00", &ts).is_ok());
+        // A fourth digit would be rounded (MySQL) or cut (MariaDB).
+        assert_eq!(
+            convert_value(b"2024-05-01T10:00:00.1235+02:00", &ts)
+                .unwrap_err()
+                .0,
+            BadReason::OutOfRange
+        );
         assert_eq!(
             convert_value(b"2040-01-01 00:00:00", &ts).unwrap_err().0,
             BadReason::OutOfRange
@@ -265,6 +279,7 @@ mod tests {
             ty: ColumnType::Date,
             nullable: false,
             has_default: false,
+            auto_increment: false,
         };
         assert!(convert_value(b"2024-02-29", &d).is_ok());
         assert!(convert_value(b"2023-02-29", &d).is_err());
@@ -277,6 +292,7 @@ mod tests {
             ty: ColumnType::UInt { max: 255 },
             nullable: false,
             has_default: false,
+            auto_increment: false,
         };
         assert_eq!(convert_value(b"255", &u).unwrap(), Value::UInt(255));
         assert_eq!(
@@ -292,6 +308,7 @@ mod tests {
             ty: ColumnType::Bool,
             nullable: false,
             has_default: false,
+            auto_increment: false,
         };
         assert_eq!(convert_value(b"TRUE", &b).unwrap(), Value::Int(1));
         assert!(convert_value(b"2", &b).is_err());
@@ -309,6 +326,7 @@ mod tests {
                 },
                 nullable: false,
                 has_default: false,
+                auto_increment: false,
             };
             convert_value(s.as_bytes(), &col).map(|_| ())
         };

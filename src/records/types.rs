@@ -13,10 +13,15 @@ pub enum ColumnType {
     UInt { max: u64 },
     /// TINYINT(1) / BOOLEAN: accepts 0/1 and true/false.
     Bool,
-    /// DECIMAL(precision, scale): checked, never rounded.
-    Decimal { precision: u32, scale: u32 },
-    /// FLOAT / DOUBLE.
-    Float,
+    /// DECIMAL(precision, scale): checked, never rounded; UNSIGNED refuses negatives.
+    Decimal {
+        precision: u32,
+        scale: u32,
+        unsigned: bool,
+    },
+    /// FLOAT / DOUBLE: finite, at most `max` in magnitude (FLOAT is single precision), and
+    /// not negative when UNSIGNED.
+    Float { max: f64, unsigned: bool },
     /// CHAR/VARCHAR/TEXT: valid UTF-8, at most `max_chars` characters and `max_bytes` bytes,
     /// and only characters the column's `charset` can store.
     Text {
@@ -30,14 +35,35 @@ pub enum ColumnType {
     Enum(Vec<String>),
     /// DATE.
     Date,
-    /// DATETIME (any fractional precision).
-    DateTime,
-    /// TIMESTAMP: also range-checked (1970-2038, UTC).
-    Timestamp,
+    /// DATETIME(fsp): a fraction with more digits than `fsp` would be rounded or truncated.
+    DateTime { fsp: u8 },
+    /// TIMESTAMP(fsp): as DATETIME, and range-checked (1970-2038, UTC).
+    Timestamp { fsp: u8 },
+    /// TIME(fsp): `[-]H:MM:SS[.f]` within -838:59:59..838:59:59.
+    Time { fsp: u8 },
+    /// YEAR: four digits, 1901..2155 or 0000 (shorter forms are read as other years).
+    Year,
+    /// SET: comma-separated members of the listed values.
+    Set(Vec<String>),
+    /// BIT(bits): an unsigned number that fits in `bits` bits.
+    Bit { bits: u32 },
     /// JSON (checked to parse) .
     Json,
-    /// TIME, YEAR, SET and anything else: passed as text, the server checks it strictly.
+    /// Anything else (spatial types...): passed as text, the server checks it strictly.
     Other,
+}
+
+impl ColumnType {
+    /// DOUBLE: any finite number.
+    pub const DOUBLE: ColumnType = ColumnType::Float {
+        max: f64::MAX,
+        unsigned: false,
+    };
+    /// FLOAT: single precision, whose largest value is about 3.4e38.
+    pub const FLOAT: ColumnType = ColumnType::Float {
+        max: f32::MAX as f64,
+        unsigned: false,
+    };
 }
 
 /// One target column.
@@ -48,6 +74,9 @@ pub struct Column {
     pub nullable: bool,
     /// Has a DEFAULT, is AUTO_INCREMENT or generated: may be left out of the mapping.
     pub has_default: bool,
+    /// AUTO_INCREMENT: NULL asks for the next value, so the null literal is welcome even
+    /// where the column is NOT NULL (anywhere else NOT NULL refuses it, DEFAULT or not).
+    pub auto_increment: bool,
 }
 
 /// A converted value, borrowing text and bytes from the record.
@@ -63,4 +92,6 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
     Date(NaiveDate),
     DateTime(NaiveDateTime),
+    /// A BIT column's value, already checked to fit.
+    Bits(u64),
 }

@@ -117,9 +117,18 @@ impl MysqlSink {
             }),
             _ => self.insert_format(mapped),
         };
+        // A batch that may skip rows holds no more than the server lists warnings for, so
+        // that every skipped row can be told a duplicate or not.
+        let max_rows = match self.cfg.mode {
+            WriteMode::IgnoreDuplicates => self
+                .cfg
+                .batch_rows_for(streams)
+                .min(super::skipped::MAX_WARNINGS as usize),
+            _ => self.cfg.batch_rows_for(streams),
+        };
         BatchBuilder {
             format,
-            max_rows: self.cfg.batch_rows_for(streams),
+            max_rows,
             batch: Batch::default(),
             current: 0,
             retired: Vec::new(),

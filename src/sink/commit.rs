@@ -10,6 +10,7 @@ use super::checkpoint;
 use super::connect::{tls_refused, MysqlSink};
 use super::fence::{self, Fence, Verdict};
 use super::load_data::{LoadDataWriter, Loaded, Started};
+use super::skipped::{only_duplicates, Warning};
 use super::sql::dead_letter_statements;
 use super::write_error::{bounded, WriteError};
 use crate::config::WriteMode;
@@ -315,7 +316,8 @@ impl MysqlSink {
         let ignore = self.cfg.mode == WriteMode::IgnoreDuplicates;
         let check = |l: &Loaded| {
             let duplicates = rows.saturating_sub(l.inserted);
-            let detail = l.first_warning.as_deref().unwrap_or("no warning given");
+            let first = l.first_warning();
+            let detail = first.as_deref().unwrap_or("no warning given");
             if l.inserted > rows {
                 Err(format!(
                     "the server stored {} rows for a batch of {rows} ({detail}); the batch \
@@ -327,6 +329,8 @@ impl MysqlSink {
                     "{duplicates} of {rows} rows were not stored ({detail}); {DUPLICATE_HINT}; \
                      the batch was rolled back"
                 ))
+            } else if ignore {
+                only_duplicates(duplicates, l.warnings, &l.shown).map(|_| ())
             } else if l.warnings > duplicates {
                 Err(format!(
                     "the server reported {} warnings for {duplicates} skipped duplicates; a \
@@ -424,27 +428,26 @@ fn judged(fence: &Fence, found: &[(i32, Option<Position>)]) -> Result<Attempt, W
 }
 
 /// `INSERT IGNORE` turns every error into a warning; only duplicate-key warnings are what the
-/// user asked to ignore. Anything else (a truncation, a bad value) rolls the batch back.
+/// user asked to ignore. Anything else (a missing parent row, a failed CHECK, a truncation)
+/// rolls the batch back.
 async fn check_only_duplicate_warnings(
     conn: &mut MySqlConnection,
-    duplicates: u64,
+    skipped: u64,
 ) -> std::result::Result<(), WriteError> {
     let warnings: i64 = sqlx::query_scalar("SELECT CAST(@@warning_count AS SIGNED)")
         .fetch_one(&mut *conn)
         .await?;
-    if warnings as u64 > duplicates {
-        let first: Option<(String, i64, String)> = sqlx::query_as("SHOW WARNINGS LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .ok()
-            .flatten();
-        let detail = first
-            .map(|(_, code, msg)| format!("{code}: {msg}"))
-            .unwrap_or_default();
-        return Err(WriteError::Refused(format!(
-            "the server reported {warnings} warnings for {duplicates} ignored duplicates; a value \
-             was changed on the way in ({detail}); the batch was rolled back"
-        )));
+    if warnings == 0 && skipped == 0 {
+        return Ok(());
     }
-    Ok(())
+    let shown: Vec<(String, u32, String)> = sqlx::query_as("SHOW WARNINGS")
+        .fetch_all(&mut *conn)
+        .await?;
+    let shown: Vec<Warning> = shown
+        .into_iter()
+        .map(|(_, code, message)| Warning { code, message })
+        .collect();
+    only_duplicates(skipped, warnings as u64, &shown)
+        .map(|_| ())
+        .map_err(WriteError::Refused)
 }

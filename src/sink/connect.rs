@@ -15,11 +15,14 @@ use crate::error::{scrub, Backoff, Error, Result};
 use crate::records::Column;
 
 /// Session settings every connection gets: strict mode so the server refuses instead of
-/// truncating, explicit 0 kept in AUTO_INCREMENT columns, UTC for TIMESTAMP values, and
-/// backslash escapes on (the literal writer relies on them).
+/// truncating, explicit 0 kept in AUTO_INCREMENT columns, UTC for TIMESTAMP values,
+/// backslash escapes on (the literal writer relies on them), and every warning of a statement
+/// kept (up to the ceiling, [`super::skipped::MAX_WARNINGS`]) so that each row the server
+/// skipped can be told a duplicate or not.
 pub(super) const SESSION_INIT: &str =
     "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,\
-NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00'";
+NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', \
+max_error_count = 65535";
 
 /// A connected sink for one table.
 pub struct MysqlSink {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 
 use super::fence::{self, Fence, Verdict};
+use super::skipped::Warning;
 use super::target::MysqlTarget;
 use super::tsv::{Pulse, TsvData};
 use super::write_error::{bounded, WriteError};
@@ -34,8 +35,15 @@ pub struct Loaded {
     pub inserted: u64,
     /// `@@warning_count` after the load: skipped duplicates and changed values alike.
     pub warnings: u64,
+    /// The warnings as `SHOW WARNINGS` lists them (up to the session's `max_error_count`).
+    pub shown: Vec<Warning>,
+}
+
+impl Loaded {
     /// The first warning, as `code: message`, when there was one.
-    pub first_warning: Option<String>,
+    pub fn first_warning(&self) -> Option<String> {
+        self.shown.first().map(ToString::to_string)
+    }
 }
 
 impl LoadDataWriter {
@@ -203,22 +211,24 @@ impl LoadDataWriter {
         )
         .await?;
         let warnings = warnings.unwrap_or(0);
-        let first_warning = if warnings > 0 {
-            let row: Option<(String, u32, String)> = bounded(
+        let shown = if warnings > 0 {
+            let rows: Vec<(String, u32, String)> = bounded(
                 self.io_timeout,
                 "SHOW WARNINGS",
                 Some(thread),
-                conn.query_first("SHOW WARNINGS LIMIT 1"),
+                conn.query("SHOW WARNINGS"),
             )
             .await?;
-            row.map(|(_, code, msg)| format!("{code}: {msg}"))
+            rows.into_iter()
+                .map(|(_, code, message)| Warning { code, message })
+                .collect()
         } else {
-            None
+            Vec::new()
         };
         Ok(Loaded {
             inserted,
             warnings,
-            first_warning,
+            shown,
         })
     }
 }

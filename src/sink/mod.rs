@@ -10,6 +10,7 @@ pub(crate) mod fence;
 mod job_lock;
 pub(crate) mod load_data;
 pub(crate) mod schema;
+mod skipped;
 mod sql;
 pub(crate) mod target;
 pub(crate) mod tsv;

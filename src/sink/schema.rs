@@ -85,13 +85,20 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// The table's columns in table order. Fails with a clear message when the table is missing.
+///
+/// A nullable column without a DEFAULT clause has no default of its own: MySQL lists its
+/// `COLUMN_DEFAULT` as NULL, MariaDB as the text `NULL` (a text default there is quoted), and
+/// both mean the same.
 pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Result<Vec<Column>> {
     let rows = sqlx::query(
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR),
-                CAST(IS_NULLABLE AS CHAR), COLUMN_DEFAULT IS NOT NULL, CAST(EXTRA AS CHAR),
+                CAST(IS_NULLABLE AS CHAR),
+                COLUMN_DEFAULT IS NOT NULL AND NOT (IS_NULLABLE = 'YES'
+                    AND COLUMN_DEFAULT = 'NULL' AND VERSION() LIKE '%MariaDB%'),
+                CAST(EXTRA AS CHAR),
                 CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), CAST(CHARACTER_OCTET_LENGTH AS CHAR),
                 CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR),
-                CAST(CHARACTER_SET_NAME AS CHAR)
+                CAST(CHARACTER_SET_NAME AS CHAR), CAST(DATETIME_PRECISION AS CHAR)
            FROM information_schema.COLUMNS
           WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
           ORDER BY ORDINAL_POSITION",
@@ -118,7 +125,15 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
         let nullable = get(3).as_deref() == Some("YES");
         let has_explicit_default = row.try_get::<i64, _>(4).unwrap_or(0) != 0;
         let extra = get(5).unwrap_or_default().to_ascii_lowercase();
-        let mut ty = column_type_of(&data_type, &column_type, num(6), num(7), num(8), num(9));
+        let mut ty = column_type_of(
+            &data_type,
+            &column_type,
+            num(6),
+            num(7),
+            num(8),
+            num(9),
+            num(11),
+        );
         if let (ColumnType::Text { charset, .. }, Some(name)) = (&mut ty, get(10)) {
             *charset = Charset::from_name(&name);
         }
@@ -131,12 +146,14 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
             ty,
             nullable,
             has_default: has_explicit_default || extra.contains("auto_increment") || generated,
+            auto_increment: extra.contains("auto_increment"),
         });
     }
     Ok(columns)
 }
 
 /// Maps information_schema's description of a column to what conversion checks.
+/// `fsp` is `DATETIME_PRECISION`, the fractional digits of a temporal column.
 pub fn column_type_of(
     data_type: &str,
     column_type: &str,
@@ -144,7 +161,9 @@ pub fn column_type_of(
     octet_max: Option<u64>,
     precision: Option<u64>,
     scale: Option<u64>,
+    fsp: Option<u64>,
 ) -> ColumnType {
+    let fsp = fsp.unwrap_or(0).min(6) as u8;
     let unsigned = column_type.contains("unsigned");
     let int = |bits: u32| {
         if unsigned {
@@ -180,8 +199,19 @@ pub fn column_type_of(
         "decimal" | "numeric" => ColumnType::Decimal {
             precision: precision.unwrap_or(10) as u32,
             scale: scale.unwrap_or(0) as u32,
+            unsigned,
         },
-        "float" | "double" | "real" => ColumnType::Float,
+        "float" => ColumnType::Float {
+            max: f32::MAX as f64,
+            unsigned,
+        },
+        "double" | "real" => ColumnType::Float {
+            max: f64::MAX,
+            unsigned,
+        },
+        "bit" => ColumnType::Bit {
+            bits: precision.unwrap_or(1).clamp(1, 64) as u32,
+        },
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColumnType::Text {
             max_chars: char_max.unwrap_or(u64::MAX),
             max_bytes: octet_max.unwrap_or(u64::MAX),
@@ -192,20 +222,21 @@ pub fn column_type_of(
                 max_bytes: octet_max.or(char_max).unwrap_or(u64::MAX),
             }
         }
-        "enum" => ColumnType::Enum(enum_values(column_type)),
+        "enum" => ColumnType::Enum(quoted_values(column_type, "enum(")),
+        "set" => ColumnType::Set(quoted_values(column_type, "set(")),
         "date" => ColumnType::Date,
-        "datetime" => ColumnType::DateTime,
-        "timestamp" => ColumnType::Timestamp,
+        "datetime" => ColumnType::DateTime { fsp },
+        "timestamp" => ColumnType::Timestamp { fsp },
+        "time" => ColumnType::Time { fsp },
+        "year" => ColumnType::Year,
         "json" => ColumnType::Json,
         _ => ColumnType::Other,
     }
 }
 
-/// `enum('a','b''c')` -> `["a", "b'c"]`.
-fn enum_values(column_type: &str) -> Vec<String> {
-    let inner = column_type
-        .trim_start_matches("enum(")
-        .trim_end_matches(')');
+/// `enum('a','b''c')` -> `["a", "b'c"]` (and the same for `set(...)`).
+fn quoted_values(column_type: &str, open: &str) -> Vec<String> {
+    let inner = column_type.trim_start_matches(open).trim_end_matches(')');
     let mut values = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;
@@ -235,14 +266,22 @@ mod tests {
     #[test]
     fn maps_seed_table_types() {
         assert_eq!(
-            column_type_of("int", "int(11)", None, None, Some(10), Some(0)),
+            column_type_of("int", "int(11)", None, None, Some(10), Some(0), None),
             ColumnType::Int {
                 min: i32::MIN as i64,
                 max: i32::MAX as i64
             }
         );
         assert_eq!(
-            column_type_of("varchar", "varchar(255)", Some(255), Some(1020), None, None),
+            column_type_of(
+                "varchar",
+                "varchar(255)",
+                Some(255),
+                Some(1020),
+                None,
+                None,
+                None
+            ),
             ColumnType::Text {
                 max_chars: 255,
                 max_bytes: 1020,
@@ -250,22 +289,39 @@ mod tests {
             }
         );
         assert_eq!(
-            column_type_of("tinyint", "tinyint(1)", None, None, None, None),
+            column_type_of("tinyint", "tinyint(1)", None, None, None, None, None),
             ColumnType::Bool
         );
         assert_eq!(
-            column_type_of("tinyint", "tinyint(3) unsigned", None, None, None, None),
+            column_type_of(
+                "tinyint",
+                "tinyint(3) unsigned",
+                None,
+                None,
+                None,
+                None,
+                None
+            ),
             ColumnType::UInt { max: 255 }
         );
         assert_eq!(
-            column_type_of("bigint", "bigint(20) unsigned", None, None, None, None),
+            column_type_of(
+                "bigint",
+                "bigint(20) unsigned",
+                None,
+                None,
+                None,
+                None,
+                None
+            ),
             ColumnType::UInt { max: u64::MAX }
         );
     }
 
     #[test]
     fn parses_enum_values() {
-        assert_eq!(enum_values("enum('a','b''c')"), vec!["a", "b'c"]);
+        assert_eq!(quoted_values("enum('a','b''c')", "enum("), vec!["a", "b'c"]);
+        assert_eq!(quoted_values("set('x','y')", "set("), vec!["x", "y"]);
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn write_literal(out: &mut String, v: &Value<'_>) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::UInt(u) => {
+        Value::UInt(u) | Value::Bits(u) => {
             let _ = write!(out, "{u}");
         }
         Value::Decimal(d) => out.push_str(d),

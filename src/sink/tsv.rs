@@ -180,7 +180,9 @@ impl Pulse {
 }
 
 /// The `LOAD DATA` statement for `mapped` columns of `table`. Binary columns travel as hex
-/// and are decoded by the server (`UNHEX`), so the file itself is always valid UTF-8.
+/// and are decoded by the server (`UNHEX`), so the file itself is always valid UTF-8; BIT
+/// columns travel as decimal numbers made numbers again by the server (`CAST`), since LOAD
+/// DATA stores a field's bytes in a BIT column, not the number they spell.
 pub fn load_statement(table: &TableName, mapped: &[Column], mode: WriteMode) -> String {
     let mut targets = Vec::with_capacity(mapped.len());
     let mut sets = Vec::new();
@@ -188,6 +190,12 @@ pub fn load_statement(table: &TableName, mapped: &[Column], mode: WriteMode) -> 
         if matches!(c.ty, ColumnType::Binary { .. }) {
             targets.push(format!("@p2m_hex{i}"));
             sets.push(format!("{} = UNHEX(@p2m_hex{i})", quote_ident(&c.name)));
+        } else if matches!(c.ty, ColumnType::Bit { .. }) {
+            targets.push(format!("@p2m_bit{i}"));
+            sets.push(format!(
+                "{} = CAST(@p2m_bit{i} AS UNSIGNED)",
+                quote_ident(&c.name)
+            ));
         } else {
             targets.push(quote_ident(&c.name));
         }
@@ -215,7 +223,7 @@ pub fn write_tsv_field(out: &mut Vec<u8>, v: &Value<'_>) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::UInt(u) => {
+        Value::UInt(u) | Value::Bits(u) => {
             let _ = write!(out, "{u}");
         }
         Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
@@ -291,12 +299,14 @@ mod tests {
                 },
                 nullable: false,
                 has_default: false,
+                auto_increment: false,
             },
             Column {
                 name: "blob`x".into(),
                 ty: ColumnType::Binary { max_bytes: 10 },
                 nullable: true,
                 has_default: false,
+                auto_increment: false,
             },
         ];
         let table = TableName::parse("db.t").unwrap();

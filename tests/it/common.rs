@@ -194,8 +194,12 @@ pub fn must_succeed(cmd: &mut Command, what: &str) {
     );
 }
 
+/// The binary under test: this build's, or `P2M_TEST_BINARY` (an older build, to see a test
+/// fail before the fix it guards).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pulsar2mysql"))
+    std::env::var_os("P2M_TEST_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pulsar2mysql")))
 }
 
 /// The outcome of one run of the real binary.

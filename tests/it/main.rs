@@ -7,6 +7,7 @@ mod auth;
 mod bad_records;
 mod check;
 mod codecs;
+mod edges;
 mod end_snapshot;
 mod exactly_once;
 mod faults;

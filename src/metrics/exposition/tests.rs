@@ -19,6 +19,7 @@ fn summary(exit_code: i32, outcome: &str) -> Summary {
         },
         dry_run: false,
         write_strategy: None,
+        mapped_columns: Vec::new(),
         records_read: 0,
         bytes_read: 0,
         rows_converted: 0,

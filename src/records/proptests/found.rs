@@ -85,6 +85,7 @@ fn decimal_details_are_excerpts() {
     let d = col(ColumnType::Decimal {
         precision: 10,
         scale: 2,
+        unsigned: false,
     });
     for raw in ["1".repeat(10_000), format!("1.{}", "1".repeat(10_000))] {
         let (reason, detail) = convert_value(raw.as_bytes(), &d).unwrap_err();
@@ -126,7 +127,7 @@ fn latin1_limits_count_latin1_bytes() {
 /// bad record); a year past 9999 (here after an offset) was written with five digits.
 #[test]
 fn leap_seconds_and_years_past_9999() {
-    let dt = col(ColumnType::DateTime);
+    let dt = col(ColumnType::DateTime { fsp: 6 });
     assert_eq!(
         convert_value(b"2016-12-31 23:59:60", &dt).unwrap_err().0,
         BadReason::InvalidValue

@@ -48,6 +48,7 @@ fn col(ty: ColumnType) -> Column {
         ty,
         nullable: true,
         has_default: false,
+        auto_increment: false,
     }
 }
 
@@ -61,7 +62,11 @@ fn column_type() -> impl Strategy<Value = ColumnType> {
         any::<u64>().prop_map(|max| ColumnType::UInt { max }),
         Just(ColumnType::Bool),
         decimal_type(),
-        Just(ColumnType::Float),
+        prop::sample::select(vec![ColumnType::DOUBLE, ColumnType::FLOAT]),
+        any::<bool>().prop_map(|unsigned| ColumnType::Float {
+            max: f64::MAX,
+            unsigned
+        }),
         (0..20u64, 0..80u64, charset()).prop_map(|(max_chars, max_bytes, charset)| {
             ColumnType::Text {
                 max_chars,
@@ -72,8 +77,12 @@ fn column_type() -> impl Strategy<Value = ColumnType> {
         (0..40u64).prop_map(|max_bytes| ColumnType::Binary { max_bytes }),
         prop::collection::vec("[a-zA-Z ]{0,4}", 0..4).prop_map(ColumnType::Enum),
         Just(ColumnType::Date),
-        Just(ColumnType::DateTime),
-        Just(ColumnType::Timestamp),
+        (0..=6u8).prop_map(|fsp| ColumnType::DateTime { fsp }),
+        (0..=6u8).prop_map(|fsp| ColumnType::Timestamp { fsp }),
+        (0..=6u8).prop_map(|fsp| ColumnType::Time { fsp }),
+        Just(ColumnType::Year),
+        prop::collection::vec("[a-z]{1,3}", 0..4).prop_map(ColumnType::Set),
+        (1..=64u32).prop_map(|bits| ColumnType::Bit { bits }),
         Just(ColumnType::Json),
         Just(ColumnType::Other),
     ]
@@ -119,7 +128,11 @@ fn storable(s: &str, charset: Charset) -> bool {
 fn decimal_type() -> impl Strategy<Value = ColumnType> {
     (1..=65u32)
         .prop_flat_map(|p| (Just(p), 0..=p.min(30)))
-        .prop_map(|(precision, scale)| ColumnType::Decimal { precision, scale })
+        .prop_map(|(precision, scale)| ColumnType::Decimal {
+            precision,
+            scale,
+            unsigned: false,
+        })
 }
 
 /// Strings that look like values of some column type, or almost do.
@@ -144,8 +157,16 @@ fn assert_fits(v: &Value<'_>, raw: &[u8], ty: &ColumnType) {
         (Value::Int(i), ColumnType::Int { min, max }) => assert!(min <= i && i <= max),
         (Value::UInt(u), ColumnType::UInt { max }) => assert!(u <= max),
         (Value::Int(i), ColumnType::Bool) => assert!(*i == 0 || *i == 1),
-        (Value::Decimal(d), ColumnType::Decimal { .. }) => assert_eq!(d.as_bytes(), raw),
-        (Value::Float(f), ColumnType::Float) => assert!(f.is_finite()),
+        (Value::Decimal(d), ColumnType::Decimal { unsigned, .. }) => {
+            assert_eq!(d.as_bytes(), raw);
+            assert!(
+                !unsigned || !d.starts_with('-') || d.bytes().all(|b| !(b'1'..=b'9').contains(&b))
+            );
+        }
+        (Value::Float(f), ColumnType::Float { max, unsigned }) => {
+            assert!(f.is_finite() && f.abs() <= *max);
+            assert!(!unsigned || *f >= 0.0);
+        }
         (
             Value::Text(s),
             ColumnType::Text {
@@ -166,7 +187,9 @@ fn assert_fits(v: &Value<'_>, raw: &[u8], ty: &ColumnType) {
             assert!(values.iter().any(|v| v.eq_ignore_ascii_case(s)))
         }
         (Value::Date(d), ColumnType::Date) => assert_mysql_date(d),
-        (Value::DateTime(dt), ColumnType::DateTime | ColumnType::Timestamp) => {
+        (Value::DateTime(dt), ColumnType::DateTime { fsp } | ColumnType::Timestamp { fsp }) => {
+            // No fraction the column would round.
+            assert_eq!(dt.nanosecond() % 10u32.pow(9 - *fsp as u32), 0, "{dt}");
             assert_mysql_date(&dt.date());
             // What the sinks write must be a date-time MySQL reads back as the same value.
             let written = dt.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
@@ -175,7 +198,7 @@ fn assert_fits(v: &Value<'_>, raw: &[u8], ty: &ColumnType) {
                 dt.second() < 60 && dt.nanosecond() < 1_000_000_000,
                 "{written}"
             );
-            if *ty == ColumnType::Timestamp {
+            if matches!(ty, ColumnType::Timestamp { .. }) {
                 let secs = dt.and_utc().timestamp();
                 assert!((1..=2_147_483_647).contains(&secs), "{written}");
             }
@@ -184,6 +207,26 @@ fn assert_fits(v: &Value<'_>, raw: &[u8], ty: &ColumnType) {
             assert!(serde_json::from_str::<serde_json::Value>(s).is_ok());
             assert!(json_depth(s) <= 100);
         }
+        (Value::Text(s), ColumnType::Time { fsp }) => {
+            assert_eq!(s.as_bytes(), raw);
+            let (_, frac) = s.split_once('.').unwrap_or((s, ""));
+            assert!(frac.bytes().skip(*fsp as usize).all(|b| b == b'0'), "{s}");
+        }
+        (Value::Text(s), ColumnType::Year) => {
+            let y: u32 = s.parse().unwrap();
+            assert!(
+                s.len() == 4 && (y == 0 || (1901..=2155).contains(&y)),
+                "{s}"
+            );
+        }
+        (Value::Text(s), ColumnType::Set(values)) => {
+            assert!(
+                s.is_empty()
+                    || s.split(',')
+                        .all(|m| values.iter().any(|v| v.eq_ignore_ascii_case(m)))
+            )
+        }
+        (Value::Bits(b), ColumnType::Bit { bits }) => assert!(*bits == 64 || b >> bits == 0),
         (Value::Text(s), ColumnType::Other) => assert_eq!(s.as_bytes(), raw),
         (v, ty) => panic!("{v:?} for a {ty:?} column"),
     }

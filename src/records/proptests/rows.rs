@@ -111,6 +111,7 @@ proptest! {
                 ty: ty.clone(),
                 nullable: *nullable,
                 has_default: false,
+                auto_increment: false,
             })
             .collect();
         let record = values.join(&b'|');

@@ -109,7 +109,7 @@ proptest! {
         frac in prop::option::of("[0-9]{0,34}"),
         trail in 0..3usize,
     ) {
-        let ColumnType::Decimal { precision, scale } = ty else { unreachable!() };
+        let ColumnType::Decimal { precision, scale, .. } = ty else { unreachable!() };
         let mut raw = format!("{sign}{}{int}", "0".repeat(lead));
         let frac = frac.map(|f| f + &"0".repeat(trail));
         if let Some(f) = &frac {
@@ -177,7 +177,7 @@ proptest! {
         m in 0..=13u32, d in 0..=32u32,
         hh in 0..=24u32, mm in 0..=60u32, ss in 0..=61u32,
         frac in prop::option::of("[0-9]{1,10}"),
-        ty in prop::sample::select(vec![ColumnType::Date, ColumnType::DateTime, ColumnType::Timestamp]),
+        ty in prop::sample::select(vec![ColumnType::Date, ColumnType::DateTime { fsp: 6 }, ColumnType::Timestamp { fsp: 6 }]),
     ) {
         let date = format!("{y:04}-{m:02}-{d:02}");
         let raw = match ty {
@@ -229,7 +229,7 @@ proptest! {
     #[test]
     fn floats(f in any::<f64>()) {
         let raw = format!("{f:e}");
-        match convert_value(raw.as_bytes(), &col(ColumnType::Float)) {
+        match convert_value(raw.as_bytes(), &col(ColumnType::DOUBLE)) {
             Ok(v) => prop_assert_eq!(v, Value::Float(f)),
             Err((reason, _)) => {
                 prop_assert!(!f.is_finite());

@@ -1,0 +1,224 @@
+//! The edges where a run used to end green with the table wrong (issue 21): a refusal taken
+//! for a duplicate, a partition read twice, values the column changes on the way in, poison
+//! records that failed every re-run, and a default mapping that refused every record.
+
+use crate::common::*;
+
+/// Both write paths, since each compares what the server skipped in its own way.
+const STRATEGIES: [&str; 2] = ["load-data", "insert"];
+
+/// [`run_args`] into `table` instead of the seed's table.
+fn into_table(topic: &str, db: &TestDb, table: &str) -> Vec<String> {
+    let mut args = run_args(topic, db);
+    let at = args
+        .iter()
+        .position(|a| a == "--table")
+        .expect("run_args names a table");
+    args[at + 1] = table.to_string();
+    args
+}
+
+/// A child row whose parent does not exist is refused by the foreign key; under
+/// `ignore-duplicates` that refusal must not pass as a skipped duplicate.
+#[tokio::test]
+async fn ignore_duplicates_does_not_swallow_a_foreign_key_refusal() {
+    for strategy in STRATEGIES {
+        let db = TestDb::new("fk").await;
+        db.exec(
+            "CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO parent VALUES (1);
+             CREATE TABLE child (id INT PRIMARY KEY, pid INT NOT NULL,
+               FOREIGN KEY (pid) REFERENCES parent (id)) ENGINE=InnoDB;
+             INSERT INTO child VALUES (3, 1)",
+        )
+        .await;
+        let topic = topic("fk");
+        produce(
+            &topic,
+            [b"1|42".to_vec(), b"2|1".to_vec(), b"3|1".to_vec()],
+            1,
+        )
+        .await;
+        let args = with(
+            into_table(&topic, &db, "child"),
+            &["--mode", "ignore-duplicates", "--write-strategy", strategy],
+        );
+        let run = run_binary(&args).await;
+        assert_ne!(run.code, 0, "{strategy}: {}", run.stdout);
+        let err = run.summary["error"].as_str().unwrap_or_default();
+        assert!(err.contains("1452"), "{strategy}: {err}");
+        // Nothing of the batch landed, and the checkpoint did not move past the record.
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM child").await,
+            1,
+            "{strategy}"
+        );
+        // A duplicate alone is still skipped, as asked.
+        db.exec(
+            "DELETE FROM child; INSERT INTO parent VALUES (42); INSERT INTO child VALUES (3, 1)",
+        )
+        .await;
+        let again = run_binary(&args).await;
+        assert_eq!(again.code, 0, "{strategy}: {}", again.stderr);
+        assert_eq!(again.u("rows_written"), 2, "{strategy}");
+        assert_eq!(again.u("duplicates_skipped"), 1, "{strategy}");
+    }
+}
+
+/// The same partition named twice would open two readers of it and write every record twice.
+#[tokio::test]
+async fn a_repeated_partition_is_a_configuration_error() {
+    let db = TestDb::new("dup_part").await;
+    let topic = topic("dup_part");
+    create_partitioned(&topic, 2);
+    let run = run_binary(&with(run_args(&topic, &db), &["--partitions", "0,1,0"])).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let err = run.summary["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("partition 0") && err.contains("twice"),
+        "{err}"
+    );
+    // From the environment too.
+    let mut cmd = command(&run_args(&topic, &db));
+    cmd.env("PULSAR2MYSQL_PARTITIONS", "1,1");
+    let run = run_command_within(cmd, std::time::Duration::from_secs(120)).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+async fn bad_records_of(db: &TestDb, table: &str, records: Vec<Vec<u8>>, strategy: &str) -> Run {
+    let topic = topic("edge_values");
+    produce(&topic, records, 1).await;
+    run_binary(&with(
+        into_table(&topic, db, table),
+        &[
+            "--on-bad-record",
+            "dead-letter",
+            "--null-literal",
+            "NULL",
+            "--write-strategy",
+            strategy,
+        ],
+    ))
+    .await
+}
+
+/// A fraction the column cannot hold exactly would be truncated (MariaDB) or rounded
+/// (MySQL, even into the next day): a bad record, never a changed value.
+#[tokio::test]
+async fn fractions_beyond_the_columns_precision_are_bad_records() {
+    for strategy in STRATEGIES {
+        let db = TestDb::new("fsp").await;
+        db.exec(
+            "CREATE TABLE fsp (id INT PRIMARY KEY, d0 DATETIME NULL, d6 DATETIME(6) NULL,
+               t3 TIMESTAMP(3) NULL DEFAULT NULL, tm TIME(1) NULL)",
+        )
+        .await;
+        let records = vec![
+            b"1|2024-01-01 23:59:59|2024-01-01 23:59:59.123456|2024-01-01 00:00:00.123|12:00:00.5"
+                .to_vec(),
+            b"2|2024-01-01 23:59:59.9|NULL|NULL|NULL".to_vec(),
+            b"3|NULL|2024-01-01 00:00:00.1234567|NULL|NULL".to_vec(),
+            b"4|NULL|NULL|2024-01-01 00:00:00.1235|NULL".to_vec(),
+            b"5|NULL|NULL|NULL|12:00:00.25".to_vec(),
+            // Trailing zeros are no loss.
+            b"6|2024-01-01 10:00:00.000|2024-01-01 00:00:00.100000000|NULL|01:02:03.50".to_vec(),
+        ];
+        let run = bad_records_of(&db, "fsp", records, strategy).await;
+        assert_eq!(run.code, 0, "{strategy}: {}", run.stderr);
+        assert_eq!(run.u("rows_written"), 2, "{strategy}: {}", run.stdout);
+        assert_eq!(run.u("dead_lettered"), 4, "{strategy}");
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM fsp WHERE id = 6 AND d0 = '2024-01-01 10:00:00' AND tm = '01:02:03.5'")
+                .await,
+            1,
+            "{strategy}"
+        );
+    }
+}
+
+/// A number into `BIT(n)` is that number (not its text's bytes), and one that does not fit
+/// is a bad record.
+#[tokio::test]
+async fn bit_columns_take_numbers() {
+    for strategy in STRATEGIES {
+        let db = TestDb::new("bits").await;
+        db.exec("CREATE TABLE bits (id INT PRIMARY KEY, b8 BIT(8) NULL, b1 BIT(1) NULL)")
+            .await;
+        let records = vec![
+            b"1|5|1".to_vec(),
+            b"2|200|0".to_vec(),
+            b"3|256|NULL".to_vec(),
+            b"4|NULL|2".to_vec(),
+            b"5|x|NULL".to_vec(),
+            b"6|0|NULL".to_vec(),
+        ];
+        let run = bad_records_of(&db, "bits", records, strategy).await;
+        assert_eq!(run.code, 0, "{strategy}: {}", run.stderr);
+        assert_eq!(run.u("rows_written"), 3, "{strategy}: {}", run.stdout);
+        assert_eq!(run.u("dead_lettered"), 3, "{strategy}");
+        assert_eq!(
+            db.scalar("SELECT SUM(b8 + 0) * 10 + SUM(b1 + 0) FROM bits")
+                .await,
+            2051,
+            "{strategy}"
+        );
+    }
+}
+
+/// Values the server would refuse (and so fail the batch on every re-run, valid records
+/// beside them never landing) are counted bad records instead.
+#[tokio::test]
+async fn poison_values_are_bad_records() {
+    for strategy in STRATEGIES {
+        let db = TestDb::new("poison").await;
+        db.exec(
+            "CREATE TABLE poison (id INT PRIMARY KEY, label VARCHAR(10) NOT NULL DEFAULT 'none',
+               price DECIMAL(6,2) UNSIGNED NULL, ratio DOUBLE UNSIGNED NULL, f FLOAT NULL,
+               t TIME NULL, y YEAR NULL, tags SET('a','b') NULL)",
+        )
+        .await;
+        let records = vec![
+            b"1|ok|1.50|0.5|1.5|-838:59:59|2155|a,b".to_vec(),
+            b"2|NULL|NULL|NULL|NULL|NULL|NULL|NULL".to_vec(),
+            b"3|ok|-1.00|NULL|NULL|NULL|NULL|NULL".to_vec(),
+            b"4|ok|NULL|-0.5|NULL|NULL|NULL|NULL".to_vec(),
+            b"5|ok|NULL|NULL|1e39|NULL|NULL|NULL".to_vec(),
+            b"6|ok|NULL|NULL|NULL|25:61:00|NULL|NULL".to_vec(),
+            b"7|ok|NULL|NULL|NULL|839:00:00|NULL|NULL".to_vec(),
+            b"8|ok|NULL|NULL|NULL|NULL|1900|NULL".to_vec(),
+            b"9|ok|NULL|NULL|NULL|NULL|NULL|a,c".to_vec(),
+            b"10|ok|0|0|0|00:00:00|1901|".to_vec(),
+        ];
+        let run = bad_records_of(&db, "poison", records, strategy).await;
+        assert_eq!(run.code, 0, "{strategy}: {}", run.stderr);
+        assert_eq!(run.u("rows_written"), 2, "{strategy}: {}", run.stdout);
+        assert_eq!(run.u("dead_lettered"), 8, "{strategy}");
+    }
+}
+
+/// A table whose last columns are nullable: records map to its columns in order and may omit
+/// only trailing columns whose default is NULL.
+#[tokio::test]
+async fn default_mapping_keeps_trailing_nullable_columns() {
+    let db = TestDb::new("nullable_tail").await;
+    db.exec("CREATE TABLE child (id INT PRIMARY KEY, pid INT)")
+        .await;
+    let topic = topic("nullable_tail");
+    produce(&topic, [b"1|42".to_vec(), b"2".to_vec()], 1).await;
+    let run = run_binary(&into_table(&topic, &db, "child")).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.u("rows_written"), 2);
+    assert_eq!(
+        run.summary["mapped_columns"],
+        serde_json::json!(["id", "pid"])
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM child WHERE (id, pid) = (1, 42)")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM child WHERE id = 2 AND pid IS NULL")
+            .await,
+        1
+    );
+}
