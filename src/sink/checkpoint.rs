@@ -12,7 +12,7 @@ use sqlx::{MySqlConnection, Row};
 use std::fmt::Write as _;
 
 use super::batch::Span;
-pub use super::job_lock::{lock_name, JobLock, LockKeeper};
+pub use super::job_lock::{lock_name, JobLock, LockKeeper, LOCK_IDLE_TIMEOUT_SECS};
 use super::sql::write_literal;
 use crate::error::{Error, Result};
 use crate::range::Position;

@@ -112,20 +112,58 @@ impl MysqlSink {
     }
 
     /// Ends the server thread of an abandoned attempt, so that its transaction rolls back (or
-    /// finishes committing) before the next attempt reads the fence.
+    /// finishes committing) before the next attempt reads the fence. Only while the thread is
+    /// still this run's: a thread id recorded before the server restarted (or failed over
+    /// behind the same address) may name an unrelated session now, and so may one of another
+    /// user; such a thread is left alone (its own transaction, if any, died with the server).
     async fn kill(&self, thread: u32) -> std::result::Result<(), WriteError> {
         let mut conn = self.connection().await?;
+        let limit = self.cfg.io_timeout;
+        let started = bounded(limit, "the server's uptime", None, async {
+            Ok::<_, sqlx::Error>(super::connect::server_started(&mut conn).await)
+        })
+        .await?;
+        let restarted = {
+            let mut seen = self.server_started.lock().expect("server start lock");
+            let restarted = matches!((*seen, started), (Some(a), Some(b)) if (a - b).abs() > 2);
+            *seen = started.or(*seen);
+            restarted
+        };
+        // Without the PROCESS privilege only this user's threads are listed: another user's
+        // thread looks gone, and is left alone all the same.
+        let ours: i64 = bounded(
+            limit,
+            "a thread check",
+            None,
+            sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.PROCESSLIST \
+                 WHERE ID = ? AND USER = SUBSTRING_INDEX(USER(), '@', 1)",
+            )
+            .bind(thread)
+            .fetch_one(&mut *conn),
+        )
+        .await?;
+        if restarted || ours == 0 {
+            tracing::info!(
+                thread,
+                restarted,
+                "the abandoned attempt's server thread is gone or no longer this run's; not \
+                 killing it"
+            );
+            return Ok(());
+        }
         let sql = format!("KILL CONNECTION {thread}");
         let result = bounded(
-            self.cfg.io_timeout,
+            limit,
             "KILL",
             None,
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
         )
         .await;
         match result {
-            // 1094: unknown thread, already gone.
-            Err(e) if e.server_code() == Some(1094) => Ok(()),
+            // 1094: unknown thread, already gone; 1095: not ours after all (it ended and
+            // the id was taken between the check and the KILL).
+            Err(e) if matches!(e.server_code(), Some(1094 | 1095)) => Ok(()),
             Err(e @ WriteError::Stalled { .. }) => {
                 conn.close_on_drop();
                 Err(e)

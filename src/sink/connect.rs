@@ -41,6 +41,10 @@ pub struct MysqlSink {
     /// The server's `innodb_autoinc_lock_mode` (None if it has none): whether parallel LOAD
     /// DATA streams take turns on the table's AUTO-INC lock.
     pub(super) autoinc_lock_mode: Option<i64>,
+    /// When the server last started (epoch seconds, from its uptime), as last seen: a thread
+    /// id recorded before the server restarted (or before a failover behind the same address)
+    /// names somebody else's session now, and must not be killed.
+    pub(super) server_started: std::sync::Mutex<Option<i64>>,
     pub(super) cfg: SinkConfig,
     /// Where and as whom both drivers connect.
     pub(super) target: MysqlTarget,
@@ -104,6 +108,21 @@ async fn open_control(
     Ok((pool, conn))
 }
 
+/// When the server started, in epoch seconds (now less its `Uptime`); `None` when it does not
+/// say. Needs no privilege.
+pub(super) async fn server_started(conn: &mut MySqlConnection) -> Option<i64> {
+    let uptime: Option<(String, String)> = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Uptime'")
+        .fetch_optional(&mut *conn)
+        .await
+        .ok()
+        .flatten();
+    let now: i64 = sqlx::query_scalar("SELECT CAST(UNIX_TIMESTAMP() AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await
+        .ok()?;
+    Some(now - uptime?.1.parse::<i64>().ok()?)
+}
+
 /// Applies the project's migrations (checkpoints, dead letters, window ends) and nothing else:
 /// no sink table needed, so a database can be prepared before the first job is configured.
 pub async fn migrate(cfg: &SinkConfig) -> Result<()> {
@@ -158,9 +177,17 @@ impl MysqlSink {
                     .fetch_one(&mut *conn)
                     .await
                     .ok();
-            Ok::<_, Error>((columns, packet, strategy, tls_in_use, autoinc_lock_mode))
+            let server_started = server_started(&mut conn).await;
+            Ok::<_, Error>((
+                columns,
+                packet,
+                strategy,
+                tls_in_use,
+                autoinc_lock_mode,
+                server_started,
+            ))
         };
-        let (columns, packet, strategy, tls_in_use, autoinc_lock_mode) =
+        let (columns, packet, strategy, tls_in_use, autoinc_lock_mode, server_started) =
             match tokio::time::timeout(limit, setup).await {
                 Ok(done) => done?,
                 Err(_) => {
@@ -197,6 +224,7 @@ impl MysqlSink {
             load_data,
             tls_in_use,
             autoinc_lock_mode,
+            server_started: std::sync::Mutex::new(server_started),
             cfg: cfg.clone(),
         })
     }

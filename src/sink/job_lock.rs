@@ -16,6 +16,26 @@ pub struct JobLock {
     thread: i64,
 }
 
+/// The lock connection's `wait_timeout`, in seconds: many times the keep-alive's period (2 s),
+/// so a live run never idles that long, yet short enough that the lock of a run whose host
+/// died or was cut off (no FIN ever reaches the server) is freed in about a minute instead of
+/// the server's default 8 hours.
+pub const LOCK_IDLE_TIMEOUT_SECS: u32 = 60;
+
+/// Takes the lock on `conn` after shortening its idle timeout: the lock lives exactly as long
+/// as that session. `(GET_LOCK's answer, the session's thread id)`.
+async fn take_on(conn: &mut MySqlConnection, name: &str) -> sqlx::Result<(Option<i64>, i64)> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET SESSION wait_timeout = {LOCK_IDLE_TIMEOUT_SECS}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_as("SELECT GET_LOCK(?, 0), CAST(CONNECTION_ID() AS SIGNED)")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+}
+
 /// `GET_LOCK` names are limited to 64 characters: a readable prefix plus a hash of the job id.
 pub fn lock_name(job_id: &str) -> String {
     use sha2::Digest;
@@ -28,12 +48,9 @@ impl JobLock {
     /// Takes the lock or fails with [`Error::Locked`].
     pub async fn acquire(mut conn: PoolConnection<MySql>, job_id: &str) -> Result<JobLock> {
         let name = lock_name(job_id);
-        let (got, thread): (Option<i64>, i64) =
-            sqlx::query_as("SELECT GET_LOCK(?, 0), CAST(CONNECTION_ID() AS SIGNED)")
-                .bind(&name)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| Error::Sink(format!("cannot take the job lock: {e}")))?;
+        let (got, thread) = take_on(&mut conn, &name)
+            .await
+            .map_err(|e| Error::Sink(format!("cannot take the job lock: {e}")))?;
         match got {
             Some(1) => Ok(JobLock {
                 conn: Some(conn),
@@ -166,11 +183,7 @@ impl JobLock {
         loop {
             let attempt = tokio::time::timeout(limit, async {
                 let mut conn = pool.acquire().await?;
-                let got: (Option<i64>, i64) =
-                    sqlx::query_as("SELECT GET_LOCK(?, 0), CAST(CONNECTION_ID() AS SIGNED)")
-                        .bind(&self.name)
-                        .fetch_one(&mut *conn)
-                        .await?;
+                let got = take_on(&mut conn, &self.name).await?;
                 Ok::<_, sqlx::Error>((conn, got))
             })
             .await;

@@ -222,3 +222,29 @@ async fn default_mapping_keeps_trailing_nullable_columns() {
         1
     );
 }
+
+/// The vendored client logs every message it receives at DEBUG (and frames at TRACE): the
+/// record's bytes must never be among them, whatever the log level.
+#[tokio::test]
+async fn debug_logs_never_carry_a_records_content() {
+    let db = TestDb::new("debuglog").await;
+    let topic = topic("debuglog");
+    let secret = b"1|very-private-payload";
+    produce(&topic, [secret.to_vec()], 1).await;
+    let mut cmd = command(&run_args(&topic, &db));
+    cmd.env("RUST_LOG", "debug,pulsar::connection=trace");
+    let run = run_command_within(cmd, std::time::Duration::from_secs(120)).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("consumer engine"),
+        "no DEBUG logs of the consumer"
+    );
+    let as_bytes = format!("{:?}", &secret[2..]);
+    let as_bytes = as_bytes.trim_start_matches('[').trim_end_matches(']');
+    for shown in ["very-private-payload", as_bytes] {
+        assert!(
+            !run.stderr.contains(shown),
+            "the record is in the logs as {shown}"
+        );
+    }
+}

@@ -154,3 +154,46 @@ async fn parallel_streams_do_not_deadlock_on_first_checkpoints() {
         run.stderr
     );
 }
+
+/// A run whose host dies or is cut off sends no FIN: its lock session lingers on the server.
+/// The lock connection idles out after `LOCK_IDLE_TIMEOUT_SECS` (not the server's 8-hour
+/// `wait_timeout`), so the job can run again about a minute later. A stopped process (SIGSTOP)
+/// is such a host: its sockets stay open and silent.
+#[tokio::test]
+async fn the_lock_of_a_dead_host_is_freed_within_about_a_minute() {
+    use pulsar2mysql::sink::checkpoint::{lock_name, LOCK_IDLE_TIMEOUT_SECS};
+    let db = TestDb::new("deadhost").await;
+    let topic = topic("deadhost");
+    produce(&topic, seed_records(0..200_000), 1000).await;
+    let job = unique("deadhost-job");
+    let args = with(
+        run_args(&topic, &db),
+        &["--job-id", &job, "--batch-rows", "1000"],
+    );
+    let mut child = command(&args).spawn().unwrap();
+    wait_mid_run(&db, &mut child, 2_000).await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    let stopped = std::time::Instant::now();
+    let mut conn = db.conn().await;
+    let freed = loop {
+        let free: Option<i64> = sqlx::query_scalar("SELECT IS_FREE_LOCK(?)")
+            .bind(lock_name(&job))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if free == Some(1) {
+            break Some(stopped.elapsed());
+        }
+        if stopped.elapsed() > Duration::from_secs(LOCK_IDLE_TIMEOUT_SECS as u64 * 3) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let freed = freed.expect("the stopped run's lock was still held after three idle timeouts");
+    assert!(
+        freed >= Duration::from_secs(LOCK_IDLE_TIMEOUT_SECS as u64 / 2),
+        "the lock was freed after {freed:?}: before the idle timeout, so not by it"
+    );
+}

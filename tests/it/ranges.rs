@@ -190,34 +190,7 @@ async fn consecutive_windows_leave_no_gap_when_publish_times_are_out_of_order() 
     let db = TestDb::new("chain").await;
     let topic = topic("chain");
     produce(&topic, seed_records(0..5), 1).await;
-    let python =
-        std::env::var("P2M_PYTHON").unwrap_or_else(|_| ".cache/venv-pulsar/bin/python".into());
-    let out = std::process::Command::new(python)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/producers/python_late_producer.py"
-            ),
-            &pulsar_url(),
-            &topic,
-            "5|msg-5",
-            "6|msg-6",
-        ])
-        .output()
-        .expect("python with pulsar-client (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let late_sent: i64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let late_sent = produce_late(&topic, "5|msg-5", "6|msg-6");
     produce(&topic, seed_records(7..10), 1).await;
     // Record 5 is stamped about late_sent, record 6 a second later but stored first.
     let boundary = late_sent + 500;
@@ -278,4 +251,78 @@ async fn a_window_after_the_last_message_ends_at_once() {
     let run = run_binary_within(&args, Duration::from_secs(15)).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.outcome(), "nothing_to_do");
+}
+
+/// A window whose first message is already past its end (a record stored after a newer one,
+/// as in the test above, with the newer one first in the window): it reads nothing, but it
+/// still records where it stopped, so the job's next window is chained and takes the late
+/// record. Unchained, the next window started by publish time and skipped it as too old.
+#[tokio::test]
+async fn a_window_stopped_by_its_first_message_still_chains_the_next() {
+    let db = TestDb::new("chain_first").await;
+    let topic = topic("chain_first");
+    let late_sent = produce_late(&topic, "5|msg-5", "6|msg-6");
+    // Record 6 (stamped about late_sent + 1 s) is stored first, record 5 (about late_sent)
+    // after it: the window [.., late_sent + 500) starts at 6, which is past its end.
+    let boundary = late_sent + 500;
+    let job = unique("chain-first-job");
+    let window = |from: i64, to: i64| {
+        with(
+            run_args(&topic, &db),
+            &[
+                "--job-id",
+                &job,
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+            ],
+        )
+    };
+    let first = run_binary(&window(boundary - 3_600_000, boundary)).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.u("rows_written"), 0, "{}", first.stdout);
+    let second = run_binary(&window(boundary, now_ms() + 60_000)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.summary["range"]["partitions"][0]["previous_window_end"].is_string(),
+        "{}",
+        second.stdout
+    );
+    let ids: Vec<i64> = db.seed_rows().await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec![5, 6], "a record fell between the windows");
+}
+
+/// Writes `late` so that it is stored after `newer` with an earlier publish time (see
+/// tests/producers/python_late_producer.py); returns the epoch ms taken just before `late`
+/// was sent.
+fn produce_late(topic: &str, late: &str, newer: &str) -> i64 {
+    let python =
+        std::env::var("P2M_PYTHON").unwrap_or_else(|_| ".cache/venv-pulsar/bin/python".into());
+    let out = std::process::Command::new(python)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/producers/python_late_producer.py"
+            ),
+            &pulsar_url(),
+            topic,
+            late,
+            newer,
+        ])
+        .output()
+        .expect("python with pulsar-client (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }

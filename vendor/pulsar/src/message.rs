@@ -488,12 +488,23 @@ impl asynchronous_codec::Decoder for Codec {
 }
 
 /// message payload
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Payload {
     /// message metadata added by Pulsar
     pub metadata: Metadata,
     /// raw message data
     pub data: Vec<u8>,
+}
+
+/// The size of the data, never the data: messages are logged at DEBUG and TRACE, and a
+/// record's content (personal data, secrets) must not reach the logs.
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("metadata", &self.metadata)
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .finish()
+    }
 }
 
 struct CommandFrame<'a> {
