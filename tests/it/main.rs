@@ -17,6 +17,7 @@ mod metrics;
 mod mysql_tls;
 mod outcomes;
 mod partitions;
+mod privileges;
 mod ranges;
 mod restarts;
 mod seed;
