@@ -209,10 +209,10 @@ async fn write_metrics(
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    for flag in pulsar2mysql::cli::secrets_on_command_line(std::env::args()) {
+    for (flag, advice) in pulsar2mysql::cli::secrets_on_command_line(std::env::args()) {
         tracing::warn!(
             "{flag} on the command line can be read by every user of this machine (ps, \
-             /proc); give it through the environment or {flag}-file instead"
+             /proc); {advice}"
         );
     }
     match cli.command {

@@ -45,21 +45,61 @@ impl std::str::FromStr for SecretUrl {
 }
 
 /// The secret flags given on the command line itself, where every user of the machine can read
-/// them (`ps`, `/proc/PID/cmdline`); the caller warns about each.
-pub fn secrets_on_command_line(args: impl IntoIterator<Item = String>) -> Vec<&'static str> {
+/// them (`ps`, `/proc/PID/cmdline`): the secret flags, and the URL flags whose value carries a
+/// password (`mysql://user:password@...`). The caller warns about each, with the advice.
+pub fn secrets_on_command_line(
+    args: impl IntoIterator<Item = String>,
+) -> Vec<(&'static str, &'static str)> {
+    const SECRETS: [(&str, &str); 4] = [
+        (
+            "--mysql-password",
+            "give it through PULSAR2MYSQL_MYSQL_PASSWORD or --mysql-password-file instead",
+        ),
+        (
+            "--pulsar-token",
+            "give it through PULSAR2MYSQL_PULSAR_TOKEN or --pulsar-token-file instead",
+        ),
+        (
+            "--mysql-url",
+            "carries a password: leave it out of the URL and give it through \
+             PULSAR2MYSQL_MYSQL_PASSWORD or --mysql-password-file instead",
+        ),
+        (
+            "--pushgateway-url",
+            "carries a password: give the URL through PULSAR2MYSQL_PUSHGATEWAY_URL instead",
+        ),
+    ];
+    let args: Vec<String> = args.into_iter().collect();
     let mut found = Vec::new();
-    for arg in args {
-        for flag in ["--mysql-password", "--pulsar-token"] {
-            let given = arg == flag
-                || arg
-                    .strip_prefix(flag)
-                    .is_some_and(|rest| rest.starts_with('='));
-            if given && !found.contains(&flag) {
-                found.push(flag);
+    for (i, arg) in args.iter().enumerate() {
+        for (flag, advice) in SECRETS {
+            let value = if arg == flag {
+                args.get(i + 1).map(String::as_str)
+            } else {
+                arg.strip_prefix(flag)
+                    .and_then(|rest| rest.strip_prefix('='))
+            };
+            let Some(value) = value else { continue };
+            let secret = if flag.ends_with("-url") {
+                url_has_password(value)
+            } else {
+                true
+            };
+            if secret && !found.iter().any(|(f, _)| *f == flag) {
+                found.push((flag, advice));
             }
         }
     }
     found
+}
+
+/// Whether a URL's user part has a password (`scheme://user:password@host`).
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user, _)| user.contains(':'))
 }
 
 fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
@@ -110,11 +150,34 @@ mod tests {
     #[test]
     fn secret_flags_on_the_command_line_are_found() {
         let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let flags = |a: &[&str]| -> Vec<&str> {
+            secrets_on_command_line(argv(a))
+                .into_iter()
+                .map(|(flag, _)| flag)
+                .collect()
+        };
         assert_eq!(
-            secrets_on_command_line(argv(&["run", "--mysql-password", "x", "--pulsar-token=y"])),
+            flags(&["run", "--mysql-password", "x", "--pulsar-token=y"]),
             ["--mysql-password", "--pulsar-token"]
         );
-        assert!(secrets_on_command_line(argv(&["run", "--mysql-password-file", "f"])).is_empty());
+        assert!(flags(&["run", "--mysql-password-file", "f"]).is_empty());
+        // A password inside a URL is as visible as one given alone.
+        assert_eq!(
+            flags(&[
+                "run",
+                "--mysql-url",
+                "mysql://u:pw@h/db",
+                "--pushgateway-url=http://a:b@gw:9091"
+            ]),
+            ["--mysql-url", "--pushgateway-url"]
+        );
+        assert!(flags(&[
+            "run",
+            "--mysql-url",
+            "mysql://u@h/db",
+            "--pushgateway-url=http://gw:9091/x:y@z"
+        ])
+        .is_empty());
     }
     #[test]
     fn debug_output_never_shows_a_secret() {

@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::CONTENT_TYPE;
 
+/// Most connections answered at once; more are closed as they arrive (a scrape makes one).
+const MAX_CONNECTIONS: usize = 16;
+
 /// Binds `addr` and serves `GET /metrics` (rendered by `render_now` on every request) until
-/// `stop` is cancelled. Returns the bound address; a bind failure is returned for the caller
+/// `stop` is cancelled, answering at most [`MAX_CONNECTIONS`] connections at once. Returns the bound address; a bind failure is returned for the caller
 /// to log.
 pub async fn serve(
     addr: std::net::SocketAddr,
@@ -21,6 +24,7 @@ pub async fn serve(
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -34,10 +38,16 @@ pub async fn serve(
                     }
                 },
             };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::debug!("metrics endpoint: too many connections at once; closing one");
+                drop(stream);
+                continue;
+            };
             let render_now = render_now.clone();
             tokio::spawn(async move {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(10), answer(stream, render_now)).await;
+                drop(permit);
             });
         }
     });
@@ -89,4 +99,40 @@ async fn answer(
     }
     stream.write_all(&response).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections that never send a request (a scanner, a slowloris) are held at most up to
+    /// the cap; past it they are closed at once instead of each holding a task and a socket.
+    #[tokio::test]
+    async fn idle_connections_beyond_the_cap_are_closed_at_once() {
+        let stop = CancellationToken::new();
+        let (addr, _task) = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(|| "m 1\n".to_string()),
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS + 40 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let mut closed = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte));
+            if let Ok(Ok(0)) = read.await {
+                closed += 1;
+            }
+        }
+        assert!(
+            closed >= 40,
+            "only {closed} connections past the cap were closed"
+        );
+        stop.cancel();
+    }
 }

@@ -23,7 +23,12 @@ pub fn write_textfile(path: &Path, body: &str) -> std::io::Result<()> {
         std::process::id()
     ));
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_private(&tmp).or_else(|_| {
+            // A leftover of a killed run, or something planted there: removed (a symlink
+            // itself, never its target), then created afresh.
+            std::fs::remove_file(&tmp)?;
+            create_private(&tmp)
+        })?;
         f.write_all(body.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -32,6 +37,18 @@ pub fn write_textfile(path: &Path, body: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Creates `path` as a new file: never an existing one, never through a symlink (the textfile
+/// directory is often shared with other writers).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(path)
 }
 
 /// The last success timestamp of this run's job recorded in an existing textfile, so a failed
@@ -64,6 +81,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("p2m.prom")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A symlink planted where the temporary file goes (the directory is often shared, e.g.
+    /// node_exporter's textfile directory) is never followed: its target stays as it was.
+    #[test]
+    fn a_symlink_at_the_temporary_path_is_not_followed() {
+        let dir = std::env::temp_dir().join(format!("p2m-metrics-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        let tmp = dir.join(format!(".p2m.prom.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let path = dir.join("p2m.prom");
+        write_textfile(&path, "m 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "m 1\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -81,6 +81,29 @@ pub struct PartitionReader {
     chained_after: Option<Position>,
     /// The message whose arrival ended the range, when it was not read.
     stopped_before: Option<Position>,
+    /// The last position seen when a replay last counted as progress (see [`is_progress`]).
+    replay_credited: Option<Option<Position>>,
+}
+
+/// Whether a delivered message shows the reader moving, which ends a stall (the reconnects'
+/// shared backoff and retry budget): any message read, written or skipped as before the
+/// window, and the end of the range. A replay (the entry redelivered after a reconnect, a
+/// long batch read again up to the last position) shows a working stream too, but only once
+/// per last position: a broker that fails again right after each redelivery must still use
+/// up the budget instead of looping.
+fn is_progress(
+    admit: &Admit,
+    last_seen: Option<Position>,
+    replay_credited: &mut Option<Option<Position>>,
+) -> bool {
+    match admit {
+        Admit::Read { .. } | Admit::Stop(_) => true,
+        Admit::Replay if *replay_credited != Some(last_seen) => {
+            *replay_credited = Some(last_seen);
+            true
+        }
+        Admit::Replay => false,
+    }
 }
 
 impl PartitionReader {
@@ -105,6 +128,7 @@ impl PartitionReader {
             stalled: None,
             chained_after: None,
             stopped_before: None,
+            replay_credited: None,
         }
     }
 
@@ -287,7 +311,6 @@ impl PartitionReader {
             if !self.admit(position, publish_time, msg.message_id.batch_size) {
                 continue;
             }
-            self.stalled = None;
             return Ok(Some(source_message(position, publish_time, msg)));
         }
     }
@@ -353,10 +376,13 @@ impl PartitionReader {
     /// (the last position seen, whether the range is done). True: hand the message out;
     /// false: a replay, a message before the window, or one past the end.
     fn admit(&mut self, position: Position, publish_time: i64, batch_size: Option<i32>) -> bool {
-        match self
+        let admit = self
             .bounds
-            .admit(self.last_seen, position, publish_time, batch_size)
-        {
+            .admit(self.last_seen, position, publish_time, batch_size);
+        if is_progress(&admit, self.last_seen, &mut self.replay_credited) {
+            self.stalled = None;
+        }
+        match admit {
             Admit::Replay => false,
             Admit::Stop(reason) => {
                 self.done = Some(reason);

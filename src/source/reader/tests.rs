@@ -69,3 +69,22 @@ fn the_receiver_queue_holds_its_bound_in_bytes() {
     credit.release(1, 3 * MIB);
     assert_eq!(waiting.as_mut().now_or_never(), Some(true));
 }
+
+/// Messages skipped as before the window and replays after a reconnect are progress (they
+/// used to leave the stall counter running, so a long scan with a reconnect or two could use
+/// up the retry budget); a replay counts once per last position, so a broker failing again
+/// right after each redelivery still ends the run.
+#[test]
+fn skipped_and_replayed_messages_are_progress() {
+    let read_skipped = Admit::Read {
+        deliver: false,
+        then_stop: None,
+    };
+    let mut credited = None;
+    let at = Some(Position::new(4, 2, -1));
+    assert!(is_progress(&read_skipped, at, &mut credited));
+    assert!(is_progress(&Admit::Replay, at, &mut credited));
+    assert!(!is_progress(&Admit::Replay, at, &mut credited));
+    let further = Some(Position::new(4, 9, -1));
+    assert!(is_progress(&Admit::Replay, further, &mut credited));
+}
