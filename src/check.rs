@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::{WriteMode, WriteStrategy};
 use crate::error::{Error, Result};
-use crate::sink::schema::quote_ident;
+use crate::sink::quote_ident;
 use crate::sink::MysqlSink;
 use crate::source::PulsarSource;
 use crate::Config;

@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::records::{BadRecord, RowConverter};
 use crate::report::Stats;
 use crate::sink::{Batch, BatchBuilder, MysqlSink, OpenBatch};
-use crate::source::{Partition, PartitionReader, Position, ResolvedRange, SourceMessage};
+use crate::source::{
+    Partition, PartitionReader, Position, ResolvedRange, SourceMessage, MAX_ENTRY_BYTES,
+};
 
 /// Batches queued between a partition's reader and its writer task, besides the one being
 /// written and the one being filled: enough to ride out a slow commit, little memory.
@@ -364,10 +366,7 @@ fn consume(
     let index = partition.checkpoint_index();
     let converted = match (msg.chunk, msg.too_large) {
         (Some((id, of)), _) => Err(BadRecord::chunk(id, of)),
-        (None, Some(size)) => Err(BadRecord::too_large(
-            size,
-            pulsar::consumer::MAX_UNCOMPRESSED,
-        )),
+        (None, Some(size)) => Err(BadRecord::too_large(size, MAX_ENTRY_BYTES)),
         (None, None) => converter
             .convert(&msg.payload, |values| builder.push_row(values))
             .and_then(|pushed| pushed),

@@ -118,3 +118,16 @@ impl fmt::Display for BadRecord {
         }
     }
 }
+
+/// A conversion's result: the value, or why the field is a bad record and a detail.
+pub(super) type Conv<T> = Result<T, (BadReason, String)>;
+
+/// A field as a bad record's detail shows it: quoted, at most 40 characters (a 5 MB field
+/// must not fill the logs, the summary and the dead-letter table).
+pub(super) fn show(raw: &str) -> String {
+    let mut s: String = raw.chars().take(40).collect();
+    if s.len() < raw.len() {
+        s.push('…');
+    }
+    format!("{s:?}")
+}

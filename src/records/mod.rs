@@ -9,6 +9,7 @@ mod charset;
 mod convert;
 mod converter;
 mod split;
+mod temporal;
 mod types;
 
 pub use bad::{BadReason, BadRecord};

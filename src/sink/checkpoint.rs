@@ -1,72 +1,45 @@
-//! Checkpoints and window ends (the fence every batch writes under is in `fence.rs`; the job
-//! lock, in `job_lock.rs`, is re-exported here).
+//! Checkpoints and window ends, and [`Span`], a checkpoint's move across one batch (the fence
+//! every batch writes under is in `fence.rs`, the job lock in `job_lock.rs`, the tables'
+//! migrations in `migrations.rs`).
 //!
 //! A checkpoint row says, per job, range and partition, which message was the last one
 //! committed; it is written in the same transaction as the rows it covers, so after a crash
 //! the table and the checkpoint agree and a re-run resumes right after it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::{MySqlConnection, Row};
 
 use std::fmt::Write as _;
 
-use super::batch::Span;
-pub use super::job_lock::{lock_name, JobLock, LockKeeper, LOCK_IDLE_TIMEOUT_SECS};
 use super::sql::write_literal;
 use crate::error::{Error, Result};
 use crate::range::Position;
 use crate::records::Value;
 
-/// The migrations the binary applies at start-up (idempotent `CREATE TABLE IF NOT EXISTS`).
-pub const MIGRATIONS: &[(&str, &str, &str)] = &[
-    (
-        "001_checkpoint",
-        "p2m_checkpoint",
-        include_str!("../../sql/migrations/001_checkpoint.sql"),
-    ),
-    (
-        "002_dead_letter",
-        "p2m_dead_letter",
-        include_str!("../../sql/migrations/002_dead_letter.sql"),
-    ),
-    (
-        "003_window_end",
-        "p2m_window_end",
-        include_str!("../../sql/migrations/003_window_end.sql"),
-    ),
-];
+/// One partition's share of a batch: where its checkpoint stands before the batch and where
+/// the batch brings it. A batch carries a span for every partition its stream reads, with
+/// records in it or not, so that every attempt fences them all in one locking read.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// The checkpoint before this batch (None: the partition has none yet). An attempt writes
+    /// only if the checkpoint is still there (see `Fence` in fence.rs).
+    pub after: Option<Position>,
+    /// Last position consumed in this batch, with its publish time: the checkpoint after
+    /// commit (None: nothing of this partition in the batch).
+    pub last: Option<(Position, i64)>,
+    /// Records of this partition consumed by the batch (rows + bad records).
+    pub consumed: u64,
+}
 
-/// Creates the project's own tables if they are missing. Looks first: `CREATE TABLE IF NOT
-/// EXISTS` on an existing table still costs a few milliseconds of DDL on every run, and needs
-/// the CREATE privilege that a user of existing tables may not have.
-pub async fn migrate(conn: &mut MySqlConnection) -> Result<()> {
-    let names: Vec<String> = MIGRATIONS.iter().map(|m| format!("'{}'", m.1)).collect();
-    // The names are our own constants.
-    let present: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
-          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({})",
-        names.join(", ")
-    )))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| Error::Sink(format!("cannot list the project's tables: {e}")))?;
-    for (name, table, sql) in MIGRATIONS {
-        if present.iter().any(|t| t == table) {
-            continue;
-        }
-        // Our own DDL, compiled into the binary.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| {
-                Error::Sink(format!(
-                "cannot create the project's table (migration {name}): {e}; the user needs the \
-                 CREATE privilege on this database"
-            ))
-            })?;
+impl Span {
+    /// Where the checkpoint stands once the batch is committed.
+    pub fn end(&self) -> Option<Position> {
+        self.last.map(|(p, _)| p).or(self.after)
     }
-    Ok(())
 }
 
 /// A checkpoint read back from the table.
@@ -268,19 +241,4 @@ pub fn advance_sql(job_id: &str, range_key: &str, spans: &[Span]) -> Option<Stri
          records = records + VALUES(records)",
     );
     any.then_some(sql)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_migration_creates_the_table_it_is_checked_by() {
-        for (name, table, sql) in MIGRATIONS {
-            assert!(
-                sql.contains(&format!("CREATE TABLE IF NOT EXISTS {table} (")),
-                "{name} does not create {table}"
-            );
-        }
-    }
 }

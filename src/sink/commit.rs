@@ -8,10 +8,10 @@ use sqlx::{Connection, MySqlConnection};
 use super::batch::{Batch, Body, OpenBatch};
 use super::checkpoint;
 use super::connect::{tls_refused, MysqlSink};
+use super::dead_letter;
 use super::fence::{self, Fence, Verdict};
 use super::load_data::{LoadDataWriter, Loaded, Started};
 use super::skipped::{only_duplicates, Warning};
-use super::sql::dead_letter_statements;
 use super::write_error::{bounded, WriteError};
 use crate::config::WriteMode;
 use crate::error::{scrub, Backoff, Error, Result};
@@ -49,7 +49,7 @@ impl MysqlSink {
         if batch.is_empty() {
             return Ok(CommitStats::default());
         }
-        let fence = Fence::for_batch(job_id, range_key, batch);
+        let fence = Fence::for_spans(job_id, range_key, &batch.spans);
         let mut early = early;
         let mut retrying = Retrying::default();
         loop {
@@ -213,7 +213,7 @@ impl MysqlSink {
         fence: &Fence,
         early: Option<EarlyLoad>,
     ) -> std::result::Result<Attempt, WriteError> {
-        let mut then = dead_letter_statements(
+        let mut then = dead_letter::statements(
             fence.job_id(),
             &batch.dead_letters,
             self.max_statement_bytes,

@@ -5,24 +5,15 @@ use sqlx::mysql::MySqlPoolOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Executor, MySql, MySqlConnection, MySqlPool};
 
-use super::checkpoint;
+use super::batch_builder::{BatchBuilder, Shape};
 use super::load_data::LoadDataWriter;
+use super::migrations;
 use super::schema::{read_columns, TableName};
-use super::target::MysqlTarget;
+use super::target::{MysqlTarget, CONNECT_TIMEOUT, SESSION_INIT};
 use super::write_error::{is_retriable_sql, is_tls_sql};
 use crate::config::{SinkConfig, WriteMode, WriteStrategy};
 use crate::error::{scrub, Backoff, Error, Result};
 use crate::records::Column;
-
-/// Session settings every connection gets: strict mode so the server refuses instead of
-/// truncating, explicit 0 kept in AUTO_INCREMENT columns, UTC for TIMESTAMP values,
-/// backslash escapes on (the literal writer relies on them), and every warning of a statement
-/// kept (up to the ceiling, [`super::skipped::MAX_WARNINGS`]) so that each row the server
-/// skipped can be told a duplicate or not.
-pub(super) const SESSION_INIT: &str =
-    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,\
-NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', \
-max_error_count = 65535";
 
 /// A connected sink for one table.
 pub struct MysqlSink {
@@ -60,7 +51,7 @@ async fn open_control(
     let options = target.sqlx_options();
     let pool = MySqlPoolOptions::new()
         .max_connections(cfg.max_writers() as u32 + 2)
-        .acquire_timeout(super::CONNECT_TIMEOUT)
+        .acquire_timeout(CONNECT_TIMEOUT)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute(SESSION_INIT).await?;
@@ -129,7 +120,7 @@ pub async fn migrate(cfg: &SinkConfig) -> Result<()> {
     let target = MysqlTarget::parse(cfg)?;
     let (pool, mut conn) = open_control(cfg, &target).await?;
     let limit = cfg.io_timeout * 4;
-    let done = tokio::time::timeout(limit, checkpoint::migrate(&mut conn)).await;
+    let done = tokio::time::timeout(limit, migrations::migrate(&mut conn)).await;
     drop(conn);
     pool.close().await;
     match done {
@@ -153,7 +144,7 @@ impl MysqlSink {
         let limit = cfg.io_timeout * 4;
         let setup = async {
             if !read_only {
-                checkpoint::migrate(&mut conn).await?;
+                migrations::migrate(&mut conn).await?;
             }
             let columns = read_columns(&mut conn, &table).await?;
             let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
@@ -336,5 +327,32 @@ async fn resolve_strategy(cfg: &SinkConfig, conn: &mut MySqlConnection) -> Resul
             );
             Ok(WriteStrategy::Insert)
         }
+    }
+}
+
+impl MysqlSink {
+    /// A builder for the batches of one write stream (of `streams` writing at once), with this
+    /// sink's table, write strategy and limits; the partitions it reads join with
+    /// [`BatchBuilder::track`].
+    pub fn batch_builder(&self, mapped: &[Column], streams: usize) -> BatchBuilder {
+        // A batch that may skip rows holds no more than the server lists warnings for, so
+        // that every skipped row can be told a duplicate or not.
+        let max_rows = match self.cfg.mode {
+            WriteMode::IgnoreDuplicates => self
+                .cfg
+                .batch_rows_for(streams)
+                .min(super::skipped::MAX_WARNINGS as usize),
+            _ => self.cfg.batch_rows_for(streams),
+        };
+        BatchBuilder::new(&Shape {
+            table: &self.table,
+            mapped,
+            mode: self.cfg.mode,
+            strategy: self.strategy,
+            max_rows,
+            max_batch_bytes: self.cfg.batch_bytes_for(streams),
+            max_statement_bytes: self.max_statement_bytes,
+            max_packet_statement: self.max_packet_statement,
+        })
     }
 }

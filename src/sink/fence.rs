@@ -3,8 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::batch::Batch;
-use super::checkpoint::stored_position;
+use super::checkpoint::{stored_position, Span};
 use super::sql::write_literal;
 use crate::range::Position;
 use crate::records::Value;
@@ -45,10 +44,10 @@ pub enum Verdict {
 }
 
 impl Fence {
-    /// The fence of a complete batch.
-    pub fn for_batch(job_id: &str, range_key: &str, batch: &Batch) -> Fence {
-        let parts = batch
-            .spans
+    /// The fence of a complete batch, from its spans: each partition's checkpoint before the
+    /// batch and after it.
+    pub fn for_spans(job_id: &str, range_key: &str, spans: &[Span]) -> Fence {
+        let parts = spans
             .iter()
             .map(|s| (s.partition, s.after, s.end()))
             .collect();
@@ -169,7 +168,6 @@ pub fn found(rows: impl IntoIterator<Item = (i32, i64, i64, i32)>) -> Found {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::batch::Span;
     use crate::sink::checkpoint::advance_sql;
 
     #[test]
@@ -222,15 +220,12 @@ mod tests {
             consumed: last.map_or(0, |_| 5),
         };
         // Partition 2 has no record in this batch: fenced, not advanced.
-        let batch = Batch {
-            spans: vec![
-                span(0, Some(p(10)), Some(20)),
-                span(1, None, Some(4)),
-                span(2, Some(p(3)), None),
-            ],
-            ..Default::default()
-        };
-        let fence = Fence::for_batch("job", "range", &batch);
+        let spans = vec![
+            span(0, Some(p(10)), Some(20)),
+            span(1, None, Some(4)),
+            span(2, Some(p(3)), None),
+        ];
+        let fence = Fence::for_spans("job", "range", &spans);
         assert!(fence
             .lock_sql()
             .ends_with("partition_index IN (0,1,2) FOR UPDATE"));
@@ -253,14 +248,13 @@ mod tests {
             fence.judge(&half),
             Verdict::Moved { partition: 0, .. }
         ));
-        let sql = advance_sql("job", "range", &batch.spans).unwrap();
+        let sql = advance_sql("job", "range", &spans).unwrap();
         assert!(sql.contains(",0,7,20,-1,1020,5)"), "{sql}");
         assert!(sql.contains(",1,7,4,-1,1004,5)"), "{sql}");
         assert!(!sql.contains(",2,"), "{sql}");
-        let nothing = Batch {
-            spans: vec![span(2, Some(p(3)), None)],
-            ..Default::default()
-        };
-        assert_eq!(advance_sql("job", "range", &nothing.spans), None);
+        assert_eq!(
+            advance_sql("job", "range", &[span(2, Some(p(3)), None)]),
+            None
+        );
     }
 }

@@ -15,10 +15,9 @@ use mysql_async::prelude::Queryable;
 
 use super::fence::{self, Fence, Verdict};
 use super::skipped::Warning;
-use super::target::MysqlTarget;
+use super::target::{MysqlTarget, CONNECT_TIMEOUT};
 use super::tsv::{Pulse, TsvData};
 use super::write_error::{bounded, WriteError};
-use super::CONNECT_TIMEOUT;
 use crate::config::SinkConfig;
 
 /// A pool of `mysql_async` connections used only for LOAD DATA transactions.

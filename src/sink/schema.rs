@@ -3,6 +3,8 @@
 
 use sqlx::{MySqlConnection, Row};
 
+use super::sql::quote_ident;
+
 use crate::error::{Error, Result};
 use crate::records::{Charset, Column, ColumnType};
 
@@ -77,11 +79,6 @@ impl std::fmt::Display for TableName {
             None => f.write_str(&self.name),
         }
     }
-}
-
-/// Quotes an identifier with backquotes, doubling any backquote inside.
-pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }
 
 /// The table's columns in table order. Fails with a clear message when the table is missing.

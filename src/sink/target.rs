@@ -13,6 +13,20 @@ use sqlx::ConnectOptions;
 use crate::config::{MysqlTls, SinkConfig, SslMode};
 use crate::error::{scrub, Error, Result};
 
+/// How long getting a MySQL connection may take, from either pool (sqlx's, and the LOAD DATA
+/// path's `mysql_async` one); past it the attempt counts as a retriable failure.
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Session settings every connection gets: strict mode so the server refuses instead of
+/// truncating, explicit 0 kept in AUTO_INCREMENT columns, UTC for TIMESTAMP values,
+/// backslash escapes on (the literal writer relies on them), and every warning of a statement
+/// kept (up to the ceiling, `skipped::MAX_WARNINGS`) so that each row the server
+/// skipped can be told a duplicate or not.
+pub(super) const SESSION_INIT: &str =
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,\
+NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', \
+max_error_count = 65535";
+
 /// One MySQL server, user and database, with the run's TLS policy.
 #[derive(Clone)]
 pub(crate) struct MysqlTarget {

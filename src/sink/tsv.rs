@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::schema::{quote_ident, TableName};
+use super::schema::TableName;
+use super::sql::quote_ident;
 use crate::config::WriteMode;
 use crate::records::{Column, ColumnType, Value};
 
@@ -100,6 +101,13 @@ impl TsvWriter {
 }
 
 impl TsvData {
+    /// The bytes published so far, in order (for tests: a load streams them instead).
+    #[cfg(test)]
+    pub(super) fn bytes_so_far(&self) -> Vec<u8> {
+        let chunks = self.chunks.lock().expect("chunk list lock");
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
     /// Whether the batch is complete (its producer closed it).
     pub fn is_closed(&self) -> bool {
         self.progress.borrow().closed

@@ -14,6 +14,11 @@ pub use self::connect::PulsarSource;
 pub use self::reader::PartitionReader;
 pub use crate::range::{Position, ResolvedRange};
 
+/// The most bytes an entry may declare or inflate to: past it, it is never inflated and its
+/// messages become `too_large` bad records (the vendored client's cap, named here so that the
+/// pipeline need not reach into the client).
+pub const MAX_ENTRY_BYTES: usize = pulsar::consumer::MAX_UNCOMPRESSED;
+
 /// One message of the range, with what the sink needs to place and checkpoint it.
 #[derive(Debug, Clone)]
 pub struct SourceMessage {

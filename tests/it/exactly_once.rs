@@ -84,7 +84,7 @@ async fn a_second_run_of_the_same_job_stops_at_once() {
     // Hold the job's lock the way a running run does.
     let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
     let conn = pool.acquire().await.unwrap();
-    let lock = pulsar2mysql::sink::checkpoint::JobLock::acquire(conn, job)
+    let lock = pulsar2mysql::sink::JobLock::acquire(conn, job)
         .await
         .unwrap();
 
@@ -161,7 +161,7 @@ async fn kill_the_lock_connection(competitor: bool) {
     );
     let mut child = command(&args).spawn().unwrap();
     wait_mid_run(&db, &mut child, 2_000).await;
-    let name = pulsar2mysql::sink::checkpoint::lock_name(&job);
+    let name = pulsar2mysql::sink::lock_name(&job);
     let holder = db.scalar(&format!("SELECT IS_USED_LOCK('{name}')")).await;
     let mut other = db.conn().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {holder}")))

@@ -161,7 +161,7 @@ async fn parallel_streams_do_not_deadlock_on_first_checkpoints() {
 /// is such a host: its sockets stay open and silent.
 #[tokio::test]
 async fn the_lock_of_a_dead_host_is_freed_within_about_a_minute() {
-    use pulsar2mysql::sink::checkpoint::{lock_name, LOCK_IDLE_TIMEOUT_SECS};
+    use pulsar2mysql::sink::{lock_name, LOCK_IDLE_TIMEOUT_SECS};
     let db = TestDb::new("deadhost").await;
     let topic = topic("deadhost");
     produce(&topic, seed_records(0..200_000), 1000).await;

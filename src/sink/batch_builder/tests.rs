@@ -1,0 +1,215 @@
+//! The batch builder's formats, limits and spans, built from a [`Shape`] alone: no server.
+
+use super::*;
+use crate::records::ColumnType;
+
+/// One integer column `a`, as the table `t` maps it.
+fn columns() -> Vec<Column> {
+    vec![Column {
+        name: "a".into(),
+        ty: ColumnType::Text {
+            max_chars: u64::MAX,
+            max_bytes: u64::MAX,
+            charset: crate::records::Charset::Unicode,
+        },
+        nullable: true,
+        has_default: false,
+        auto_increment: false,
+    }]
+}
+
+/// A builder for `t (a)` in `strategy` and `mode`, with batches of at most `max_rows` rows,
+/// INSERT statements of `statement_bytes` and LOAD DATA batches of `batch_bytes`.
+fn builder(
+    strategy: WriteStrategy,
+    mode: WriteMode,
+    max_rows: usize,
+    statement_bytes: usize,
+    batch_bytes: usize,
+) -> BatchBuilder {
+    let table = TableName::parse("t").unwrap();
+    let mapped = columns();
+    let mut b = BatchBuilder::new(&Shape {
+        table: &table,
+        mapped: &mapped,
+        mode,
+        strategy,
+        max_rows,
+        max_batch_bytes: batch_bytes,
+        max_statement_bytes: statement_bytes,
+        max_packet_statement: 2 * statement_bytes,
+    });
+    b.track("t", 0, None);
+    b
+}
+
+/// A builder for INSERT batches of at most `max_rows` rows and statements of
+/// `statement_bytes`.
+fn insert_builder(max_rows: usize, statement_bytes: usize) -> BatchBuilder {
+    builder(
+        WriteStrategy::Insert,
+        WriteMode::Insert,
+        max_rows,
+        statement_bytes,
+        1 << 20,
+    )
+}
+
+#[test]
+fn insert_statements_say_what_the_mode_asks() {
+    let statement = |mode| {
+        let mut b = builder(WriteStrategy::Insert, mode, 10, 1 << 20, 1 << 20);
+        b.push_row(&[Value::Text("x'y")]).unwrap();
+        b.consumed(0, Position::new(1, 0, -1), 0);
+        match b.take().body {
+            Body::Statements(s) => s,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        statement(WriteMode::Insert),
+        vec![("INSERT INTO `t` (`a`) VALUES ('x\\'y')".to_string(), 1)]
+    );
+    assert!(statement(WriteMode::IgnoreDuplicates)[0]
+        .0
+        .starts_with("INSERT IGNORE INTO `t` (`a`) VALUES "));
+    assert!(statement(WriteMode::Upsert)[0]
+        .0
+        .ends_with(" ON DUPLICATE KEY UPDATE `a`=VALUES(`a`)"));
+}
+
+/// LOAD DATA batches: opened at their first row (the writer may start loading), fenced on
+/// every partition tracked, rows as escaped tab-separated lines, ended at their bytes.
+#[test]
+fn load_data_batches_open_early_and_end_at_their_bytes() {
+    let mut b = builder(
+        WriteStrategy::LoadData,
+        WriteMode::Insert,
+        1000,
+        1 << 20,
+        64,
+    );
+    b.track("t-1", 1, Some(Position::new(9, 9, -1)));
+    assert!(
+        b.take_opened().is_none(),
+        "nothing to load before the first row"
+    );
+    b.push_row(&[Value::Text("tab\there")]).unwrap();
+    b.consumed(0, Position::new(1, 0, -1), 0);
+    let opened = b.take_opened().expect("opened by its first row");
+    assert!(opened
+        .statement
+        .starts_with("LOAD DATA LOCAL INFILE 'pulsar2mysql-batch' IGNORE INTO TABLE `t`"));
+    assert_eq!(
+        opened.fenced,
+        vec![(0, None), (1, Some(Position::new(9, 9, -1)))]
+    );
+    assert!(!opened.data.is_closed());
+    b.push_row(&[Value::Null]).unwrap();
+    b.consumed(1, Position::new(1, 1, -1), 0);
+    assert!(!b.is_full());
+    b.push_row(&[Value::Text(&"x".repeat(64))]).unwrap();
+    b.consumed(1, Position::new(1, 2, -1), 0);
+    assert!(b.is_full(), "64 bytes of rows fill a 64-byte batch");
+    let batch = b.take();
+    assert_eq!(batch.rows, 3);
+    let Body::Tsv { data, .. } = &batch.body else {
+        panic!("{:?}", batch.body)
+    };
+    assert!(data.is_closed());
+    let expected = format!("tab\\there\n\\N\n{}\n", "x".repeat(64));
+    assert_eq!(String::from_utf8(data.bytes_so_far()).unwrap(), expected);
+    // The next batch opens anew.
+    assert!(b.take_opened().is_none());
+}
+
+#[test]
+fn a_staggered_builder_ends_its_first_batch_early_then_full_size() {
+    let mut b = insert_builder(100, 1 << 20);
+    b.stagger(1, 4); // the second of four: its first batch at 2/4 of the limits
+    let pos = |e| Position::new(1, e, -1);
+    let mut sizes = Vec::new();
+    for e in 0..300 {
+        b.push_row(&[Value::Int(e)]).unwrap();
+        b.consumed(0, pos(e), 0);
+        if b.is_full() {
+            sizes.push(b.take().rows);
+        }
+    }
+    assert_eq!(sizes, vec![50, 100, 100]);
+}
+
+#[test]
+fn partitions_read_side_by_side_share_a_batch_and_each_keep_their_checkpoint() {
+    let mut b = insert_builder(4, 1 << 20);
+    b.track("t-1", 1, Some(Position::new(9, 9, -1)));
+    let pos = |e| Position::new(1, e, -1);
+    let mut batches = Vec::new();
+    // Partition 0 and 1 in turn, then 1 alone.
+    for (partition, e) in [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (1, 3)] {
+        b.push_row(&[Value::Int(e)]).unwrap();
+        b.consumed(partition, pos(e), e);
+        if b.is_full() {
+            batches.push(b.take());
+        }
+    }
+    b.retire(0);
+    batches.push(b.take());
+    let ends = |batch: &Batch| -> Vec<_> {
+        batch
+            .spans
+            .iter()
+            .map(|s| (s.partition, s.after, s.last.map(|l| l.0), s.consumed))
+            .collect()
+    };
+    assert_eq!(batches[0].rows, 4);
+    assert_eq!(
+        ends(&batches[0]),
+        vec![
+            (0, None, Some(pos(1)), 2),
+            (1, Some(Position::new(9, 9, -1)), Some(pos(1)), 2),
+        ]
+    );
+    assert_eq!(batches[0].partitions(), "0, 1");
+    // The next batch starts where the first left each partition; partition 0, with
+    // nothing in it, is still fenced.
+    assert_eq!(
+        ends(&batches[1]),
+        vec![
+            (0, Some(pos(1)), None, 0),
+            (1, Some(pos(1)), Some(pos(3)), 2)
+        ]
+    );
+    assert_eq!(batches[1].partitions(), "1");
+    // Retired, partition 0 leaves the batches after the one it was retired in.
+    assert!(b.is_empty());
+    assert_eq!(b.take().spans.len(), 1);
+}
+
+#[test]
+fn a_batch_ends_at_its_bytes_not_only_at_its_rows() {
+    // 1 MiB rows, 2 MiB statements: four statements' worth (8 MiB), not 1000 rows.
+    let mut b = insert_builder(1000, 2 << 20);
+    let big = "x".repeat(1 << 20);
+    let mut rows = 0;
+    while !b.is_full() {
+        b.push_row(&[Value::Text(&big)]).unwrap();
+        rows += 1;
+        assert!(rows <= 10, "the batch held {rows} MiB");
+    }
+    assert!(rows >= 4, "{rows}");
+    // A row larger than any statement the server accepts (here 4 MiB) is a bad record,
+    // and the batch does not count it.
+    let huge = "x".repeat(5 << 20);
+    let refused = b.push_row(&[Value::Text(&huge)]).unwrap_err();
+    assert_eq!(refused.reason, crate::records::BadReason::TooLarge);
+    let batch = b.take();
+    assert_eq!(batch.rows, rows);
+    assert!(!b.is_full(), "a new batch starts empty");
+    // Dead letters count by their payload too.
+    let at = (0, Position::new(1, 1, -1), 0);
+    b.push_dead_letter(at, &vec![0; 9 << 20], BadRecord::chunk(0, 2));
+    assert!(b.is_full(), "9 MiB of dead letters fill an 8 MiB batch");
+    b.take();
+    assert!(!b.is_full());
+}
