@@ -409,3 +409,96 @@ async fn a_token_is_not_sent_to_an_http_admin_url_unless_allowed() {
         assert_token_not_shown(name, &run, &token);
     }
 }
+
+/// A token for `role`, signed with the broker's key (as `bin/pulsar tokens create` would).
+fn token_for(role: &str) -> String {
+    let key = std::fs::read(next_to(&token_file(), "token-secret.key")).unwrap();
+    let signed_part = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{role}"}}"#))
+    );
+    let signature = URL_SAFE_NO_PAD.encode(hs256(&key, signed_part.as_bytes()));
+    format!("{signed_part}.{signature}")
+}
+
+/// A namespace of its own (made by the tests' superuser, the anonymous role) whose topics
+/// `role`, if any, may only consume; its name.
+fn namespace_consumed_by(role: Option<&str>) -> String {
+    let namespace = format!("public/{}", unique("lp").replace('_', "-"));
+    let admin = admin_url();
+    let (ok, out) = curl(&[
+        "-f",
+        "-X",
+        "PUT",
+        &format!("{admin}/admin/v2/namespaces/{namespace}"),
+    ]);
+    assert!(ok, "creating {namespace}: {out}");
+    if let Some(role) = role {
+        let (ok, out) = curl(&[
+            "-f",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"["consume"]"#,
+            &format!("{admin}/admin/v2/namespaces/{namespace}/permissions/{role}"),
+        ]);
+        assert!(ok, "granting consume on {namespace} to {role}: {out}");
+    }
+    namespace
+}
+
+/// With authorization on (scripts/services.sh), a role granted only `consume` on the
+/// namespace runs a publish-time window end to end, every admin API call included: the
+/// partition lookup, the topic check, where the window starts (`messageid`), the end
+/// snapshot. Nothing falls back to a scan for want of a permission.
+#[tokio::test]
+async fn a_role_with_only_consume_on_the_namespace_runs_a_window() {
+    const BEFORE: i64 = 300;
+    const AFTER: i64 = 200;
+    let role = "p2m-consumer";
+    let namespace = namespace_consumed_by(Some(role));
+    let topic = format!("persistent://{namespace}/{}", unique("t"));
+    produce(&topic, seed_records(0..BEFORE), 1).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let from = now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    produce(&topic, seed_records(BEFORE..BEFORE + AFTER), 1).await;
+    let db = TestDb::new("consume_only").await;
+    let token = token_for(role);
+    let mut cmd = command(&with(
+        with_ca(tls_args(&topic, &db)),
+        &["--from", &from.to_string(), "--to", &(now_ms() + 1).to_string()],
+    ));
+    cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", &token);
+    let (run, _) = timed(cmd).await;
+    assert_window_found("consume only", &run, AFTER);
+    assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+    assert_eq!(db.seed_rows().await, window_rows(BEFORE, AFTER));
+    assert_token_not_shown("consume only", &run, &token);
+}
+
+/// A role without `consume` gets exit 2 at once and a sentence that names the permission,
+/// not a retry loop that ends in "Pulsar unavailable".
+#[tokio::test]
+async fn a_role_without_consume_gets_exit_2_naming_the_permission() {
+    let namespace = namespace_consumed_by(None);
+    let topic = format!("persistent://{namespace}/{}", unique("t"));
+    produce(&topic, seed_records(0..10), 1).await;
+    let db = TestDb::new("no_consume").await;
+    let token = token_for("p2m-stranger");
+    let mut cmd = command(&with_ca(tls_args(&topic, &db)));
+    cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", &token);
+    let (run, took) = timed(cmd).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(took < PROMPT, "took {took:?}");
+    let err = run.summary["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("consume") && err.contains("p2m-stranger") && err.contains(&namespace),
+        "{err}"
+    );
+    assert_token_not_shown("no consume", &run, &token);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
+}

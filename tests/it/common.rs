@@ -418,3 +418,16 @@ pub fn wait_with_peak_rss(child: std::process::Child) -> (Run, u64) {
     done.store(true, std::sync::atomic::Ordering::Release);
     (parse(output), sampler.join().unwrap())
 }
+
+/// `curl` a URL: `(succeeded, headers + body)`.
+pub fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}

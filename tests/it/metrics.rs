@@ -2,7 +2,6 @@
 //! The JSON summary and exit code of each way a run ends are in `outcomes.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -18,19 +17,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `curl` a URL: `(succeeded, headers + body)`.
-fn curl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5"])
-        .args(args)
-        .output()
-        .expect("curl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
 }
 
 /// The value of the first sample of `name` whose line contains every one of `needles`.
