@@ -350,4 +350,4 @@ mod tests {
 }
 
 #[cfg(test)]
-pub(crate) mod proptests;
+mod proptests;
