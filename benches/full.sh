@@ -17,8 +17,9 @@
 # "timed out"); flink-tuned gets 150 s at 1e6 and 240 s at 1e7. ~30 min on this machine
 # (2 cores), plus the release build and, on a bare machine, the Flink download.
 #
-# Writes benches/results/full-<UTC stamp>/ (raw TSV + .meta per block, a log, the plots) and
-# BENCHMARKS.md. Settings: P2M_FULL_OUT (results dir), P2M_FULL_REPORT (the Markdown file,
+# Writes benches/results/full-<UTC stamp>/ (raw TSV + .meta per block, a log, the plots,
+# tables.md: every sample's table) and BENCHMARKS.md (at a glance, linking them and
+# benches/NOTES.md). Settings: P2M_FULL_OUT (results dir), P2M_FULL_REPORT (the Markdown file,
 # default BENCHMARKS.md), P2M_FULL_ROUNDS (default 3), P2M_FULL_FLINK_CAP=0 to run the Flink
 # peer uncapped (hours), P2M_BENCH_BIN_DIR (binaries; default: the release build of this tree).
 # Needs the services (make services). Every block stops by itself (timeouts in e2e.sh); a block

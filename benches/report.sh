@@ -4,7 +4,9 @@
 # the requirements change).
 #   benches/report.sh RESULTS_DIR [OUTPUT.md]     (default OUTPUT.md: BENCHMARKS.md)
 #   benches/report.sh --venv-only                 (only create the venv)
-# The plots are written into RESULTS_DIR and referenced from OUTPUT.md by relative path.
+# OUTPUT.md is the report at a glance (targets, headline figures, plots, method, machine); it
+# links RESULTS_DIR, benches/NOTES.md (the history) and RESULTS_DIR/tables.md (every sample's
+# table). The plots and tables.md are written into RESULTS_DIR and linked by relative path.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${P2M_CACHE_DIR:-$ROOT/.cache}"

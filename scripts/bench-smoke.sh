@@ -37,7 +37,7 @@ P2M_BENCH_STRICT=1 \
 
 # The report generator over the smoke's raw results: it must produce the report and its plots.
 benches/report.sh "$out" "$tmp/BENCHMARKS.md"
-for f in "$tmp/BENCHMARKS.md" "$out/rows_per_s.png" "$out/ratio_load_data.png" "$out/peak_rss.png"; do
+for f in "$tmp/BENCHMARKS.md" "$out/tables.md" "$out/rows_per_s.png" "$out/ratio_load_data.png" "$out/peak_rss.png"; do
     [[ -s "$f" ]] || { echo "bench smoke: the report generator did not write $f" >&2; exit 1; }
 done
 grep -q '^| `flink-tuned` |' "$tmp/BENCHMARKS.md" \

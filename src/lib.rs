@@ -29,8 +29,5 @@ pub mod report;
 pub mod sink;
 pub(crate) mod source;
 
-#[cfg(test)]
-mod pulsar_decoder_proptests;
-
 pub use config::Config;
 pub use error::{Error, ExitCode, Result};

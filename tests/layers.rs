@@ -48,7 +48,7 @@ fn uses() -> BTreeMap<String, BTreeMap<String, String>> {
         let first = rel.components().next().unwrap().as_os_str();
         let module = first.to_string_lossy().trim_end_matches(".rs").to_string();
         if floor(&module).is_none() {
-            continue; // main.rs, lib.rs, the decoder's property tests: above every floor
+            continue; // main.rs, lib.rs: above every floor
         }
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in text.lines().enumerate() {

@@ -351,4 +351,4 @@ mod tests {
 }
 
 #[cfg(test)]
-pub(crate) mod proptests;
+mod proptests;

@@ -16,7 +16,7 @@ use super::*;
 /// debug build on a shared machine.
 const CASES: u32 = 1000;
 
-pub(crate) fn config() -> ProptestConfig {
+fn config() -> ProptestConfig {
     ProptestConfig {
         // PROPTEST_CASES=100000 for a deeper run.
         cases: std::env::var("PROPTEST_CASES")

@@ -4,6 +4,9 @@
 //! random bytes, truncated frames, lying sizes and counts, bad checksums. Nothing may panic,
 //! every failure must be an error, and nothing may allocate more than the input justifies
 //! (measured by a counting allocator). RELIABILITY.md, "Hostile input".
+//!
+//! Its own test binary (`cargo test --test pulsar_decoders`): it tests the vendored crate, not
+//! this one, and its counting allocator is global, so it stays out of the library's unit tests.
 
 use bytes::BytesMut;
 use proptest::prelude::*;
@@ -17,10 +20,23 @@ use pulsar::proto::{
 use pulsar::Payload;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::records::proptests::config;
+/// Cases per property, as the records' property tests (src/records/proptests/mod.rs):
+/// `PROPTEST_CASES=100000` for a deeper run.
+const CASES: u32 = 1000;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(CASES),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
 
 /// Bytes allocated on this thread while a closure runs: a global allocator that counts,
-/// per thread, the bytes live and their peak. Only in the unit-test binary.
+/// per thread, the bytes live and their peak. Only in this test binary.
 mod meter {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
