@@ -470,7 +470,12 @@ async fn a_role_with_only_consume_on_the_namespace_runs_a_window() {
     let token = token_for(role);
     let mut cmd = command(&with(
         with_ca(tls_args(&topic, &db)),
-        &["--from", &from.to_string(), "--to", &(now_ms() + 1).to_string()],
+        &[
+            "--from",
+            &from.to_string(),
+            "--to",
+            &(now_ms() + 1).to_string(),
+        ],
     ));
     cmd.env("PULSAR2MYSQL_PULSAR_TOKEN", &token);
     let (run, _) = timed(cmd).await;
