@@ -11,6 +11,7 @@ use pulsar::{
 };
 
 use super::bounds::{entry_end, Bounds};
+use super::denied::{denied, is_denied, namespace_of, role_of};
 use super::reader::{
     bounded, close_in_background, from_proto, rand_suffix, retry_or_give_up, source_err,
     PartitionReader,
@@ -94,6 +95,11 @@ fn with_token(
 }
 
 impl PulsarSource {
+    /// The role the broker sees this client as, for a refusal's message.
+    fn role(&self) -> String {
+        role_of(self.cfg.auth_token.as_deref())
+    }
+
     /// Connects to the broker (retrying within the source retry budget).
     pub async fn connect(cfg: &SourceConfig) -> Result<Self> {
         check_service_url(&cfg.service_url)?;
@@ -146,7 +152,14 @@ impl PulsarSource {
             .client
             .lookup_partitioned_topic_number(topic.clone())
             .await
-            .map_err(|e| source_err(&format!("cannot look up topic {topic}"), e))?;
+            .map_err(|e| {
+                let e = e.to_string();
+                if is_denied(&e) {
+                    denied(&self.role(), topic, "look up", &e)
+                } else {
+                    source_err(&format!("cannot look up topic {topic}"), e)
+                }
+            })?;
         if n == 0 {
             self.check_exists(topic).await?;
             if let Some(p) = &self.cfg.partitions {
@@ -225,7 +238,14 @@ impl PulsarSource {
             match bounded(last_message_of(&self.client, &partition.topic)).await {
                 Ok(last) => break last,
                 Err(e) => {
-                    retry_or_give_up(&mut backoff, "find the last message of", partition, e).await?
+                    retry_or_give_up(
+                        &mut backoff,
+                        "find the last message of",
+                        partition,
+                        &self.role(),
+                        e,
+                    )
+                    .await?
                 }
             }
         };
@@ -321,6 +341,7 @@ impl PulsarSource {
             bounds,
             self.cfg.idle_timeout,
             self.cfg.retry_budget,
+            self.role().into(),
         );
         if now {
             reader.connect_with_retry().await?;
@@ -371,29 +392,4 @@ async fn last_message_of(
         Some(p) if p.ledger_id >= 0 => LastMessage::EmptyLedger(p.ledger_id),
         _ => LastMessage::None,
     })
-}
-
-/// `tenant/namespace` of a full topic name (`persistent://tenant/namespace/name`).
-fn namespace_of(topic: &str) -> Option<&str> {
-    let path = topic.split_once("://")?.1;
-    let (namespace, _name) = path.rsplit_once('/')?;
-    namespace.contains('/').then_some(namespace)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn namespaces_of_full_topic_names() {
-        assert_eq!(
-            namespace_of("persistent://public/default/t"),
-            Some("public/default")
-        );
-        assert_eq!(
-            namespace_of("non-persistent://a/b/c-partition-3"),
-            Some("a/b")
-        );
-        assert_eq!(namespace_of("t"), None);
-    }
 }

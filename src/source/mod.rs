@@ -8,6 +8,7 @@ use serde::Serialize;
 mod admin;
 pub mod bounds;
 mod connect;
+mod denied;
 mod reader;
 
 pub use self::connect::PulsarSource;

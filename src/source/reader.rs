@@ -81,6 +81,8 @@ pub struct PartitionReader {
     chained_after: Option<Position>,
     /// The message whose arrival ended the range, when it was not read.
     stopped_before: Option<Position>,
+    /// The role the broker sees this client as (for a refusal's message).
+    role: std::sync::Arc<str>,
     /// The last position seen when a replay last counted as progress (see [`is_progress`]).
     replay_credited: Option<Option<Position>>,
 }
@@ -114,8 +116,10 @@ impl PartitionReader {
         bounds: Bounds,
         idle_timeout: Duration,
         retry_budget: Duration,
+        role: std::sync::Arc<str>,
     ) -> Self {
         PartitionReader {
+            role,
             client,
             partition,
             consumer: None,
@@ -224,7 +228,8 @@ impl PartitionReader {
             match bounded(self.connect()).await {
                 Ok(()) => break,
                 Err(e) => {
-                    retry_or_give_up(&mut backoff, "subscribe to", &self.partition, e).await?
+                    retry_or_give_up(&mut backoff, "subscribe to", &self.partition, &self.role, e)
+                        .await?
                 }
             }
         }
@@ -436,13 +441,18 @@ pub(super) async fn bounded<T, E: std::fmt::Display>(
 }
 
 /// After a failed attempt to `doing` a partition: logs it and waits out the backoff, or
-/// returns the error once the retry budget is spent.
+/// returns the error once the retry budget is spent. A refused permission ends at once
+/// (exit 2, naming `role`): no retry can grant it.
 pub(super) async fn retry_or_give_up(
     backoff: &mut Backoff,
     doing: &str,
     partition: &Partition,
+    role: &str,
     error: String,
 ) -> Result<()> {
+    if super::denied::is_denied(&error) {
+        return Err(super::denied::denied(role, &partition.topic, doing, &error));
+    }
     tracing::warn!(partition = %partition.topic, %error, "cannot {doing} the partition yet; retrying");
     if backoff.wait().await {
         Ok(())
