@@ -363,12 +363,20 @@ impl MysqlSink {
                     l.inserted
                 ))
             } else if duplicates > 0 && !ignore {
+                // Only a duplicate key gets the duplicate's hint: a missing parent row or a
+                // failed CHECK skips rows the same way.
+                let hint = match only_duplicates(duplicates, l.warnings, &l.shown) {
+                    Ok(_) => DUPLICATE_HINT.to_string(),
+                    Err(why) => why,
+                };
                 Err(format!(
-                    "{duplicates} of {rows} rows were not stored ({detail}); {DUPLICATE_HINT}; \
-                     the batch was rolled back"
+                    "{duplicates} of {rows} rows were not stored ({detail}); {hint}; the batch \
+                     was rolled back"
                 ))
             } else if ignore {
-                only_duplicates(duplicates, l.warnings, &l.shown).map(|_| ())
+                only_duplicates(duplicates, l.warnings, &l.shown)
+                    .map(|_| ())
+                    .map_err(not_only_duplicates)
             } else if l.warnings > duplicates {
                 Err(format!(
                     "the server reported {} warnings for {duplicates} skipped duplicates; a \
@@ -487,5 +495,12 @@ async fn check_only_duplicate_warnings(
         .collect();
     only_duplicates(skipped, warnings as u64, &shown)
         .map(|_| ())
-        .map_err(WriteError::Refused)
+        .map_err(|why| WriteError::Refused(not_only_duplicates(why)))
+}
+
+/// The error of a batch under `--mode ignore-duplicates` that skipped more than duplicates.
+fn not_only_duplicates(why: String) -> String {
+    format!(
+        "{why}; --mode ignore-duplicates skips duplicate keys only, so the batch was rolled back"
+    )
 }

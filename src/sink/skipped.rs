@@ -26,28 +26,26 @@ impl std::fmt::Display for Warning {
 
 /// Checks that every one of `skipped` rows was skipped as a duplicate key: `total` is
 /// `@@warning_count`, `shown` what `SHOW WARNINGS` listed. Returns the number of duplicates,
-/// or why the batch must be rolled back, as a sentence.
+/// or what else happened, as a clause (the caller says what it does about it).
 pub(crate) fn only_duplicates(skipped: u64, total: u64, shown: &[Warning]) -> Result<u64, String> {
     if let Some(w) = shown.iter().find(|w| !DUPLICATE_KEY.contains(&w.code)) {
         return Err(format!(
             "the server refused or changed a row for another reason than a duplicate key \
-             ({w}){}; --mode ignore-duplicates skips duplicates only, so the batch was rolled \
-             back",
+             ({w}){}",
             refusal_hint(w.code)
         ));
     }
     if total > shown.len() as u64 {
         return Err(format!(
             "the server reported {total} warnings but listed only {}, so it cannot be told that \
-             every skipped row was a duplicate; the batch was rolled back",
+             every skipped row was a duplicate",
             shown.len()
         ));
     }
     let duplicates = shown.len() as u64;
     if duplicates != skipped {
         return Err(format!(
-            "{skipped} rows were not stored but the server named {duplicates} duplicate keys; \
-             the batch was rolled back"
+            "{skipped} rows were not stored but the server named {duplicates} duplicate keys"
         ));
     }
     Ok(duplicates)

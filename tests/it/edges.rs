@@ -248,3 +248,30 @@ async fn debug_logs_never_carry_a_records_content() {
         );
     }
 }
+
+/// Under `--mode insert` a row refused by a foreign key fails the batch (as a duplicate
+/// would), with the refusal's code, not the duplicate key's hint.
+#[tokio::test]
+async fn a_foreign_key_refusal_is_not_called_a_duplicate() {
+    for strategy in STRATEGIES {
+        let db = TestDb::new("fk_insert").await;
+        db.exec(
+            "CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO parent VALUES (1);
+             CREATE TABLE child (id INT PRIMARY KEY, pid INT NOT NULL,
+               FOREIGN KEY (pid) REFERENCES parent (id)) ENGINE=InnoDB",
+        )
+        .await;
+        let topic = topic("fk_insert");
+        produce(&topic, [b"1|1".to_vec(), b"2|42".to_vec()], 1).await;
+        let args = with(
+            into_table(&topic, &db, "child"),
+            &["--write-strategy", strategy],
+        );
+        let run = run_binary(&args).await;
+        assert_eq!(run.code, 4, "{strategy}: {}", run.stdout);
+        let err = run.summary["error"].as_str().unwrap_or_default();
+        assert!(err.contains("1452"), "{strategy}: {err}");
+        assert!(!err.contains("already holds a row"), "{strategy}: {err}");
+        assert_eq!(db.scalar("SELECT COUNT(*) FROM child").await, 0, "{strategy}");
+    }
+}
