@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -27,7 +28,147 @@ pub struct Stats {
     /// From a batch's last row to its commit (rows, dead letters and checkpoint), retries
     /// included: the write time that reading does not hide.
     pub batch_seconds: Histogram,
+    /// Where the run's time went (the summary's `timing`).
+    pub timing: Timing,
     partitions: Mutex<BTreeMap<i32, PartitionProgress>>,
+}
+
+/// Where a run's time goes, for the summary's `timing`: the time budget that explains a run
+/// slower than the server's own LOAD DATA (BENCHMARKS.md). Marks are microseconds since the
+/// counters were made (the run's start), plus one so that 0 means "not yet"; sums are
+/// microseconds. Marked per batch or per partition, never per record.
+#[derive(Debug)]
+pub struct Timing {
+    origin: Instant,
+    pulsar_setup: AtomicU64,
+    mysql_setup: AtomicU64,
+    first_record: AtomicU64,
+    first_write: AtomicU64,
+    reading_done: AtomicU64,
+    load_input_wait: AtomicU64,
+    commit: AtomicU64,
+    commit_max: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            origin: Instant::now(),
+            pulsar_setup: AtomicU64::new(0),
+            mysql_setup: AtomicU64::new(0),
+            first_record: AtomicU64::new(0),
+            first_write: AtomicU64::new(0),
+            reading_done: AtomicU64::new(0),
+            load_input_wait: AtomicU64::new(0),
+            commit: AtomicU64::new(0),
+            commit_max: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The moments and sums of [`Timing`] a run reports.
+#[derive(Debug, Clone, Copy)]
+pub enum Mark {
+    /// The Pulsar side is ready: connected, partitions and end snapshots known, readers open.
+    PulsarSetup,
+    /// The MySQL side is ready: connected, migrations, schema, job lock, checkpoints.
+    MysqlSetup,
+    /// The first record was read.
+    FirstRecord,
+    /// The last partition was read to its end.
+    ReadingDone,
+}
+
+impl Timing {
+    fn offset(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_micros() as u64 + 1
+    }
+
+    /// Records `mark` at `at`: the first time for a start, the latest for an end.
+    pub fn mark(&self, mark: Mark, at: Instant) {
+        let offset = self.offset(at);
+        match mark {
+            Mark::PulsarSetup => self.pulsar_setup.fetch_max(offset, Relaxed),
+            Mark::MysqlSetup => self.mysql_setup.fetch_max(offset, Relaxed),
+            Mark::ReadingDone => self.reading_done.fetch_max(offset, Relaxed),
+            Mark::FirstRecord => {
+                let _ = self
+                    .first_record
+                    .compare_exchange(0, offset, Relaxed, Relaxed);
+                0
+            }
+        };
+    }
+
+    /// Records a committed batch: when its statement first went to the server, how long the
+    /// statement waited for the readers' rows, and how long its COMMIT took.
+    pub fn batch(&self, first_write: Option<Instant>, input_wait: Duration, commit: Duration) {
+        if let Some(at) = first_write {
+            let offset = self.offset(at);
+            let _ = self.first_write.fetch_update(Relaxed, Relaxed, |v| {
+                (v == 0 || offset < v).then_some(offset)
+            });
+        }
+        self.load_input_wait
+            .fetch_add(input_wait.as_micros() as u64, Relaxed);
+        let commit = commit.as_micros() as u64;
+        self.commit.fetch_add(commit, Relaxed);
+        self.commit_max.fetch_max(commit, Relaxed);
+        self.commits.fetch_add(1, Relaxed);
+    }
+
+    /// The budget as reported, the run having ended now.
+    pub fn report(&self) -> TimingReport {
+        let at = |a: &AtomicU64| match a.load(Relaxed) {
+            0 => None,
+            v => Some(ms(v - 1)),
+        };
+        let total = self.origin.elapsed().as_micros() as u64;
+        let done = self.reading_done.load(Relaxed);
+        TimingReport {
+            pulsar_setup_ms: at(&self.pulsar_setup),
+            mysql_setup_ms: at(&self.mysql_setup),
+            first_record_ms: at(&self.first_record),
+            first_write_ms: at(&self.first_write),
+            reading_done_ms: at(&self.reading_done),
+            tail_ms: (done > 0).then(|| ms(total.saturating_sub(done - 1))),
+            load_input_wait_ms: ms(self.load_input_wait.load(Relaxed)),
+            commits: self.commits.load(Relaxed),
+            commit_ms: ms(self.commit.load(Relaxed)),
+            commit_max_ms: ms(self.commit_max.load(Relaxed)),
+            total_ms: ms(total),
+        }
+    }
+}
+
+/// Microseconds as milliseconds with one decimal.
+fn ms(micros: u64) -> f64 {
+    (micros / 100) as f64 / 10.0
+}
+
+/// The summary's `timing`: milliseconds since the run started (`*_ms` of a moment) or spent
+/// (sums). `None`: the moment never came (nothing read, nothing written).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TimingReport {
+    pub pulsar_setup_ms: Option<f64>,
+    pub mysql_setup_ms: Option<f64>,
+    pub first_record_ms: Option<f64>,
+    /// The first batch's statement sent to the server.
+    pub first_write_ms: Option<f64>,
+    /// The last partition read to its end.
+    pub reading_done_ms: Option<f64>,
+    /// From the end of reading to the end of the run: the last batch's write and COMMIT,
+    /// closing.
+    pub tail_ms: Option<f64>,
+    /// Summed over batches: LOAD DATA statements open on the server, waiting for rows.
+    pub load_input_wait_ms: f64,
+    pub commits: u64,
+    /// Summed over batches, and the longest.
+    pub commit_ms: f64,
+    pub commit_max_ms: f64,
+    pub total_ms: f64,
 }
 
 /// How far one partition has come, for the per-partition metrics.
@@ -170,6 +311,8 @@ pub struct Summary {
     pub dead_lettered: u64,
     pub batches: u64,
     pub retries: u64,
+    /// Where the run's time went (see [`TimingReport`]).
+    pub timing: TimingReport,
     pub started_at: String,
     pub ended_at: String,
     pub duration_ms: u64,

@@ -23,7 +23,7 @@ use crate::config::{Config, EndBound, RecordsConfig, SourceConfig, StartBound, W
 use crate::error::{Error, ExitCode, Result};
 use crate::range::StopReason;
 use crate::records::RowConverter;
-use crate::report::{RangeReport, Stats, Summary};
+use crate::report::{Mark, RangeReport, Stats, Summary};
 use crate::sink::checkpoint::{self, Checkpoint};
 use crate::sink::JobLock;
 use crate::sink::MysqlSink;
@@ -87,6 +87,7 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
         dead_lettered: stats.dead_lettered.load(Relaxed),
         batches: stats.batches.load(Relaxed),
         retries: stats.retries.load(Relaxed),
+        timing: stats.timing.report(),
         started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         ended_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         duration_ms: elapsed.as_millis() as u64,
@@ -148,12 +149,14 @@ async fn run_inner(
         async move { open_readers(&source, at_once).await }.in_current_span(),
     ));
     let pulsar_side = async {
-        pulsar_side.await.unwrap_or_else(|e| {
+        let readers = pulsar_side.await.unwrap_or_else(|e| {
             Err(Error::Source(format!(
                 "opening the readers of {} stopped unexpectedly: {e}",
                 cfg.source.topic
             )))
-        })
+        });
+        stats.timing.mark(Mark::PulsarSetup, Instant::now());
+        readers
     };
     let mysql_side = async {
         let sink = Arc::new(MysqlSink::connect(&cfg.sink, cfg.dry_run).await?);
@@ -175,6 +178,11 @@ async fn run_inner(
                 )))
             }
         }
+    };
+    let mysql_side = async {
+        let claimed = mysql_side.await;
+        stats.timing.mark(Mark::MysqlSetup, Instant::now());
+        claimed
     };
     let ((sink, claim), readers) = tokio::try_join!(mysql_side, pulsar_side)?;
     learned.write_strategy = Some(sink.write_strategy());

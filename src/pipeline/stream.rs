@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::config::{BadRecordPolicy, Config, EndBound};
 use crate::error::{Error, Result};
 use crate::records::{BadRecord, RowConverter};
-use crate::report::Stats;
+use crate::report::{Mark, Stats};
 use crate::sink::{Batch, BatchBuilder, MysqlSink, OpenBatch};
 use crate::source::{
     Partition, PartitionReader, Position, ResolvedRange, SourceMessage, MAX_ENTRY_BYTES,
@@ -271,6 +271,9 @@ async fn read_partition(
             let Some(msg) = next_message(&mut reader, shared, &mut cancelled).await? else {
                 break;
             };
+            if read_here == 0 {
+                stats.timing.mark(Mark::FirstRecord, Instant::now());
+            }
             stats.records_read.fetch_add(1, Relaxed);
             read_here += 1;
             last_publish = Some(msg.publish_time);
@@ -301,6 +304,7 @@ async fn read_partition(
         Ok(())
     };
     let result = read.await;
+    stats.timing.mark(Mark::ReadingDone, Instant::now());
     stats.partition_progress(index, |p| {
         p.records_read = read_here;
         p.last_publish_time = last_publish;
@@ -444,6 +448,9 @@ async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()>
         w.stats.duplicates.fetch_add(done.duplicates, Relaxed);
         w.stats.dead_lettered.fetch_add(done.dead_lettered, Relaxed);
         w.stats.retries.fetch_add(done.retries, Relaxed);
+        w.stats
+            .timing
+            .batch(done.first_write, done.input_wait, done.commit);
         tracing::debug!(partitions = %batch.partitions(), rows = batch.rows, "batch committed");
     }
     Ok(())

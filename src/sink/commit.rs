@@ -21,13 +21,19 @@ use crate::range::Position;
 const DUPLICATE_HINT: &str = "the table already holds a row with this key: re-run with --mode \
 upsert or --mode ignore-duplicates, or clear the table before --reprocess";
 
-/// What one committed batch did.
+/// What one committed batch did, and where its time went.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CommitStats {
     pub rows_written: u64,
     pub duplicates: u64,
     pub dead_lettered: u64,
     pub retries: u64,
+    /// When the batch's first statement went to the server (the attempt that committed).
+    pub first_write: Option<Instant>,
+    /// How long a LOAD DATA statement waited for the readers' rows.
+    pub input_wait: std::time::Duration,
+    /// How long the COMMIT took.
+    pub commit: std::time::Duration,
 }
 
 impl MysqlSink {
@@ -82,6 +88,7 @@ impl MysqlSink {
                         duplicates: 0,
                         dead_lettered: batch.dead_letters.len() as u64,
                         retries: retrying.retries,
+                        ..Default::default()
                     });
                 }
                 Err(e) if e.is_retriable() => {
@@ -296,7 +303,10 @@ impl MysqlSink {
             bounded(limit, "ROLLBACK", thread, tx.rollback()).await?;
             return judged(fence, &found);
         }
-        let mut stats = CommitStats::default();
+        let mut stats = CommitStats {
+            first_write: Some(Instant::now()),
+            ..Default::default()
+        };
         for (sql, rows) in statements {
             // Values are rendered by `write_literal`, which escapes them.
             let affected = bounded(
@@ -338,7 +348,9 @@ impl MysqlSink {
             )
             .await?;
         }
+        let began = Instant::now();
         bounded(limit, "COMMIT", thread, tx.commit()).await?;
+        stats.commit = began.elapsed();
         Ok(Attempt::Committed(stats))
     }
 
@@ -391,6 +403,9 @@ impl MysqlSink {
         Ok(CommitStats {
             rows_written: loaded.inserted,
             duplicates: rows - loaded.inserted,
+            first_write: loaded.sent_at,
+            input_wait: loaded.input_wait,
+            commit: loaded.commit,
             ..Default::default()
         })
     }

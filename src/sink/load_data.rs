@@ -36,6 +36,11 @@ pub struct Loaded {
     pub warnings: u64,
     /// The warnings as `SHOW WARNINGS` lists them (up to the session's `max_error_count`).
     pub shown: Vec<Warning>,
+    /// When the statement went to the server, how long it waited for rows, and (once
+    /// finished) how long its COMMIT took: the run's time budget.
+    pub sent_at: Option<std::time::Instant>,
+    pub input_wait: Duration,
+    pub commit: Duration,
 }
 
 impl Loaded {
@@ -130,7 +135,7 @@ impl LoadDataWriter {
             .conn
             .take()
             .expect("a started batch holds its connection");
-        let loaded = std::mem::take(&mut started.loaded);
+        let mut loaded = std::mem::take(&mut started.loaded);
         if let Err(why) = check(&loaded) {
             discard(conn).await;
             return Err(WriteError::Refused(why));
@@ -143,7 +148,11 @@ impl LoadDataWriter {
             } else {
                 "the checkpoint"
             };
+            let began = std::time::Instant::now();
             result = bounded(self.io_timeout, what, Some(thread), conn.query_drop(sql)).await;
+            if sql == "COMMIT" {
+                loaded.commit = began.elapsed();
+            }
             if result.is_err() {
                 break;
             }
@@ -195,6 +204,7 @@ impl LoadDataWriter {
             return Err(WriteError::Fenced(found));
         }
         pulse.beat();
+        let sent_at = std::time::Instant::now();
         tokio::select! {
             done = conn.query_drop(statement) => done?,
             () = pulse.silence(self.io_timeout) => {
@@ -228,6 +238,9 @@ impl LoadDataWriter {
             inserted,
             warnings,
             shown,
+            sent_at: Some(sent_at),
+            input_wait: pulse.waited(),
+            commit: Duration::ZERO,
         })
     }
 }

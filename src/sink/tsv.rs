@@ -132,7 +132,11 @@ impl TsvData {
                         return None;
                     }
                     pulse.wait_for_reader();
+                    let waiting = std::time::Instant::now();
                     let changed = data.progress.changed().await;
+                    pulse
+                        .waited
+                        .fetch_add(waiting.elapsed().as_micros() as u64, Ordering::Relaxed);
                     pulse.beat();
                     if changed.is_err() {
                         let abandoned = std::io::Error::other("the batch was abandoned");
@@ -151,6 +155,8 @@ impl TsvData {
 pub(super) struct Pulse {
     last: Mutex<tokio::time::Instant>,
     waiting_for_reader: AtomicBool,
+    /// Microseconds the statement spent waiting for the readers' next chunk.
+    waited: std::sync::atomic::AtomicU64,
 }
 
 impl Pulse {
@@ -158,7 +164,13 @@ impl Pulse {
         Arc::new(Pulse {
             last: Mutex::new(tokio::time::Instant::now()),
             waiting_for_reader: AtomicBool::new(false),
+            waited: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How long the statement waited for rows, in all.
+    pub(super) fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited.load(Ordering::Relaxed))
     }
 
     pub(super) fn beat(&self) {

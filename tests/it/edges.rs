@@ -272,6 +272,10 @@ async fn a_foreign_key_refusal_is_not_called_a_duplicate() {
         let err = run.summary["error"].as_str().unwrap_or_default();
         assert!(err.contains("1452"), "{strategy}: {err}");
         assert!(!err.contains("already holds a row"), "{strategy}: {err}");
-        assert_eq!(db.scalar("SELECT COUNT(*) FROM child").await, 0, "{strategy}");
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM child").await,
+            0,
+            "{strategy}"
+        );
     }
 }

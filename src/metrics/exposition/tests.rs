@@ -20,6 +20,7 @@ fn summary(exit_code: i32, outcome: &str) -> Summary {
         dry_run: false,
         write_strategy: None,
         mapped_columns: Vec::new(),
+        timing: Default::default(),
         records_read: 0,
         bytes_read: 0,
         rows_converted: 0,
