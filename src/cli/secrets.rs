@@ -62,7 +62,7 @@ pub fn secrets_on_command_line(args: impl IntoIterator<Item = String>) -> Vec<&'
     found
 }
 
-fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
+pub(super) fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
         .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))
