@@ -10,6 +10,7 @@ mod codecs;
 mod end_snapshot;
 mod exactly_once;
 mod faults;
+mod inlong;
 mod load;
 mod locks;
 mod metrics;
