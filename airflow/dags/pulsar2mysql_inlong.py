@@ -25,6 +25,9 @@ Settings (``airflow.cfg`` section ``[pulsar2mysql]`` or ``AIRFLOW__PULSAR2MYSQL_
 * ``group_config_dir``: folder of optional per-group overrides, ``<groupId>.toml`` (runner
   options; whatever they share with the dataflow must agree with it, or the run stops with
   exit 2 naming both) (default ``$AIRFLOW_HOME/pulsar2mysql/groups``);
+* ``registry``: ``files`` (default: one task DAG file per group, written by ``dag_creator``) or
+  ``database`` (registrations in an Airflow Variable, built into DAGs by the generator file
+  ``inlong_offline_tasks.py``: for a dags folder Airflow cannot write);
 * ``task_dags_folder``: where ``dag_creator`` writes task DAGs (default: ``[core] dags_folder``);
 * ``task_retries``, ``task_retry_delay_seconds``: retries of a task DAG's tasks and the first
   delay (default 3, 60; the delay doubles);
@@ -98,6 +101,40 @@ def group_config_dir() -> Path:
     from airflow.configuration import AIRFLOW_HOME
 
     return Path(_setting("group_config_dir", os.path.join(AIRFLOW_HOME, "pulsar2mysql", "groups")))
+
+
+REGISTRY_VARIABLE = "pulsar2mysql_inlong_registrations"
+
+
+def registry() -> str:
+    """Where ``dag_creator`` keeps registrations: ``files`` (one DAG file per group in the dags
+    folder, the default) or ``database`` (one Airflow Variable, read by the generator DAG file
+    ``inlong_offline_tasks.py``: for a dags folder Airflow cannot write, e.g. mounted read-only,
+    git-sync, or the KubernetesExecutor's image)."""
+    value = _setting("registry", "files").strip().lower() or "files"
+    if value not in ("files", "database"):
+        raise InvalidConf(f"[pulsar2mysql] registry = {value!r}: use 'files' or 'database'")
+    return value
+
+
+def _variable():
+    try:  # Airflow 3
+        from airflow.sdk import Variable
+    except ImportError:  # Airflow 2.10
+        from airflow.models import Variable
+    return Variable
+
+
+def stored_registrations() -> dict[str, dict]:
+    """The registrations kept in Airflow's database: ``{groupId: spec}``."""
+    value = _variable().get(REGISTRY_VARIABLE, default_var=None, deserialize_json=True) \
+        if airflow_major() < 3 else _variable().get(REGISTRY_VARIABLE, default=None, deserialize_json=True)
+    return value if isinstance(value, dict) else {}
+
+
+def _store_registrations(groups: dict[str, dict]) -> None:
+    _variable().set(REGISTRY_VARIABLE, groups, serialize_json=True,
+                    description="InLong groups registered by dag_creator (pulsar2mysql)")
 
 
 def task_args() -> dict:
@@ -378,9 +415,20 @@ def register(spec: dict, registered_at_ms: int, folder: Path | None = None, log=
     """
     import fcntl
 
+    spec = {**spec, "registered_at": int(registered_at_ms)}
+    if folder is None and registry() == "database":
+        # dag_creator runs one at a time (max_active_runs=1): no other writer in between.
+        groups = stored_registrations()
+        current = groups.get(spec["group_id"]) or {}
+        if int(current.get("registered_at") or 0) > spec["registered_at"]:
+            log(f"InLong group {spec['group_id']}: a later registration (triggered at "
+                f"{current['registered_at']} ms) is already stored; this older one changes nothing")
+            return None
+        groups[spec["group_id"]] = spec
+        _store_registrations(groups)
+        return Path(f"variable:{REGISTRY_VARIABLE}/{spec['group_id']}")
     folder = Path(folder or task_dags_folder())
     folder.mkdir(parents=True, exist_ok=True)
-    spec = {**spec, "registered_at": int(registered_at_ms)}
     with open(folder / ".inlong_registrations.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         current = read_spec(task_file(folder, spec["group_id"])) or {}
@@ -420,7 +468,14 @@ def read_spec(path: Path) -> dict | None:
 def remove_group(group_id: str, folder: Path | None = None) -> bool:
     """Deletes a group's task DAG file; False (not an error) when there is none. ``group_id`` may
     carry any number of ``inlong_offline_task_`` prefixes (the Manager sends two)."""
-    path = task_file(Path(folder or task_dags_folder()), cleaner_group_id(group_id))
+    group_id = cleaner_group_id(group_id)
+    if folder is None and registry() == "database":
+        groups = stored_registrations()
+        if groups.pop(group_id, None) is None:
+            return False
+        _store_registrations(groups)
+        return True
+    path = task_file(Path(folder or task_dags_folder()), group_id)
     try:
         path.unlink()
         return True
@@ -501,10 +556,19 @@ def _forget_now(dag_ids: list[str], running_wait_s: float, log) -> bool:
 
 
 def remove_expired(now_ms: int | None = None, folder: Path | None = None, grace_ms: int | None = None) -> list[str]:
-    """Deletes task DAG files whose end time is more than ``grace_ms`` in the past."""
+    """Deletes the registrations (task DAG files, or entries in Airflow's database) whose end
+    time is more than ``grace_ms`` in the past; returns them as ``<dag_id>.py`` names."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     grace_ms = cleanup_grace_ms() if grace_ms is None else grace_ms
     removed = []
+    if folder is None and registry() == "database":
+        groups = stored_registrations()
+        expired = sorted(g for g, spec in groups.items()
+                         if spec.get("end_time") is not None and spec["end_time"] + grace_ms < now_ms)
+        if expired:
+            _store_registrations({g: spec for g, spec in groups.items() if g not in expired})
+        # Named like the files would be: dag_cleaner turns each name into its DAG id.
+        return [f"{task_dag_id(g)}.py" for g in expired]
     for path in sorted(Path(folder or task_dags_folder()).glob(f"{TASK_PREFIX}*.py")):
         spec = read_spec(path)
         end = (spec or {}).get("end_time")
@@ -878,3 +942,18 @@ def task_dag(spec: dict):
 
         sync.expand(pair=dataflow())
     return dag
+
+
+def registered_dags() -> dict:
+    """``{dag_id: DAG}`` of every group registered in Airflow's database (``registry =
+    database``); the generator DAG file ``inlong_offline_tasks.py`` publishes them. A group that
+    also has a DAG file of its own is left to that file."""
+    if registry() != "database":
+        return {}
+    folder = task_dags_folder()
+    dags = {}
+    for group_id, spec in sorted(stored_registrations().items()):
+        if task_file(folder, group_id).exists():
+            continue
+        dags[task_dag_id(group_id)] = task_dag(spec)
+    return dags
