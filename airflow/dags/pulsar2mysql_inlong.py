@@ -620,6 +620,7 @@ MANAGER_API = "/inlong/manager/api"
 MANAGER_TENANT = "public"
 MANAGER_TIMEOUT_S = 30
 MANAGER_PAGE_SIZE = 100
+PULSAR_TOKEN_AUTH = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
 
 
 class ManagerError(RuntimeError):
@@ -781,7 +782,10 @@ def take_secrets(doc: dict) -> tuple[dict, dict[str, str]]:
                                        "run them one sink per document")
                 env["PULSAR2MYSQL_MYSQL_PASSWORD"] = password
             params = node.get("clientAuthParams")
-            if node.get("type") == "pulsarExtract" and params and not str(params).startswith("file:"):
+            # Only a token is a secret input of the runner; any other plugin stays in the
+            # document, for the runner to refuse it with its name.
+            token_auth = node.get("clientAuthPluginClassName") == PULSAR_TOKEN_AUTH
+            if node.get("type") == "pulsarExtract" and token_auth and params and not str(params).startswith("file:"):
                 token = str(params)[len("token:"):] if str(params).startswith("token:") else str(params)
                 _mask(token)
                 node["clientAuthParams"] = None
@@ -826,8 +830,12 @@ def run_runner(stdin_text: str, env: dict[str, str], log=print, grace_s: float =
     import subprocess
 
     runner = os.environ.get("PULSAR2MYSQL_BIN") or "pulsar2mysql"
-    proc = subprocess.Popen([runner, "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, **env}, text=True)
+    try:
+        proc = subprocess.Popen([runner, "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env={**os.environ, **env}, text=True)
+    except OSError as e:
+        raise RuntimeError(f"cannot start the runner {runner!r} ({e.strerror}): put pulsar2mysql on "
+                           "the worker's PATH or set PULSAR2MYSQL_BIN to its path") from None
     last = ""
     try:
         proc.stdin.write(stdin_text)

@@ -113,6 +113,24 @@ def test_a_manager_down_or_refusing_fails_clearly_without_the_password(manager):
     manager.server = SimpleNamespace(shutdown=lambda: None, server_close=lambda: None)
 
 
+def test_only_a_token_leaves_the_document():
+    stream = recorded_stream("grp-t", topic="public/default/t", service_url=PULSAR_URL, admin_url=ADMIN_URL,
+                             jdbc_url="jdbc:mysql://h:3306/db", user="u", password="pw-sink")
+    flow = inlong.stream_dataflow(stream, "grp-t")
+    source = flow["streams"][0]["nodes"][0]
+    source.update(clientAuthPluginClassName=inlong.PULSAR_TOKEN_AUTH, clientAuthParams="token:jwt-1")
+    doc, env = inlong.take_secrets(flow)
+    assert env == {"PULSAR2MYSQL_MYSQL_PASSWORD": "pw-sink", "PULSAR2MYSQL_PULSAR_TOKEN": "jwt-1"}
+    assert "jwt-1" not in json.dumps(doc) and "pw-sink" not in json.dumps(doc)
+    assert source["clientAuthParams"] == "token:jwt-1", "the original document is left as it was"
+    # Another auth plugin is no token: it stays, for the runner to refuse it by name.
+    source.update(clientAuthPluginClassName="org.apache.pulsar.client.impl.auth.AuthenticationTls",
+                  clientAuthParams="tlsCertFile:/c.pem,tlsKeyFile:/k.pem")
+    doc, env = inlong.take_secrets(flow)
+    assert "PULSAR2MYSQL_PULSAR_TOKEN" not in env
+    assert doc["streams"][0]["nodes"][0]["clientAuthParams"] == "tlsCertFile:/c.pem,tlsKeyFile:/k.pem"
+
+
 def test_a_stream_without_dataflow_or_mysql_sink_is_named():
     stream = recorded_stream("grp-x", topic="public/default/t", service_url=PULSAR_URL, admin_url=ADMIN_URL,
                              jdbc_url="jdbc:mysql://h:3306/db", user="u", password="p")
