@@ -169,6 +169,14 @@ pub fn parse_dataflow(
         message: e.to_string(),
     })?;
     let group = obj(&doc, "the document")?;
+    if !group.contains_key("streams") {
+        return Err(DataflowError::Malformed(
+            "the document has no `streams`: give InLong Sort's GroupInfo, which is the \
+             `keyValue` of the `dataflow` entry in a stream's extList of the Manager's \
+             stream/listAll answer (not the answer itself)"
+                .into(),
+        ));
+    }
     let streams = array(group, "streams", "the document")?;
     let stream = select_stream(streams, stream)?;
     let stream_id = string(stream, "streamId", "a stream")?.to_string();

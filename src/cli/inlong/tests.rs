@@ -418,6 +418,9 @@ fn not_json_or_not_a_dataflow_says_so() {
     assert!(err.to_string().contains("group.json is not JSON"), "{err}");
     let err = parse_dataflow("{\"streams\": []}", "f", None, None).unwrap_err();
     assert!(err.to_string().contains("no stream"), "{err}");
+    // The Manager's whole answer instead of the dataflow in it.
+    let err = parse_dataflow(LIST_ALL, "f", None, None).unwrap_err();
+    assert!(err.to_string().contains("`dataflow` entry"), "{err}");
     let missing = RunArgs {
         inlong_dataflow: Some("/nonexistent/dataflow.json".into()),
         ..Default::default()
