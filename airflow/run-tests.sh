@@ -48,6 +48,7 @@ for suite in $suites; do
             # `dags test`) is not rerun: the replay drives them on a real Airflow 2.10 instead.
             tests=("$here/tests/test_helpers.py" "$here/tests/test_dagbag.py"
                    "$here/tests/test_inlong_dags.py::test_cleaner_deletes_the_dag_metadata"
+                   "$here/tests/test_inlong_dataflow.py"
                    "$here/tests/test_inlong_manager_replay.py"
                    "$here/tests/test_fan_out.py")
             ;;

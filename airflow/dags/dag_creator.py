@@ -8,7 +8,12 @@ conf (InLong's DAGRunConf; null keys are present): ``inlong_group_id``, ``start_
 
 An invalid conf fails the run with the reason in its task log (no retries: it would fail the
 same way); InLong Manager never sees this, it only checks that the trigger was accepted.
-Registering a group again (the Manager's update) rewrites its file with the new schedule. See pulsar2mysql_inlong.py for the details.
+Registering a group again (the Manager's update) rewrites its file with the new schedule; of two
+registrations the one triggered later wins, whatever order the runs execute in (the Manager
+triggers twice within half a second at approval). A conf with ``start_time == end_time`` is what
+the Manager sends after a group delete failed inside InLong: the run ends (its task skipped, the
+run green) with a line saying the group stays registered as it was. See pulsar2mysql_inlong.py
+for the details.
 """
 
 import pendulum
@@ -27,24 +32,34 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
+    # Runs one at a time, in trigger order; register() also keeps the later registration if an
+    # executor runs them out of order.
+    max_active_runs=1,
     is_paused_upon_creation=False,
     tags=["inlong", "pulsar2mysql"],
 ) as dag:
 
     @task(task_id="create_task_dag", retries=0)
     def create_task_dag(**context):
-        from pulsar2mysql_inlong import InvalidConf, spec_from_conf, write_task_file
+        from airflow.exceptions import AirflowSkipException
+
+        from pulsar2mysql_inlong import DeleteEcho, InvalidConf, register, registration_time_ms, spec_from_conf
 
         conf = context["dag_run"].conf
         try:
             spec = spec_from_conf(conf)
+        except DeleteEcho as e:
+            print(f"NOT A REGISTRATION: {e}")
+            raise AirflowSkipException(str(e)) from None
         except InvalidConf as e:
             # InLong Manager only checks that the trigger was accepted: this log line and the
             # failed run are the only trace of a refused group.
             group = (conf or {}).get("inlong_group_id") if isinstance(conf, dict) else None
             print(f"REFUSED InLong group {group!r}: {e}; no task DAG was written or changed")
             raise
-        path = write_task_file(spec)
+        path = register(spec, registration_time_ms(context["dag_run"]))
+        if path is None:
+            return None
         print(f"wrote {path} for InLong group {spec['group_id']}: {spec['schedule']}")
         return str(path)
 

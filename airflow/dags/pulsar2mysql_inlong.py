@@ -6,22 +6,31 @@ the logic those two DAGs use, plus :func:`task_dag`, which each generated
 ``inlong_offline_task_<groupId>.py`` file calls: the generated files carry only data (their
 ``SPEC``), so fixing this module fixes every deployed task DAG.
 
-What a generated task does differs from InLong's own on purpose:
+What a generated task DAG does differs from InLong's own on purpose:
 
 * it runs ``pulsar2mysql run`` itself, over the interval that just ended, in **milliseconds**
   (InLong's task asked the Manager to submit a Flink job, and sent seconds);
+* it takes the group's settings from the Manager at run time, the same *dataflow* (InLong
+  Sort's GroupInfo) the Flink job would get: ``POST stream/listAll`` through the
+  ``inlong_connection`` Connection the Manager stores in Airflow, one runner job per
+  stream/sink pair; nothing about the group is written by hand, and an edit in InLong applies
+  from the next run on;
+* the sink password and a Pulsar token reach the runner only through its environment; the
+  document goes to its stdin (never the command line, XCom or the log);
 * it fails when the sync fails (InLong's only printed a non-200 answer), so retries and
-  alerts work, and it never logs a credential;
-* a group's source and sink settings (topic, table, delimiter, columns, ...) are read from a
-  per-group runner config file, ``<group_config_dir>/<groupId>.toml``, because the Manager's
-  ``conf`` carries only the schedule; MySQL credentials come from an Airflow Connection.
+  alerts work; a Manager that cannot be reached fails the task, which is retried.
 
 Settings (``airflow.cfg`` section ``[pulsar2mysql]`` or ``AIRFLOW__PULSAR2MYSQL__<KEY>``):
 
-* ``group_config_dir``: folder of the per-group TOML files
-  (default ``$AIRFLOW_HOME/pulsar2mysql/groups``);
-* ``mysql_conn_id``: the MySQL Connection for every group (default ``pulsar2mysql_mysql``);
+* ``group_config_dir``: folder of optional per-group overrides, ``<groupId>.toml`` (runner
+  options; whatever they share with the dataflow must agree with it, or the run stops with
+  exit 2 naming both) (default ``$AIRFLOW_HOME/pulsar2mysql/groups``);
+* ``registry``: ``files`` (default: one task DAG file per group, written by ``dag_creator``) or
+  ``database`` (registrations in an Airflow Variable, built into DAGs by the generator file
+  ``inlong_offline_tasks.py``: for a dags folder Airflow cannot write);
 * ``task_dags_folder``: where ``dag_creator`` writes task DAGs (default: ``[core] dags_folder``);
+* ``task_retries``, ``task_retry_delay_seconds``: retries of a task DAG's tasks and the first
+  delay (default 3, 60; the delay doubles);
 * ``cleanup_grace_seconds``: ``dag_cleaner`` removes a task DAG this long after its end time
   (default 3600, leaving time for the last interval to run).
 """
@@ -32,21 +41,19 @@ import ast
 import hashlib
 import os
 import re
-import shlex
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pendulum
 
 from pulsar2mysql_airflow import (
     DAG,
-    DEFAULT_MYSQL_CONN_ID,
     DEFAULT_TASK_ARGS,
     CronDataIntervalTimetable,
     DeltaDataIntervalTimetable,
-    sync_task,
 )
 
 TASK_PREFIX = "inlong_offline_task_"
@@ -65,6 +72,13 @@ ONCE_VALUES = {"0", "o", "once", "@once"}
 
 class InvalidConf(ValueError):
     """The conf cannot become a task DAG; the message says which key and why."""
+
+
+class DeleteEcho(ValueError):
+    """A conf with ``start_time == end_time``: not a registration but what InLong Manager sends
+    when deleting an offline group fails inside InLong ("sort job id is empty"), whose failure
+    handler registers the group once more with an empty range. InLong then says the group still
+    exists, so its registration is left as it is."""
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -89,8 +103,52 @@ def group_config_dir() -> Path:
     return Path(_setting("group_config_dir", os.path.join(AIRFLOW_HOME, "pulsar2mysql", "groups")))
 
 
-def mysql_conn_id() -> str:
-    return _setting("mysql_conn_id", DEFAULT_MYSQL_CONN_ID)
+REGISTRY_VARIABLE = "pulsar2mysql_inlong_registrations"
+
+
+def registry() -> str:
+    """Where ``dag_creator`` keeps registrations: ``files`` (one DAG file per group in the dags
+    folder, the default) or ``database`` (one Airflow Variable, read by the generator DAG file
+    ``inlong_offline_tasks.py``: for a dags folder Airflow cannot write, e.g. mounted read-only,
+    git-sync, or the KubernetesExecutor's image)."""
+    value = _setting("registry", "files").strip().lower() or "files"
+    if value not in ("files", "database"):
+        raise InvalidConf(f"[pulsar2mysql] registry = {value!r}: use 'files' or 'database'")
+    return value
+
+
+def _variable():
+    try:  # Airflow 3
+        from airflow.sdk import Variable
+    except ImportError:  # Airflow 2.10
+        from airflow.models import Variable
+    return Variable
+
+
+def stored_registrations() -> dict[str, dict]:
+    """The registrations kept in Airflow's database: ``{groupId: spec}``."""
+    value = _variable().get(REGISTRY_VARIABLE, default_var=None, deserialize_json=True) \
+        if airflow_major() < 3 else _variable().get(REGISTRY_VARIABLE, default=None, deserialize_json=True)
+    return value if isinstance(value, dict) else {}
+
+
+def _store_registrations(groups: dict[str, dict]) -> None:
+    _variable().set(REGISTRY_VARIABLE, groups, serialize_json=True,
+                    description="InLong groups registered by dag_creator (pulsar2mysql)")
+
+
+def task_args() -> dict:
+    """The task DAGs' ``default_args``: the shared defaults (3 retries with backoff from 1 min,
+    1 h timeout), retries and their first delay tunable with ``task_retries`` and
+    ``task_retry_delay_seconds`` (a Manager restart takes a minute or two)."""
+    args = dict(DEFAULT_TASK_ARGS)
+    retries = _setting("task_retries", "")
+    if retries.strip():
+        args["retries"] = int(retries)
+    delay = _setting("task_retry_delay_seconds", "")
+    if delay.strip():
+        args["retry_delay"] = timedelta(seconds=float(delay))
+    return args
 
 
 def cleanup_grace_ms() -> int:
@@ -276,6 +334,12 @@ def spec_from_conf(conf: dict | None) -> dict:
         raise InvalidConf(f"timezone {tz!r} is not a known IANA timezone") from None
     start_ms = _ms(conf, "start_time", required=True)
     end_ms = _ms(conf, "end_time", required=False)
+    if end_ms is not None and end_ms == start_ms:
+        raise DeleteEcho(
+            f"start_time == end_time ({start_ms}) for InLong group {group_id}: InLong Manager "
+            "sends this after a group delete failed inside InLong; the group stays registered "
+            "as it was (InLong still lists it), nothing was changed"
+        )
     if end_ms is not None and end_ms <= start_ms:
         raise InvalidConf(f"end_time {end_ms} is not after start_time {start_ms}")
     return {
@@ -284,10 +348,8 @@ def spec_from_conf(conf: dict | None) -> dict:
         "end_time": end_ms,
         "timezone": tz,
         "schedule": _schedule(conf),
-        "mysql_conn_id": mysql_conn_id(),
-        # kept for reference only: the Manager's HTTP connection, which a pulsar2mysql task
-        # does not need (it syncs by itself instead of asking the Manager to submit a job)
-        "inlong_connection_id": conf.get("connection_id"),
+        # the Manager's HTTP Connection: the task reads the group's dataflow through it
+        "inlong_connection_id": conf.get("connection_id") or "inlong_connection",
     }
 
 
@@ -341,6 +403,53 @@ def write_task_file(spec: dict, folder: Path | None = None) -> Path:
     return target
 
 
+def register(spec: dict, registered_at_ms: int, folder: Path | None = None, log=print) -> Path | None:
+    """Writes the group's task DAG unless a later registration is already written.
+
+    InLong Manager triggers ``dag_creator`` twice within half a second at approval (the second
+    from its own update, with the start moved to "now"), and an executor may run the two runs
+    in either order. Each registration carries the time it was triggered (``registered_at``);
+    under a lock, the file is replaced only by a registration at least as recent as the one it
+    holds, so the later trigger wins whatever order the runs execute in. Returns the path
+    written, or None when this registration was older and left out.
+    """
+    import fcntl
+
+    spec = {**spec, "registered_at": int(registered_at_ms)}
+    if folder is None and registry() == "database":
+        # dag_creator runs one at a time (max_active_runs=1): no other writer in between.
+        groups = stored_registrations()
+        current = groups.get(spec["group_id"]) or {}
+        if int(current.get("registered_at") or 0) > spec["registered_at"]:
+            log(f"InLong group {spec['group_id']}: a later registration (triggered at "
+                f"{current['registered_at']} ms) is already stored; this older one changes nothing")
+            return None
+        groups[spec["group_id"]] = spec
+        _store_registrations(groups)
+        return Path(f"variable:{REGISTRY_VARIABLE}/{spec['group_id']}")
+    folder = Path(folder or task_dags_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".inlong_registrations.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_spec(task_file(folder, spec["group_id"])) or {}
+        if int(current.get("registered_at") or 0) > spec["registered_at"]:
+            log(f"InLong group {spec['group_id']}: a later registration (triggered at "
+                f"{current['registered_at']} ms) is already in place; this one (triggered at "
+                f"{spec['registered_at']} ms) is older and changes nothing")
+            return None
+        return write_task_file(spec, folder)
+
+
+def registration_time_ms(dag_run) -> int:
+    """When a ``dag_creator`` run was triggered: its logical date (the trigger time of a run
+    made through the API), else Airflow 3's ``run_after``, else when it was queued."""
+    for attr in ("logical_date", "run_after", "queued_at", "start_date"):
+        value = getattr(dag_run, attr, None)
+        if value is not None:
+            return int(round(value.timestamp() * 1000))
+    return int(time.time() * 1000)
+
+
 def read_spec(path: Path) -> dict | None:
     """The SPEC of a generated file, read without importing it; None if it has none."""
     try:
@@ -359,7 +468,14 @@ def read_spec(path: Path) -> dict | None:
 def remove_group(group_id: str, folder: Path | None = None) -> bool:
     """Deletes a group's task DAG file; False (not an error) when there is none. ``group_id`` may
     carry any number of ``inlong_offline_task_`` prefixes (the Manager sends two)."""
-    path = task_file(Path(folder or task_dags_folder()), cleaner_group_id(group_id))
+    group_id = cleaner_group_id(group_id)
+    if folder is None and registry() == "database":
+        groups = stored_registrations()
+        if groups.pop(group_id, None) is None:
+            return False
+        _store_registrations(groups)
+        return True
+    path = task_file(Path(folder or task_dags_folder()), group_id)
     try:
         path.unlink()
         return True
@@ -440,10 +556,19 @@ def _forget_now(dag_ids: list[str], running_wait_s: float, log) -> bool:
 
 
 def remove_expired(now_ms: int | None = None, folder: Path | None = None, grace_ms: int | None = None) -> list[str]:
-    """Deletes task DAG files whose end time is more than ``grace_ms`` in the past."""
+    """Deletes the registrations (task DAG files, or entries in Airflow's database) whose end
+    time is more than ``grace_ms`` in the past; returns them as ``<dag_id>.py`` names."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     grace_ms = cleanup_grace_ms() if grace_ms is None else grace_ms
     removed = []
+    if folder is None and registry() == "database":
+        groups = stored_registrations()
+        expired = sorted(g for g, spec in groups.items()
+                         if spec.get("end_time") is not None and spec["end_time"] + grace_ms < now_ms)
+        if expired:
+            _store_registrations({g: spec for g, spec in groups.items() if g not in expired})
+        # Named like the files would be: dag_cleaner turns each name into its DAG id.
+        return [f"{task_dag_id(g)}.py" for g in expired]
     for path in sorted(Path(folder or task_dags_folder()).glob(f"{TASK_PREFIX}*.py")):
         spec = read_spec(path)
         end = (spec or {}).get("end_time")
@@ -488,28 +613,318 @@ def _timetable(schedule: dict, tz: str):
     return DeltaDataIntervalTimetable(timedelta(seconds=schedule["seconds"]))
 
 
-def task_dag(spec: dict):
-    """The DAG of a generated ``inlong_offline_task_<groupId>.py`` file.
+# --- InLong Manager: the group's dataflow ---------------------------------------------------
 
-    dag_id and task_id are both ``inlong_offline_task_<groupId>``, as InLong Manager expects.
-    Each run syncs ``[data_interval_start, data_interval_end)`` in ms, catching up from the
-    group's start time; a once-only group syncs ``[start_time, end_time)`` in one run.
+MANAGER_API = "/inlong/manager/api"
+# The tenant every call names; InLong's default tenant, the one the dashboard uses.
+MANAGER_TENANT = "public"
+MANAGER_TIMEOUT_S = 30
+MANAGER_PAGE_SIZE = 100
+PULSAR_TOKEN_AUTH = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+
+
+class ManagerError(RuntimeError):
+    """InLong Manager could not be asked, refused, or answered something unusable; the message
+    names the Manager by its base URL (never the credentials) and what to check."""
+
+
+def _connection(conn_id: str):
+    try:  # Airflow 3
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 2.10
+        from airflow.hooks.base import BaseHook
+    return BaseHook.get_connection(conn_id)
+
+
+def manager_base_url(conn, conn_id: str = "inlong_connection") -> str:
+    """``http://host:port`` of the Manager from the Connection the Manager stores in Airflow at
+    start-up (type HTTP, host and port of the Manager; a host may carry its scheme)."""
+    host = (getattr(conn, "host", None) or "").strip().rstrip("/")
+    if not host:
+        raise ManagerError(f"the Airflow Connection {conn_id!r} has no host: InLong Manager "
+                           "creates it at start-up with its own host and port")
+    if "://" not in host:
+        host = "http://" + host
+    parts = urlsplit(host)
+    netloc = parts.netloc
+    if parts.port is None and getattr(conn, "port", None):
+        netloc = f"{netloc}:{int(conn.port)}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def _post(base: str, path: str, body: dict, conn, conn_id: str, timeout: float) -> dict:
+    """One Manager call as InLong's own task DAG makes it: ``username``/``password`` query
+    parameters and a ``tenant`` header. Errors never show the URL's query (the password)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    query = urlencode({"username": conn.login or "", "password": conn.password or ""})
+    request = urllib.request.Request(
+        f"{base}{MANAGER_API}{path}?{query}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "tenant": MANAGER_TENANT},
+        method="POST",
+    )
+    where = f"InLong Manager at {base} (Airflow Connection {conn_id!r})"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise ManagerError(f"{where} refused the Connection's login and password (HTTP "
+                               f"{e.code} on {path}); fix the Connection's login/password") from None
+        raise ManagerError(f"{where} answered HTTP {e.code} on {path}; it may be restarting "
+                           "(the task is retried)") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ManagerError(f"{where} cannot be reached ({reason}); it may be restarting (the "
+                           "task is retried), else check the Connection's host and port") from None
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise ManagerError(f"{where} answered {path} with something that is not JSON; is the "
+                           "Connection's host and port the Manager's?") from None
+    if not isinstance(answer, dict) or not answer.get("success"):
+        message = answer.get("errMsg") if isinstance(answer, dict) else None
+        raise ManagerError(f"{where} refused {path}: {message or 'no reason given'}")
+    return answer.get("data")
+
+
+def list_streams(group_id: str, conn_id: str = "inlong_connection", *, conn=None,
+                 timeout: float = MANAGER_TIMEOUT_S) -> list[dict]:
+    """Every stream of the group as ``POST stream/listAll`` returns it (all pages): fields,
+    sources, sinks and, in ``extList``, the ``dataflow`` InLong Sort would run."""
+    conn = conn if conn is not None else _connection(conn_id)
+    base = manager_base_url(conn, conn_id)
+    streams: list[dict] = []
+    page = 1
+    while True:
+        data = _post(base, "/stream/listAll",
+                     {"inlongGroupId": group_id, "pageNum": page, "pageSize": MANAGER_PAGE_SIZE},
+                     conn, conn_id, timeout) or {}
+        batch = data.get("list") or []
+        streams += batch
+        if not batch or len(streams) >= int(data.get("total") or 0):
+            break
+        page += 1
+    if not streams:
+        raise ManagerError(f"InLong Manager at {base} lists no stream for group {group_id!r}: "
+                           "the group was deleted or has no stream yet")
+    return streams
+
+
+def stream_dataflow(stream: dict, group_id: str) -> dict:
+    """The ``dataflow`` entry of a listed stream's ``extList`` (InLong Sort's GroupInfo), with
+    only that stream in it."""
+    import json
+
+    sid = stream.get("inlongStreamId")
+    entry = next((e for e in stream.get("extList") or [] if e.get("keyName") == "dataflow"), None)
+    if not entry or not entry.get("keyValue"):
+        raise ManagerError(f"stream {sid!r} of InLong group {group_id!r} has no dataflow yet "
+                           f"(status {stream.get('status')}); InLong writes it when the group "
+                           "is approved and configured")
+    try:
+        doc = json.loads(entry["keyValue"])
+    except ValueError:
+        raise ManagerError(f"the dataflow of stream {sid!r} of group {group_id!r} is not JSON") from None
+    doc["streams"] = [s for s in doc.get("streams") or [] if s.get("streamId") == sid] or doc.get("streams") or []
+    return doc
+
+
+def stream_sinks(streams: list[dict], group_id: str) -> list[dict]:
+    """One ``{"stream", "sink"}`` pair per MySQL sink (``mysqlLoad`` node) of every stream:
+    what the group's task maps over, one runner job each. Ids only: no secret reaches XCom."""
+    pairs = []
+    for stream in streams:
+        doc = stream_dataflow(stream, group_id)
+        for s in doc["streams"]:
+            sinks = [n.get("id") for n in s.get("nodes") or [] if n.get("type") == "mysqlLoad"]
+            if not sinks:
+                kinds = sorted({n.get("type") for n in s.get("nodes") or []})
+                raise ManagerError(f"stream {s.get('streamId')!r} of InLong group {group_id!r} has "
+                                   f"no MySQL sink (nodes: {kinds}); pulsar2mysql writes MySQL only")
+            pairs += [{"stream": s.get("streamId"), "sink": sink} for sink in sinks]
+    return pairs
+
+
+def _mask(secret: str | None) -> None:
+    """Asks Airflow to mask a secret in every log line from now on."""
+    if not secret:
+        return
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:
+        try:
+            from airflow.sdk.execution_time.secrets_masker import mask_secret
+        except ImportError:
+            from airflow.utils.log.secrets_masker import mask_secret
+    mask_secret(secret)
+
+
+def take_secrets(doc: dict) -> tuple[dict, dict[str, str]]:
+    """The dataflow without its secrets, and the runner's environment holding them: the sink
+    password becomes ``PULSAR2MYSQL_MYSQL_PASSWORD``, a Pulsar token
+    ``PULSAR2MYSQL_PULSAR_TOKEN``. The runner reads the document from stdin; the secrets travel
+    only in its environment (and are masked in Airflow's logs)."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    env: dict[str, str] = {}
+    for stream in doc.get("streams") or []:
+        for node in stream.get("nodes") or []:
+            if node.get("type") == "mysqlLoad" and node.get("password"):
+                password = node.pop("password")
+                _mask(password)
+                if env.get("PULSAR2MYSQL_MYSQL_PASSWORD", password) != password:
+                    raise ManagerError("the MySQL sinks of this dataflow have different passwords; "
+                                       "run them one sink per document")
+                env["PULSAR2MYSQL_MYSQL_PASSWORD"] = password
+            params = node.get("clientAuthParams")
+            # Only a token is a secret input of the runner; any other plugin stays in the
+            # document, for the runner to refuse it with its name.
+            token_auth = node.get("clientAuthPluginClassName") == PULSAR_TOKEN_AUTH
+            if node.get("type") == "pulsarExtract" and token_auth and params and not str(params).startswith("file:"):
+                token = str(params)[len("token:"):] if str(params).startswith("token:") else str(params)
+                _mask(token)
+                node["clientAuthParams"] = None
+                node["clientAuthPluginClassName"] = None
+                env["PULSAR2MYSQL_PULSAR_TOKEN"] = token
+    return doc, env
+
+
+def pair_job_id(group_id: str, stream_id: str, sink_id: str) -> str:
+    """The runner's job id of one stream/sink pair: ``inlong_<group>.<stream>.<sink>``, its own
+    checkpoints and lock; too long for the runner's 191 characters, a prefix and a hash."""
+    job = f"inlong_{group_id}.{stream_id}.{sink_id}"
+    if len(job) <= MAX_JOB_ID:
+        return job
+    digest = hashlib.sha256(job.encode()).hexdigest()[:16]
+    return job[: MAX_JOB_ID - len(digest) - 1] + "~" + digest
+
+
+def window(spec: dict, context) -> tuple[str, str]:
+    """``(from, to)`` of this run in epoch ms: the data interval, a once-only group's whole
+    range, or a manual run's ``{"from", "to"}`` conf."""
+    conf = (context.get("dag_run").conf if context.get("dag_run") else None) or {}
+    if spec["schedule"].get("once"):
+        start, end = str(spec["start_time"]), str(spec.get("end_time") or "latest")
+    else:
+        ms = lambda edge: str(int(round(context[f"data_interval_{edge}"].timestamp() * 1000)))  # noqa: E731
+        start, end = ms("start"), ms("end")
+        cron = spec["schedule"].get("cron")
+        if cron:
+            lo, hi = cron_first_window(cron, spec["start_time"], spec["timezone"])
+            if lo < int(start) < hi:
+                start = str(lo)
+    return str(conf.get("from") or start), str(conf.get("to") or end)
+
+
+def run_runner(stdin_text: str, env: dict[str, str], log=print, grace_s: float = 60) -> tuple[int, dict | None]:
+    """Runs ``pulsar2mysql run`` with the dataflow on stdin; its output goes to the task log
+    line by line. Returns the exit code and the JSON summary (its last line). If the task is
+    stopped (timeout, mark failed), the runner gets SIGTERM and finishes its batch in flight."""
+    import json
+    import signal
+    import subprocess
+
+    runner = os.environ.get("PULSAR2MYSQL_BIN") or "pulsar2mysql"
+    try:
+        proc = subprocess.Popen([runner, "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env={**os.environ, **env}, text=True)
+    except OSError as e:
+        raise RuntimeError(f"cannot start the runner {runner!r} ({e.strerror}): put pulsar2mysql on "
+                           "the worker's PATH or set PULSAR2MYSQL_BIN to its path") from None
+    last = ""
+    try:
+        proc.stdin.write(stdin_text)
+        proc.stdin.close()
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            log(line)
+            if line.strip():
+                last = line
+        code = proc.wait()
+    except BaseException:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    try:
+        summary = json.loads(last)
+    except ValueError:
+        summary = None
+    return code, summary if isinstance(summary, dict) else None
+
+
+def sync_pair(spec: dict, pair: dict, context, *, conn=None, log=print) -> dict:
+    """One stream/sink pair over this run's window: the dataflow fetched now from the Manager
+    (an edit in InLong applies from the next run on), the runner fed with it."""
+    group_id = spec["group_id"]
+    conn_id = spec.get("inlong_connection_id") or "inlong_connection"
+    streams = list_streams(group_id, conn_id, conn=conn)
+    stream = next((s for s in streams if s.get("inlongStreamId") == pair["stream"]), None)
+    if stream is None:
+        raise ManagerError(f"stream {pair['stream']!r} is no longer in InLong group {group_id!r}")
+    doc, secret_env = take_secrets(stream_dataflow(stream, group_id))
+    start, end = window(spec, context)
+    env = {
+        **secret_env,
+        "PULSAR2MYSQL_INLONG_DATAFLOW": "-",
+        "PULSAR2MYSQL_INLONG_STREAM": pair["stream"],
+        "PULSAR2MYSQL_INLONG_SINK": pair["sink"],
+        "PULSAR2MYSQL_JOB_ID": pair_job_id(group_id, pair["stream"], pair["sink"]),
+        "PULSAR2MYSQL_FROM": start,
+        "PULSAR2MYSQL_TO": end,
+    }
+    override = group_config_dir() / f"{group_id}.toml"
+    if override.is_file():  # an explicit override; the runner checks it agrees with InLong
+        env["PULSAR2MYSQL_CONFIG"] = str(override)
+    import json
+
+    log(f"InLong group {group_id}, stream {pair['stream']}, sink {pair['sink']}: "
+        f"[{start}, {end}) as job {env['PULSAR2MYSQL_JOB_ID']}"
+        + (f", with the override {override}" if "PULSAR2MYSQL_CONFIG" in env else ""))
+    code, summary = run_runner(json.dumps(doc), env, log=log)
+    if code == 2:
+        from airflow.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"pulsar2mysql refused stream {pair['stream']!r} / sink {pair['sink']!r} of InLong "
+            f"group {group_id!r} (exit 2, see the line above); fix the group in InLong (or its "
+            "override file), retrying cannot help")
+    if code != 0:
+        raise RuntimeError(f"pulsar2mysql failed with exit code {code} (see the lines above); "
+                           "the task is retried and the window resumes after its last commit")
+    return summary or {}
+
+
+def task_dag(spec: dict):
+    """The DAG of a group's ``inlong_offline_task_<groupId>.py`` file (or of the generator).
+
+    Each run: ``dataflow`` asks InLong Manager (through the ``inlong_connection`` Connection the
+    Manager stores in Airflow) for the group's streams and lists their MySQL sinks; then the
+    task ``inlong_offline_task_<groupId>`` is mapped over them, one runner job per stream/sink
+    pair over ``[data_interval_start, data_interval_end)`` in ms, catching up from the group's
+    start time; a once-only group syncs ``[start_time, end_time)`` in one run. Nothing about the
+    group's source or sink is stored in Airflow: it is read from the Manager at run time.
     """
+    try:
+        from airflow.sdk import task
+    except ImportError:  # Airflow 2.10
+        from airflow.decorators import task
+
     group_id = spec["group_id"]
     dag_id = task_dag_id(group_id)
     tz = pendulum.timezone(spec["timezone"])
     start = pendulum.from_timestamp(spec["start_time"] / 1000, tz=tz)
     end = spec.get("end_time")
     once = bool(spec["schedule"].get("once"))
-    config = group_config_dir() / f"{group_id}.toml"
-    cron = spec["schedule"].get("cron")
-    # Fail with a clear message (exit 2, like any config error) when the group's settings are
-    # missing, instead of letting the runner fall back to its default topic and table.
-    check = (
-        f"[ -r {shlex.quote(str(config))} ] || {{ echo "
-        + shlex.quote(f"pulsar2mysql: no settings for InLong group {group_id}: create {config}")
-        + " >&2; exit 2; }; "
-    )
+    conn_id = spec.get("inlong_connection_id") or "inlong_connection"
     with DAG(
         dag_id=dag_id,
         description=f"InLong group {group_id}: Pulsar -> MySQL with pulsar2mysql",
@@ -519,17 +934,34 @@ def task_dag(spec: dict):
         catchup=True,  # every interval since start_time is part of the group's range
         max_active_runs=1,
         is_paused_upon_creation=False,  # the Manager does not unpause DAGs created later
-        default_args=DEFAULT_TASK_ARGS,
+        default_args=task_args(),
         tags=["inlong", "pulsar2mysql"],
     ) as dag:
-        sync_task(
-            dag_id,
-            config=str(config),
-            job_id=job_id(group_id),
-            mysql_conn_id=spec.get("mysql_conn_id") or DEFAULT_MYSQL_CONN_ID,
-            start=spec["start_time"] if once else None,
-            end=(end if end is not None else "latest") if once else None,
-            widen_first=cron_first_window(cron, spec["start_time"], spec["timezone"]) if cron else None,
-            preamble=check,
-        )
+
+        @task(task_id="dataflow")
+        def dataflow() -> list[dict]:
+            pairs = stream_sinks(list_streams(group_id, conn_id), group_id)
+            print(f"InLong group {group_id}: {len(pairs)} stream/sink pair(s): {pairs}")
+            return pairs
+
+        @task(task_id=dag_id)
+        def sync(pair: dict, **context) -> dict:
+            return sync_pair(spec, pair, context)
+
+        sync.expand(pair=dataflow())
     return dag
+
+
+def registered_dags() -> dict:
+    """``{dag_id: DAG}`` of every group registered in Airflow's database (``registry =
+    database``); the generator DAG file ``inlong_offline_tasks.py`` publishes them. A group that
+    also has a DAG file of its own is left to that file."""
+    if registry() != "database":
+        return {}
+    folder = task_dags_folder()
+    dags = {}
+    for group_id, spec in sorted(stored_registrations().items()):
+        if task_file(folder, group_id).exists():
+            continue
+        dags[task_dag_id(group_id)] = task_dag(spec)
+    return dags

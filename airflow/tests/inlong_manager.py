@@ -138,3 +138,116 @@ class Manager:
         f = self.send("F", "POST", f"/api/v1/dags/{self.cleaner_id}/dagRuns", {"conf": conf})
         g = self.send("G", "DELETE", f"/api/v1/dags/{TASK_PREFIX}{group_id}")  # without waiting
         return f, g
+
+
+# --- InLong Manager's REST API, replayed ----------------------------------------------------------
+#
+# A real Manager cannot run in CI (its artifacts are not on Maven Central). ManagerReplay answers
+# the one call the group's task DAG makes, POST /inlong/manager/api/stream/listAll, exactly as the
+# real Manager answered it (tests/data/inlong-manager/20-cfg-stream-listAll.json, recorded from
+# apache/inlong a6c7a6a670c3), and without credentials exactly as 28-cfg-no-credentials.json.
+# The recorded stream is re-pointed at a test's topic, table and account with recorded_stream().
+
+import copy
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "data" / "inlong-manager"
+
+
+def recorded(name: str) -> dict:
+    return json.loads((RECORDED / name).read_text())
+
+
+def recorded_stream(group_id: str, *, topic: str, service_url: str, admin_url: str, jdbc_url: str,
+                    user: str, password: str, table: str = "sink_table", stream_id: str | None = None) -> dict:
+    """The recorded listAll stream entry, renamed to ``group_id`` and pointed at a test's topic
+    (``tenant/namespace/name``), Pulsar, JDBC URL (with the database), account and table. Only
+    values change: every key, the dataflow's shape and the Manager's habits stay as recorded."""
+    stream = copy.deepcopy(recorded("20-cfg-stream-listAll.json")["response"]["data"]["list"][0])
+    old_group = stream["inlongGroupId"]
+    sid = stream_id or group_id
+    flow = json.loads(stream["extList"][0]["keyValue"])
+    flow["groupId"] = group_id
+    flow["streams"][0]["streamId"] = sid
+    for node in flow["streams"][0]["nodes"]:
+        if node["type"] == "pulsarExtract":
+            node.update(topic=topic, serviceUrl=service_url, adminUrl=admin_url)
+        elif node["type"] == "mysqlLoad":
+            node.update(url=jdbc_url, username=user, password=password, tableName=table)
+    for item in [stream, *stream["fieldList"], *stream["extList"], *stream["sourceList"], *stream["sinkList"]]:
+        if item.get("inlongGroupId") == old_group:
+            item["inlongGroupId"] = group_id
+        if "inlongStreamId" in item and item["inlongStreamId"] == old_group:
+            item["inlongStreamId"] = sid
+    stream.update(name=sid, mqResource=sid)
+    stream["extList"][0]["keyValue"] = json.dumps(flow, separators=(",", ":"))
+    tenant, namespace, name = topic.split("/")
+    stream["sourceList"][0].update(pulsarTenant=tenant, namespace=namespace, topic=name,
+                                   serviceUrl=service_url, adminUrl=admin_url)
+    stream["sinkList"][0].update(jdbcUrl=jdbc_url.rsplit("/", 1)[0], username=user, password=password,
+                                 databaseName=jdbc_url.rsplit("/", 1)[1], tableName=table)
+    return stream
+
+
+class ManagerReplay:
+    """A local HTTP server answering ``stream/listAll`` as the recorded Manager did.
+
+    ``groups[group_id]`` is the list of stream entries to answer with (edit it to "edit the group
+    in InLong"). Without ``username``/``password`` query parameters (or with wrong ones) it answers
+    the recorded 403; every request is kept in ``requests`` (path, query, headers, body)."""
+
+    def __init__(self, username: str = "admin", password: str = "inlong"):
+        self.username, self.password = username, password
+        self.groups: dict[str, list[dict]] = {}
+        self.requests: list[dict] = []
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                path, _, query = self.path.partition("?")
+                params = {k: v[0] for k, v in parse_qs(query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                replay.requests.append({"path": path, "params": params, "body": body,
+                                        "headers": {k.lower(): v for k, v in self.headers.items()}})
+                if (params.get("username"), params.get("password")) != (replay.username, replay.password):
+                    answer = dict(recorded("28-cfg-no-credentials.json")["response"], path=path)
+                    return self.send(403, answer)
+                if path != "/inlong/manager/api/stream/listAll":
+                    return self.send(404, {"status": 404, "error": "Not Found", "path": path})
+                streams = replay.groups.get(body.get("inlongGroupId"), [])
+                page, size = int(body.get("pageNum") or 1), int(body.get("pageSize") or 10)
+                chosen = streams[(page - 1) * size: page * size]
+                answer = copy.deepcopy(recorded("20-cfg-stream-listAll.json")["response"])
+                answer["data"].update(list=chosen, total=len(streams), pageSize=size, pageNum=page)
+                self.send(200, answer)
+
+            def send(self, status: int, answer: dict):
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def connection_uri(self, password: str | None = None) -> str:
+        """The ``inlong_connection`` as the Manager creates it (HTTP, host, port, login, password)."""
+        from urllib.parse import quote
+
+        pw = self.password if password is None else password
+        return f"http://{quote(self.username)}:{quote(pw)}@127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

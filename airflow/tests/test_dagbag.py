@@ -54,7 +54,8 @@ def test_generated_task_dag_imports(tmp_path, change, timetable):
     inlong.write_task_file(inlong.spec_from_conf({**MANAGER_CONF, **change}), tmp_path)
     dag = load(tmp_path).dags.get("inlong_offline_task_test_group")
     assert dag is not None
-    assert [t.task_id for t in dag.tasks] == ["inlong_offline_task_test_group"]
+    # The Manager's dataflow, then the sync mapped over its stream/sink pairs.
+    assert sorted(t.task_id for t in dag.tasks) == ["dataflow", "inlong_offline_task_test_group"]
     assert type(dag.timetable).__name__ == timetable
     assert dag.catchup is True
     shanghai = pendulum.timezone("Asia/Shanghai")

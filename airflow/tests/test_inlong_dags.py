@@ -1,12 +1,9 @@
-"""dag_creator / dag_cleaner driven by `airflow dags test` with InLong Manager's exact conf, and
-the generated task DAG syncing its interval against the real services."""
-
-import time
+"""dag_creator / dag_cleaner driven by `airflow dags test` with InLong Manager's exact conf."""
 
 import pytest
 
 import pulsar2mysql_inlong as inlong
-from conftest import AIRFLOW_MAJOR, Database, now_ms, parse_summary, produce, unique
+from conftest import AIRFLOW_MAJOR, now_ms, unique
 
 
 def manager_conf(group_id, start_time, end_time, seconds_interval="10", cron_expr=None):
@@ -23,39 +20,21 @@ def manager_conf(group_id, start_time, end_time, seconds_interval="10", cron_exp
     }
 
 
-def write_group_config(home, group_id, topic, db: Database):
-    """The group's source and sink settings: the runner's own TOML, no secrets in it."""
-    (home.groups / f"{group_id}.toml").write_text(
-        f'topic = "{topic}"\ntable = "sink_table"\ndelimiter = "124"\n'
-    )
-
-
-def test_creator_task_dag_and_cleaner(airflow_home, db: Database, topic):
+def test_creator_and_cleaner(airflow_home):
+    """Register writes the group's task DAG file (data only: its schedule); unregister removes it.
+    The task DAG syncing from the Manager's dataflow: test_inlong_dataflow.py."""
     home = airflow_home("dag_creator.py", "dag_cleaner.py")
-    home.env["AIRFLOW_CONN_PULSAR2MYSQL_MYSQL"] = db.conn_uri()
     group = unique("g").replace("_", "-")
     dag_id = f"inlong_offline_task_{group}"
-    write_group_config(home, group, topic, db)
-
-    start, end = produce(topic, 50)
-    time.sleep(0.2)
-    logical = now_ms()  # a seconds_interval run at L covers [L - 10 s, L)
-    conf = manager_conf(group, start_time=start - 60_000, end_time=start + 3_600_000)
-    out = home.dags_test("dag_creator", conf=conf)
+    start = now_ms()
+    out = home.dags_test("dag_creator", conf=manager_conf(group, start_time=start - 60_000,
+                                                          end_time=start + 3_600_000))
     assert home.task_states("dag_creator") == ["success"], out.stdout[-5000:]
     task_file = home.dags / f"{dag_id}.py"
-    assert task_file.exists()
     assert "from pulsar2mysql_inlong import task_dag" in task_file.read_text()
-
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(logical // 1000)) + f".{logical % 1000:03d}+00:00"
-    out = home.dags_test(dag_id, logical_date=iso)
-    assert home.task_states(dag_id) == ["success"], out.stdout[-6000:]
-    assert db.rows() == [(i, f"msg-{i}") for i in range(50)]
-    summary = parse_summary(home.xcom(dag_id, dag_id))
-    assert summary["job_id"] == f"inlong_{group}" and summary["rows_written"] == 50
-    window = summary["range"]
-    assert int(window["to"]) - int(window["from"]) == 10_000  # milliseconds, not seconds
-    assert db.password not in home.logs_text() + out.stdout
+    spec = inlong.read_spec(task_file)
+    assert spec["schedule"] == {"seconds": 10} and spec["inlong_connection_id"] == "inlong_connection"
+    assert spec["registered_at"] > 0
 
     # Unregister: the Manager triggers dag_cleaner with the group id; twice is fine.
     for _ in range(2):

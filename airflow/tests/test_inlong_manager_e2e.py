@@ -19,7 +19,11 @@ import urllib.request
 
 import pytest
 
-from conftest import AIRFLOW_MAJOR, VENV_BIN, Database, free_port, kill_group, produce, unique, wait_for
+import os
+
+from conftest import (AIRFLOW_MAJOR, MYSQL, PULSAR_URL, VENV_BIN, Database, free_port, kill_group, produce,
+                      unique, wait_for)
+from inlong_manager import ManagerReplay, recorded_stream
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,17 +107,20 @@ def test_inlong_manager_flow(airflow_server, db: Database, topic):
     home, api, logs = airflow_server
     group = unique("e2e").replace("_", "-")
     dag_id = f"inlong_offline_task_{group}"
-    (home.groups / f"{group}.toml").write_text(f'topic = "{topic}"\ntable = "sink_table"\n')
+    # The group as the Manager holds it (a replay of the recorded Manager's REST API): nothing
+    # about it is written into Airflow by hand.
+    replay = ManagerReplay(password="inlong-" + secrets.token_hex(8))
+    replay.groups[group] = [recorded_stream(
+        group, topic=topic.removeprefix("persistent://"), service_url=PULSAR_URL,
+        admin_url=os.environ.get("PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        jdbc_url=f"jdbc:mysql://{MYSQL.hostname}:{MYSQL.port or 3306}/{db.name}",
+        user=db.user, password=db.password)]
 
     # Manager start-up: its HTTP connection (created when missing), both original DAGs unpaused.
     api.call("GET", "/api/v2/connections/inlong_connection", expect=(404,))
     api.call("POST", "/api/v2/connections", {"connection_id": "inlong_connection", "conn_type": "http",
-                                             "host": "127.0.0.1", "port": 8083, "login": "admin",
-                                             "password": "inlong"})
-    # The operator's MySQL Connection for pulsar2mysql (a stored Connection this time).
-    api.call("POST", "/api/v2/connections", {"connection_id": "pulsar2mysql_mysql", "conn_type": "mysql",
-                                             "host": "127.0.0.1", "port": 3306, "schema": db.name,
-                                             "login": db.user, "password": db.password})
+                                             "host": "127.0.0.1", "port": replay.port, "login": "admin",
+                                             "password": replay.password})
     for original in ("dag_creator", "dag_cleaner"):
         wait_for(f"{original} to be parsed", lambda: api.call("GET", f"/api/v2/dags/{original}",
                                                               expect=(200, 404))[0] == 200, 120, logs)
@@ -152,3 +159,4 @@ def test_inlong_manager_flow(airflow_server, db: Database, topic):
         "GET", f"/api/v2/dags/dag_cleaner/dagRuns/{run['dag_run_id']}")[1]["state"] == "success", 180, logs)
     assert not (home.dags / f"{dag_id}.py").exists()
     api.call("DELETE", f"/api/v2/dags/{dag_id}")
+    replay.stop()

@@ -9,7 +9,9 @@ The story, as an operator would live it:
    its PATCHes of dag_cleaner and dag_creator get 404 and are never retried.
 2. The DAG files are parsed: both must come up unpaused anyway.
 3. A group is registered (E, seconds_interval "20"); its task DAG runs on its own schedule and
-   syncs what was published.
+   syncs what was published, its settings read at run time from the Manager's REST API
+   (inlong_manager.ManagerReplay answering as the recorded real Manager did) through the
+   ``inlong_connection`` the Manager created in step 1: nothing written by hand.
 4. The group is updated (E again) with InLong's Quartz cron "*/10 * * * * ?": the DAG now runs
    every 10 s; records published after the update are synced; every record lands once.
    A group with a cron Airflow cannot express is refused in dag_creator's task log only (the
@@ -23,6 +25,7 @@ The story, as an operator would live it:
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -35,8 +38,9 @@ from datetime import datetime
 
 import pytest
 
-from conftest import AIRFLOW_MAJOR, DAGS_SRC, VENV_BIN, Database, free_port, kill_group, produce, unique, wait_for
-from inlong_manager import Manager, dag_run_conf
+from conftest import (AIRFLOW_MAJOR, DAGS_SRC, MYSQL, PULSAR_URL, VENV_BIN, Database, free_port, kill_group,
+                      produce, unique, wait_for)
+from inlong_manager import Manager, ManagerReplay, dag_run_conf, recorded_stream
 
 pytestmark = [
     pytest.mark.slow,
@@ -111,9 +115,10 @@ def airflow2(airflow_home, db: Database):
     """Airflow 2.10 webserver + scheduler on a free port (never Pulsar's 8080), sqlite and the
     SequentialExecutor, basic auth, a user for the Manager; the dags folder holds only the
     helper modules: the InLong DAG files are copied in by the test, after the Manager started.
-    The operator's MySQL Connection for pulsar2mysql comes from the environment."""
+    No MySQL Connection and no group file: the group's settings come from the Manager's REST API
+    (a replay of the recorded Manager) through the ``inlong_connection`` the Manager creates."""
     home = airflow_home()
-    home.env["AIRFLOW_CONN_PULSAR2MYSQL_MYSQL"] = db.conn_uri()
+    replay = ManagerReplay(password="inlong-" + secrets.token_hex(8))
     port = free_port()
     user, password = "inlong", secrets.token_hex(12)
     home.env.update({
@@ -146,19 +151,25 @@ def airflow2(airflow_home, db: Database):
     observer = Observer(base, user, password)
     try:
         wait_for("the webserver", lambda: observer.get("/health")[0] == 200, 180, tail_logs)
-        yield home, Manager(base, user, password), observer, tail_logs, password
+        manager = Manager(base, user, password, manager_port=replay.port, manager_password=replay.password)
+        yield home, manager, observer, tail_logs, password, replay
     finally:
         for p in procs:
             kill_group(p)
             p.wait(timeout=30)
+        replay.stop()
 
 
 def test_unchanged_inlong_manager_on_airflow_2(airflow2, db: Database, topic, heartbeat):
-    home, manager, airflow, logs, api_password = airflow2
+    home, manager, airflow, logs, api_password, replay = airflow2
     group = unique("grp.replay").replace("_", "-")
     dag_id = f"inlong_offline_task_{group}"
     task_file = home.dags / f"{dag_id}.py"
-    (home.groups / f"{group}.toml").write_text(f'topic = "{topic}"\ntable = "sink_table"\ndelimiter = "124"\n')
+    replay.groups[group] = [recorded_stream(
+        group, topic=topic.removeprefix("persistent://"), service_url=PULSAR_URL,
+        admin_url=os.environ.get("PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        jdbc_url=f"jdbc:mysql://{MYSQL.hostname}:{MYSQL.port or 3306}/{db.name}",
+        user=db.user, password=db.password)]
 
     # 1. The Manager starts before any InLong DAG file is parsed: A-D in one burst.
     startup = manager.start()
@@ -170,7 +181,7 @@ def test_unchanged_inlong_manager_on_airflow_2(airflow2, db: Database, topic, he
     assert "//api/v1/" in probe.url and probe.status == 200, probe
     # B's connection is stored as the Manager described it.
     status, conn = airflow.get("/api/v1/connections/inlong_connection")
-    assert status == 200 and conn["conn_type"] == "HTTP" and conn["port"] == 8083
+    assert status == 200 and conn["conn_type"] == "HTTP" and conn["port"] == replay.port
 
     # 2. The DAG files arrive (a deploy after the Manager's start): both come up unpaused.
     for name in ("dag_creator.py", "dag_cleaner.py"):
@@ -272,3 +283,6 @@ def test_unchanged_inlong_manager_on_airflow_2(airflow2, db: Database, topic, he
     # Secrets: neither the MySQL nor the API password in any log Airflow wrote.
     everything = home.logs_text() + "\n".join(p.read_text(errors="replace") for p in home.root.glob("*.log"))
     assert db.password not in everything and api_password not in everything
+    assert replay.password not in everything
+    # Every run asked the Manager, as InLong's own task does: credentials and tenant.
+    assert replay.requests and all(r["headers"].get("tenant") == "public" for r in replay.requests)

@@ -19,6 +19,21 @@ pub struct RunArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
+    /// InLong Sort's dataflow (the `GroupInfo` JSON InLong Manager keeps for the group) to take
+    /// the topic, URLs, record format, table, columns and credentials from; `-` reads stdin.
+    /// Options given as well must agree with it (README, "InLong dataflow").
+    #[arg(long, env = "PULSAR2MYSQL_INLONG_DATAFLOW")]
+    pub inlong_dataflow: Option<String>,
+
+    /// The stream of the dataflow this run syncs (its streamId); needed when it has several.
+    #[arg(long, env = "PULSAR2MYSQL_INLONG_STREAM")]
+    pub inlong_stream: Option<String>,
+
+    /// The MySQL sink of the stream this run writes (its mysqlLoad node id); needed when the
+    /// stream has several.
+    #[arg(long, env = "PULSAR2MYSQL_INLONG_SINK")]
+    pub inlong_sink: Option<String>,
+
     /// Stable name of the job (keys checkpoints and the job lock). Default: "<topic>-><table>".
     #[arg(long, env = "PULSAR2MYSQL_JOB_ID")]
     pub job_id: Option<String>,

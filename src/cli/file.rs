@@ -20,6 +20,9 @@ impl RunArgs {
             ($($f:ident),*) => { RunArgs { $($f: self.$f.or(file.$f),)* config: self.config, dry_run: self.dry_run || file.dry_run, reprocess: self.reprocess || file.reprocess, pulsar_admin_allow_insecure_token: self.pulsar_admin_allow_insecure_token || file.pulsar_admin_allow_insecure_token } };
         }
         Ok(pick!(
+            inlong_dataflow,
+            inlong_stream,
+            inlong_sink,
             job_id,
             pulsar_url,
             pulsar_admin_url,

@@ -15,21 +15,21 @@ impl RunArgs {
     /// The MySQL settings alone, for `migrate`: no topic or table is needed to prepare a
     /// database (the rest is validated as for `run` when given).
     pub fn into_sink_config(mut self) -> Result<crate::config::SinkConfig> {
-        if self.config.is_none() {
+        if self.config.is_none() && self.inlong_dataflow.is_none() {
             self.topic
                 .get_or_insert_with(|| "not-needed-by-migrate".into());
             self.table
                 .get_or_insert_with(|| "not_needed_by_migrate".into());
             return Ok(self.into_config()?.sink);
         }
-        let mut merged = self.merge_file()?;
+        let mut merged = self.merge_file()?.with_inlong_dataflow()?;
         merged.config = None;
         merged.into_sink_config()
     }
 
     /// Validates everything into a [`Config`].
     pub fn into_config(self) -> Result<Config> {
-        let args = self.merge_file()?;
+        let args = self.merge_file()?.with_inlong_dataflow()?;
         // Each step fails with its own option's message; the order below is the order in
         // which a run with several mistakes reports them (the first one only).
         let topic = args.topic_name()?;

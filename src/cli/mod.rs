@@ -1,18 +1,22 @@
 //! The command line: raw arguments (flags, `PULSAR2MYSQL_*` environment variables, an optional
-//! TOML file) turned into one validated [`Config`]. Flags win over the environment, which wins
-//! over the file.
+//! TOML file, an optional InLong dataflow) turned into one validated [`Config`]. Flags win over
+//! the environment, which wins over the file; an InLong dataflow fills what they leave out and
+//! must agree with what they give.
 //!
 //! Split by what a reader comes for: the options themselves (`args.rs`, whose doc comments are
-//! the `--help` text), the `--config` file (`file.rs`), secrets (`secrets.rs`), and the
+//! the `--help` text), the `--config` file (`file.rs`), InLong's dataflow (`inlong.rs`),
+//! secrets (`secrets.rs`), and the
 //! conversion into a [`Config`](crate::config::Config) (`into_config.rs`). Every public name
 //! stays at `crate::cli::*`.
 
 mod args;
 mod file;
+mod inlong;
 mod into_config;
 mod secrets;
 
 pub use args::RunArgs;
+pub use inlong::{parse_dataflow, DataflowError, DataflowOptions, MysqlTarget, PulsarAuth};
 pub use secrets::{secrets_on_command_line, Secret, SecretUrl};
 
 use std::path::PathBuf;

@@ -102,7 +102,7 @@ fn url_has_password(url: &str) -> bool {
         .is_some_and(|(user, _)| user.contains(':'))
 }
 
-fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
+pub(super) fn read_secret_file(path: &PathBuf, what: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
         .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))

@@ -11,6 +11,7 @@ mod edges;
 mod end_snapshot;
 mod exactly_once;
 mod faults;
+mod inlong;
 mod load;
 mod locks;
 mod metrics;

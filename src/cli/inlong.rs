@@ -1,0 +1,1288 @@
+//! InLong Sort's *dataflow* (the `GroupInfo` JSON InLong Manager hands its Flink job) as the
+//! runner's own options, so a group defined once in InLong's dashboard syncs with nothing
+//! written by hand and no second source of truth to drift.
+//!
+//! Only what the runner can honour exactly is mapped: one `pulsarExtract` node with a
+//! `csvFormat`, one `mysqlLoad` node, a `baseRelation` between them and plain field-to-column
+//! relations. Anything else (another node type, a transform, a filter, another format, a
+//! relation that is not field -> column, ...) is refused with a sentence naming it, never
+//! guessed. A value also given as an option must agree with the dataflow: a disagreement is
+//! an error naming both places, never a silent winner.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use super::{RunArgs, Secret, SecretUrl};
+use crate::config::{parse_ascii_char, BadRecordPolicy, TopicName, WriteMode};
+
+/// Why a dataflow cannot drive a run. Every message is a sentence a person can act on, and
+/// none carries a secret (passwords and tokens are compared, never shown).
+#[derive(Debug, thiserror::Error)]
+pub enum DataflowError {
+    /// The document could not be read.
+    #[error("cannot read the InLong dataflow {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The document is not JSON.
+    #[error("the InLong dataflow {path} is not JSON ({message}); give InLong Sort's GroupInfo document (the `dataflow` entry of the stream's extList)")]
+    NotJson { path: String, message: String },
+    /// The document is JSON but not a dataflow the runner understands.
+    #[error("the InLong dataflow is malformed: {0}")]
+    Malformed(String),
+    /// Something the runner cannot do exactly as InLong Sort would.
+    #[error("the InLong dataflow asks for {0}, which pulsar2mysql cannot honour exactly; it refuses rather than guess")]
+    Unsupported(String),
+    /// Several streams or sinks and nothing says which one this run is.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// An option and the dataflow give different values.
+    #[error("{option} {given} disagrees with the InLong dataflow's {place} {value}; give it in one place only (or the same value in both)")]
+    Conflict {
+        option: String,
+        given: String,
+        place: String,
+        value: String,
+    },
+    /// An option and the dataflow give different secrets (neither is shown).
+    #[error("{option} disagrees with the InLong dataflow's {place} (values not shown); give it in one place only (or the same value in both)")]
+    SecretConflict { option: String, place: String },
+}
+
+impl From<DataflowError> for crate::error::Error {
+    fn from(e: DataflowError) -> Self {
+        crate::error::Error::Config(e.to_string())
+    }
+}
+
+type Result<T, E = DataflowError> = std::result::Result<T, E>;
+
+/// The class name of Pulsar's token authentication, the only auth plugin mapped (to the
+/// runner's token input).
+const PULSAR_TOKEN_AUTH: &str = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
+
+/// Where the MySQL sink is, from the `mysqlLoad` node's JDBC URL and username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MysqlTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    /// The JDBC URL's TLS setting (`sslMode` / `useSSL`) in the runner's words.
+    pub ssl_mode: Option<String>,
+}
+
+impl MysqlTarget {
+    /// The runner's MySQL URL (no password: that travels as a secret input).
+    pub fn url(&self) -> String {
+        let user: String = url::form_urlencoded::byte_serialize(self.user.as_bytes()).collect();
+        format!(
+            "mysql://{user}@{}:{}/{}",
+            self.host, self.port, self.database
+        )
+    }
+}
+
+/// How the run authenticates to Pulsar, from `clientAuthPluginClassName` / `clientAuthParams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PulsarAuth {
+    Token(Secret),
+    TokenFile(PathBuf),
+}
+
+/// The run options one stream and sink of a dataflow stand for.
+#[derive(Debug, Clone)]
+pub struct DataflowOptions {
+    pub stream_id: String,
+    pub sink_id: String,
+    pub topic: TopicName,
+    /// As the node wrote it (e.g. `public/default/t`), for messages.
+    pub topic_as_given: String,
+    pub pulsar_url: String,
+    pub pulsar_admin_url: Option<String>,
+    pub pulsar_auth: Option<PulsarAuth>,
+    pub delimiter: u8,
+    pub escape: Option<u8>,
+    pub null_literal: Option<String>,
+    /// Flink skips records that do not parse when `ignoreParseErrors` is set.
+    pub ignore_parse_errors: bool,
+    /// `source.start.publish-time` / `source.stop.at-publish-time`, when the Manager filled
+    /// the boundaries in.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub mysql: MysqlTarget,
+    pub mysql_password: Option<Secret>,
+    pub table: String,
+    /// One entry per source field, in source field order; `None` skips the field.
+    pub columns: Vec<Option<String>>,
+    /// InLong Sort's JDBC sink upserts when the sink declares a primary key, else inserts.
+    pub mode: WriteMode,
+}
+
+impl DataflowOptions {
+    /// `--columns` as the runner reads it: `id,name`, `-` for a skipped field.
+    pub fn columns_option(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| c.as_deref().unwrap_or("-"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Reads a dataflow document from a file, or from stdin for `-`.
+pub fn read_dataflow(path: &str) -> Result<String> {
+    let read = if path == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|source| DataflowError::Read {
+        path: shown_path(path),
+        source,
+    })
+}
+
+fn shown_path(path: &str) -> String {
+    if path == "-" {
+        "from stdin".into()
+    } else {
+        path.to_string()
+    }
+}
+
+/// Maps one stream/sink pair of a dataflow to the runner's options. `stream` and `sink` select
+/// by `streamId` and by the `mysqlLoad` node's `id`; they are needed only when the document has
+/// several streams, or the stream several MySQL sinks.
+pub fn parse_dataflow(
+    text: &str,
+    path: &str,
+    stream: Option<&str>,
+    sink: Option<&str>,
+) -> Result<DataflowOptions> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| DataflowError::NotJson {
+        path: shown_path(path),
+        message: e.to_string(),
+    })?;
+    let group = obj(&doc, "the document")?;
+    if !group.contains_key("streams") {
+        return Err(DataflowError::Malformed(
+            "the document has no `streams`: give InLong Sort's GroupInfo, which is the \
+             `keyValue` of the `dataflow` entry in a stream's extList of the Manager's \
+             stream/listAll answer (not the answer itself)"
+                .into(),
+        ));
+    }
+    let streams = array(group, "streams", "the document")?;
+    let stream = select_stream(streams, stream)?;
+    let stream_id = string(stream, "streamId", "a stream")?.to_string();
+    let at = format!("stream '{stream_id}'");
+    let nodes = array(stream, "nodes", &at)?;
+    let mut extracts = Vec::new();
+    let mut loads = Vec::new();
+    for node in nodes {
+        let node = obj(node, &format!("a node of {at}"))?;
+        let id = string(node, "id", &format!("a node of {at}"))?;
+        match node.get("type").and_then(Value::as_str) {
+            Some("pulsarExtract") => extracts.push(node),
+            Some("mysqlLoad") => loads.push(node),
+            Some(other) => {
+                return Err(DataflowError::Unsupported(format!(
+                    "a node of type '{other}' (node '{id}' of {at}); only one pulsarExtract \
+                     node feeding mysqlLoad nodes is supported (no transform)"
+                )))
+            }
+            None => {
+                return Err(DataflowError::Malformed(format!(
+                    "node '{id}' of {at} has no type"
+                )))
+            }
+        }
+    }
+    let extract = match extracts.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(DataflowError::Unsupported(format!(
+                "{at} without a pulsarExtract node (the runner reads Pulsar only)"
+            )))
+        }
+        _ => {
+            return Err(DataflowError::Unsupported(format!(
+                "{} pulsarExtract nodes in {at} (the runner reads one topic per run)",
+                extracts.len()
+            )))
+        }
+    };
+    let load = select_sink(&loads, sink, &at)?;
+    let extract_id = string(extract, "id", &at)?;
+    let sink_id = string(load, "id", &at)?.to_string();
+    check_relations(stream, &at, extract_id, &sink_id)?;
+
+    let source = SourceNode::read(extract, &format!("pulsarExtract node '{extract_id}'"))?;
+    let load_at = format!("mysqlLoad node '{sink_id}'");
+    check_keys(
+        load,
+        &load_at,
+        &[
+            "type",
+            "id",
+            "name",
+            "fields",
+            "fieldRelations",
+            "filters",
+            "filterStrategy",
+            "properties",
+            "url",
+            "username",
+            "password",
+            "tableName",
+            "primaryKey",
+            "sinkParallelism",
+        ],
+    )?;
+    if non_empty(load.get("filters")) {
+        return Err(DataflowError::Unsupported(format!(
+            "a filter on {load_at} (the runner writes every record of the range)"
+        )));
+    }
+    check_no_properties(load, &load_at)?;
+    let columns = map_columns(&source.fields, load, &load_at, extract_id)?;
+    let (mysql, table) = mysql_target(load, &load_at)?;
+    let mysql_password = opt_string(load, "password", &load_at)?
+        .filter(|p| !p.is_empty())
+        .map(|p| Secret(p.to_string()));
+    let mode = match opt_string(load, "primaryKey", &load_at)? {
+        Some(pk) if !pk.trim().is_empty() => WriteMode::Upsert,
+        _ => WriteMode::Insert,
+    };
+    Ok(DataflowOptions {
+        stream_id,
+        sink_id,
+        topic: source.topic,
+        topic_as_given: source.topic_as_given,
+        pulsar_url: source.service_url,
+        pulsar_admin_url: source.admin_url,
+        pulsar_auth: source.auth,
+        delimiter: source.delimiter,
+        escape: source.escape,
+        null_literal: source.null_literal,
+        ignore_parse_errors: source.ignore_parse_errors,
+        from: source.from,
+        to: source.to,
+        mysql,
+        mysql_password,
+        table,
+        columns,
+        mode,
+    })
+}
+
+// --- selecting the stream and the sink ---------------------------------------------------------
+
+fn select_stream<'a>(streams: &'a [Value], wanted: Option<&str>) -> Result<&'a Map<String, Value>> {
+    let mut all = Vec::new();
+    for s in streams {
+        let s = obj(s, "a stream")?;
+        all.push((string(s, "streamId", "a stream")?, s));
+    }
+    let ids = || {
+        all.iter()
+            .map(|(id, _)| format!("'{id}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (wanted.filter(|w| !w.is_empty()), all.as_slice()) {
+        (_, []) => Err(DataflowError::Malformed(
+            "the document has no stream".into(),
+        )),
+        (None, [(_, one)]) => Ok(one),
+        (None, _) => Err(DataflowError::Ambiguous(format!(
+            "the InLong dataflow holds {} streams ({}); say which one this run syncs with \
+             --inlong-stream (PULSAR2MYSQL_INLONG_STREAM)",
+            all.len(),
+            ids()
+        ))),
+        (Some(w), _) => all
+            .iter()
+            .find(|(id, _)| *id == w)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| {
+                DataflowError::Ambiguous(format!(
+                    "--inlong-stream '{w}' is not in the InLong dataflow, whose streams are {}",
+                    ids()
+                ))
+            }),
+    }
+}
+
+fn select_sink<'a>(
+    loads: &[&'a Map<String, Value>],
+    wanted: Option<&str>,
+    at: &str,
+) -> Result<&'a Map<String, Value>> {
+    let id = |n: &Map<String, Value>| {
+        n.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let ids = || {
+        loads
+            .iter()
+            .map(|n| format!("'{}'", id(n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (wanted.filter(|w| !w.is_empty()), loads) {
+        (_, []) => Err(DataflowError::Unsupported(format!(
+            "{at} without a mysqlLoad node (the runner writes MySQL only)"
+        ))),
+        (None, [one]) => Ok(one),
+        (None, _) => Err(DataflowError::Ambiguous(format!(
+            "{at} of the InLong dataflow has {} MySQL sinks ({}); say which one this run \
+             writes with --inlong-sink (PULSAR2MYSQL_INLONG_SINK)",
+            loads.len(),
+            ids()
+        ))),
+        (Some(w), _) => loads.iter().find(|n| id(n) == w).copied().ok_or_else(|| {
+            DataflowError::Ambiguous(format!(
+                "--inlong-sink '{w}' is not a mysqlLoad node of {at}, whose MySQL sinks are {}",
+                ids()
+            ))
+        }),
+    }
+}
+
+/// Every relation must be a plain `baseRelation` (a join or a union changes the data), and one
+/// of them must lead from the source to the chosen sink.
+fn check_relations(stream: &Map<String, Value>, at: &str, extract: &str, sink: &str) -> Result<()> {
+    let relations = array(stream, "relations", at)?;
+    let mut found = false;
+    for r in relations {
+        let r = obj(r, &format!("a relation of {at}"))?;
+        let kind = r.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind != "baseRelation" {
+            return Err(DataflowError::Unsupported(format!(
+                "a relation of type '{kind}' in {at} (only baseRelation, one source to its \
+                 sinks, is supported: no join or union)"
+            )));
+        }
+        let names = |key: &str| -> Result<Vec<&str>> {
+            array(r, key, &format!("a relation of {at}"))?
+                .iter()
+                .map(|v| {
+                    v.as_str().ok_or_else(|| {
+                        DataflowError::Malformed(format!(
+                            "a relation of {at} has a non-string in {key}"
+                        ))
+                    })
+                })
+                .collect()
+        };
+        let (inputs, outputs) = (names("inputs")?, names("outputs")?);
+        if inputs.len() != 1 || (inputs[0] != extract) {
+            return Err(DataflowError::Unsupported(format!(
+                "a relation from {inputs:?} in {at} (only relations from the one \
+                 pulsarExtract node '{extract}' are supported)"
+            )));
+        }
+        found |= outputs.contains(&sink);
+    }
+    if !found {
+        return Err(DataflowError::Malformed(format!(
+            "no relation in {at} leads from '{extract}' to the sink '{sink}'"
+        )));
+    }
+    Ok(())
+}
+
+// --- the Pulsar side ------------------------------------------------------------------------
+
+struct SourceNode {
+    topic: TopicName,
+    topic_as_given: String,
+    service_url: String,
+    admin_url: Option<String>,
+    auth: Option<PulsarAuth>,
+    delimiter: u8,
+    escape: Option<u8>,
+    null_literal: Option<String>,
+    ignore_parse_errors: bool,
+    from: Option<String>,
+    to: Option<String>,
+    /// Field names in record order.
+    fields: Vec<String>,
+}
+
+impl SourceNode {
+    fn read(node: &Map<String, Value>, at: &str) -> Result<SourceNode> {
+        check_keys(
+            node,
+            at,
+            &[
+                "type",
+                "id",
+                "name",
+                "fields",
+                "properties",
+                "topic",
+                "adminUrl",
+                "serviceUrl",
+                "format",
+                "scanStartupMode",
+                "scanStartupSubName",
+                "scanStartupSubStartOffset",
+                "primaryKey",
+                "clientAuthPluginClassName",
+                "clientAuthParams",
+                "sourceBoundaryOptions",
+                "watermarkField",
+            ],
+        )?;
+        check_no_properties(node, at)?;
+        let topic_as_given = string(node, "topic", at)?.to_string();
+        let topic: TopicName = topic_as_given
+            .parse()
+            .map_err(|e| DataflowError::Malformed(format!("{at}: {e}")))?;
+        let service_url = string(node, "serviceUrl", at)?.to_string();
+        let admin_url = opt_string(node, "adminUrl", at)?
+            .filter(|u| !u.trim().is_empty())
+            .map(str::to_string);
+        if let Some(pk) = opt_string(node, "primaryKey", at)?.filter(|p| !p.trim().is_empty()) {
+            return Err(DataflowError::Unsupported(format!(
+                "a primary key '{pk}' on {at} (InLong's upsert-pulsar source, keyed messages)"
+            )));
+        }
+        match opt_string(node, "scanStartupMode", at)? {
+            None | Some("earliest") => {}
+            Some(mode) => {
+                return Err(DataflowError::Unsupported(format!(
+                    "scanStartupMode '{mode}' on {at} (the runner reads the scheduled window, \
+                     from the earliest message on; only 'earliest' matches that)"
+                )))
+            }
+        }
+        if let Some(sub) = opt_string(node, "scanStartupSubName", at)?.filter(|s| !s.is_empty()) {
+            return Err(DataflowError::Unsupported(format!(
+                "a start from subscription '{sub}' on {at} (the runner reads without a \
+                 subscription of its own)"
+            )));
+        }
+        let auth = pulsar_auth(node, at)?;
+        let (from, to) = boundaries(node, at)?;
+        let fields = source_fields(node, at)?;
+        let format = node
+            .get("format")
+            .and_then(Value::as_object)
+            .ok_or_else(|| DataflowError::Malformed(format!("{at} has no format")))?;
+        let csv = CsvFormat::read(format, &format!("the format of {at}"))?;
+        Ok(SourceNode {
+            topic,
+            topic_as_given,
+            service_url,
+            admin_url,
+            auth,
+            delimiter: csv.delimiter,
+            escape: csv.escape,
+            null_literal: csv.null_literal,
+            ignore_parse_errors: csv.ignore_parse_errors,
+            from,
+            to,
+            fields,
+        })
+    }
+}
+
+fn pulsar_auth(node: &Map<String, Value>, at: &str) -> Result<Option<PulsarAuth>> {
+    let class = opt_string(node, "clientAuthPluginClassName", at)?.map(str::trim);
+    let params = opt_string(node, "clientAuthParams", at)?.map(str::trim);
+    // InLong Sort passes the auth on only when both are set; so does the runner.
+    let (Some(class), Some(params)) = (
+        class.filter(|c| !c.is_empty()),
+        params.filter(|p| !p.is_empty()),
+    ) else {
+        return Ok(None);
+    };
+    if class != PULSAR_TOKEN_AUTH {
+        return Err(DataflowError::Unsupported(format!(
+            "Pulsar authentication with '{class}' on {at} (the runner speaks token \
+             authentication only, {PULSAR_TOKEN_AUTH})"
+        )));
+    }
+    // Pulsar's AuthenticationToken: "token:<jwt>", "file:<url>", else the whole string is the
+    // token.
+    if let Some(token) = params.strip_prefix("token:") {
+        return Ok(Some(PulsarAuth::Token(Secret(token.to_string()))));
+    }
+    if let Some(file) = params.strip_prefix("file:") {
+        let path = url::Url::parse(params)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .unwrap_or_else(|| PathBuf::from(file));
+        return Ok(Some(PulsarAuth::TokenFile(path)));
+    }
+    Ok(Some(PulsarAuth::Token(Secret(params.to_string()))))
+}
+
+/// The publish-time window the Manager fills in when it submits an offline job.
+fn boundaries(node: &Map<String, Value>, at: &str) -> Result<(Option<String>, Option<String>)> {
+    let Some(options) = node.get("sourceBoundaryOptions").filter(|v| !v.is_null()) else {
+        return Ok((None, None));
+    };
+    let options = options.as_object().ok_or_else(|| {
+        DataflowError::Malformed(format!("sourceBoundaryOptions of {at} is not an object"))
+    })?;
+    let (mut from, mut to) = (None, None);
+    for (key, value) in options {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(DataflowError::Malformed(format!(
+                    "sourceBoundaryOptions '{key}' of {at} is neither a string nor a number"
+                )))
+            }
+        };
+        match key.as_str() {
+            "source.start.publish-time" => from = Some(text),
+            "source.stop.at-publish-time" => to = Some(text),
+            other => {
+                return Err(DataflowError::Unsupported(format!(
+                    "the source boundary '{other}' on {at} (only publish-time boundaries are \
+                     supported)"
+                )))
+            }
+        }
+    }
+    Ok((from, to))
+}
+
+fn source_fields(node: &Map<String, Value>, at: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for f in array(node, "fields", at)? {
+        let f = obj(f, &format!("a field of {at}"))?;
+        let name = string(f, "name", &format!("a field of {at}"))?;
+        match f.get("type").and_then(Value::as_str) {
+            Some("field") | None => {}
+            Some(other) => {
+                return Err(DataflowError::Unsupported(format!(
+                    "the {other} '{name}' of {at} (only fields of the record itself are \
+                     supported, no metadata field)"
+                )))
+            }
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(DataflowError::Malformed(format!(
+                "{at} has two fields named '{name}'"
+            )));
+        }
+        names.push(name.to_string());
+    }
+    if names.is_empty() {
+        return Err(DataflowError::Malformed(format!("{at} has no fields")));
+    }
+    Ok(names)
+}
+
+struct CsvFormat {
+    delimiter: u8,
+    escape: Option<u8>,
+    null_literal: Option<String>,
+    ignore_parse_errors: bool,
+}
+
+impl CsvFormat {
+    fn read(format: &Map<String, Value>, at: &str) -> Result<CsvFormat> {
+        match format.get("type").and_then(Value::as_str) {
+            Some("csvFormat") => {}
+            Some(other) => {
+                return Err(DataflowError::Unsupported(format!(
+                    "the record format '{other}' ({at}); the runner reads delimited text \
+                     (csvFormat) only"
+                )))
+            }
+            None => return Err(DataflowError::Malformed(format!("{at} has no type"))),
+        }
+        check_keys(
+            format,
+            at,
+            &[
+                "type",
+                "fieldDelimiter",
+                "disableQuoteCharacter",
+                "quoteCharacter",
+                "allowComments",
+                "ignoreParseErrors",
+                "arrayElementDelimiter",
+                "escapeCharacter",
+                "nullLiteral",
+            ],
+        )?;
+        let flag = |key: &str| format.get(key).and_then(Value::as_bool);
+        // Flink's CSV format quotes with '"' unless told not to; the runner never unquotes.
+        if flag("disableQuoteCharacter") != Some(true) {
+            return Err(DataflowError::Unsupported(format!(
+                "quoted CSV fields ({at} has disableQuoteCharacter other than true; the runner \
+                 splits on the delimiter and never unquotes)"
+            )));
+        }
+        if flag("allowComments") == Some(true) {
+            return Err(DataflowError::Unsupported(format!(
+                "comment lines in CSV ({at} has allowComments true)"
+            )));
+        }
+        let char_of = |key: &str| -> Result<Option<u8>> {
+            match opt_string(format, key, at)? {
+                None | Some("") => Ok(None),
+                Some(s) => parse_ascii_char(s, &format!("{key} of {at}"))
+                    .map(Some)
+                    .map_err(DataflowError::Unsupported),
+            }
+        };
+        let delimiter = char_of("fieldDelimiter")?
+            .ok_or_else(|| DataflowError::Malformed(format!("{at} has no fieldDelimiter")))?;
+        Ok(CsvFormat {
+            delimiter,
+            escape: char_of("escapeCharacter")?,
+            null_literal: opt_string(format, "nullLiteral", at)?.map(str::to_string),
+            ignore_parse_errors: flag("ignoreParseErrors") == Some(true),
+        })
+    }
+}
+
+// --- the MySQL side ---------------------------------------------------------------------------
+
+/// Source field -> sink column, in source field order; a field no relation reads is skipped.
+fn map_columns(
+    fields: &[String],
+    load: &Map<String, Value>,
+    at: &str,
+    extract_id: &str,
+) -> Result<Vec<Option<String>>> {
+    let mut columns: Vec<Option<String>> = vec![None; fields.len()];
+    let relations = array(load, "fieldRelations", at)?;
+    for r in relations {
+        let r = obj(r, &format!("a field relation of {at}"))?;
+        match r.get("type").and_then(Value::as_str) {
+            Some("fieldRelation") | None => {}
+            Some(other) => {
+                return Err(DataflowError::Unsupported(format!(
+                    "a field relation of type '{other}' on {at} (only field -> column)"
+                )))
+            }
+        }
+        let output = r
+            .get("outputField")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                DataflowError::Malformed(format!("a field relation of {at} has no outputField"))
+            })?;
+        let column = string(output, "name", &format!("an outputField of {at}"))?;
+        let input = r
+            .get("inputField")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                DataflowError::Malformed(format!(
+                    "the field relation to column '{column}' on {at} has no inputField"
+                ))
+            })?;
+        let kind = input.get("type").and_then(Value::as_str).unwrap_or("field");
+        let name = input.get("name").and_then(Value::as_str);
+        let node = input.get("nodeId").and_then(Value::as_str);
+        let source = match (kind, name) {
+            ("field", Some(name)) if node.is_none_or(|n| n == extract_id) => name,
+            _ => {
+                return Err(DataflowError::Unsupported(format!(
+                    "column '{column}' of {at} filled from a {kind} (only a field of the \
+                     record, unchanged, can be mapped: no constant, function or metadata)"
+                )))
+            }
+        };
+        let Some(index) = fields.iter().position(|f| f == source) else {
+            return Err(DataflowError::Unsupported(format!(
+                "column '{column}' of {at} filled from '{source}', which is not a field of \
+                 the source"
+            )));
+        };
+        if column.is_empty() || column == "-" || column.contains(',') {
+            return Err(DataflowError::Unsupported(format!(
+                "the column name '{column}' on {at} (the runner's column list cannot name it)"
+            )));
+        }
+        if let Some(previous) = &columns[index] {
+            return Err(DataflowError::Unsupported(format!(
+                "the field '{source}' written to two columns, '{previous}' and '{column}', on \
+                 {at}"
+            )));
+        }
+        if columns.iter().flatten().any(|c| c == column) {
+            return Err(DataflowError::Unsupported(format!(
+                "two fields written to the column '{column}' on {at}"
+            )));
+        }
+        columns[index] = Some(column.to_string());
+    }
+    if columns.iter().all(Option::is_none) {
+        return Err(DataflowError::Malformed(format!(
+            "{at} has no field relation: no field goes to any column"
+        )));
+    }
+    Ok(columns)
+}
+
+/// The JDBC URL's settings that neither change the rows written nor have a runner equivalent
+/// to set: accepted and left to the runner's defaults.
+const JDBC_HARMLESS: &[&str] = &[
+    "useUnicode",
+    "characterEncoding",
+    "rewriteBatchedStatements",
+    "allowPublicKeyRetrieval",
+    "autoReconnect",
+    "connectTimeout",
+    "socketTimeout",
+    "useServerPrepStmts",
+    "cachePrepStmts",
+];
+
+fn mysql_target(load: &Map<String, Value>, at: &str) -> Result<(MysqlTarget, String)> {
+    let jdbc = string(load, "url", at)?;
+    let user = opt_string(load, "username", at)?
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| DataflowError::Malformed(format!("{at} has no username")))?;
+    let table = string(load, "tableName", at)?;
+    let rest = jdbc
+        .strip_prefix("jdbc:mysql://")
+        .or_else(|| jdbc.strip_prefix("jdbc:mariadb://"))
+        .ok_or_else(|| {
+            DataflowError::Unsupported(format!(
+                "the JDBC URL '{}' of {at} (only jdbc:mysql://host[:port]/database, one server)",
+                shown_jdbc(jdbc)
+            ))
+        })?;
+    let unsupported = |why: &str| {
+        DataflowError::Unsupported(format!(
+            "the JDBC URL '{}' of {at} ({why})",
+            shown_jdbc(jdbc)
+        ))
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.contains(',') || authority.contains('(') {
+        return Err(unsupported("several servers; the runner writes to one"));
+    }
+    if authority.contains('@') {
+        return Err(unsupported(
+            "credentials in the URL; InLong gives them as username and password",
+        ));
+    }
+    let parsed = url::Url::parse(&format!("mysql://{rest}"))
+        .map_err(|e| unsupported(&format!("not a URL: {e}")))?;
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| unsupported("no host"))?
+        .to_string();
+    let port = parsed.port().unwrap_or(3306);
+    let mut database = parsed.path().trim_matches('/').to_string();
+    let mut table = table.to_string();
+    if database.is_empty() {
+        match table.split_once('.') {
+            Some((db, t)) => (database, table) = (db.to_string(), t.to_string()),
+            None => return Err(unsupported("no database, and the table names none")),
+        }
+    }
+    let mut ssl_mode = None;
+    let mut verify = None;
+    for (key, value) in parsed.query_pairs() {
+        match key.as_ref() {
+            "sslMode" => ssl_mode = Some(value.to_lowercase().replace('_', "-")),
+            "useSSL" | "requireSSL" if ssl_mode.is_none() => {
+                ssl_mode = Some(
+                    if value == "true" {
+                        "required"
+                    } else {
+                        "disabled"
+                    }
+                    .into(),
+                )
+            }
+            "useSSL" | "requireSSL" => {}
+            "verifyServerCertificate" => verify = Some(value == "true"),
+            k if JDBC_HARMLESS.contains(&k) => {
+                if k == "characterEncoding"
+                    && !["utf8", "utf-8", "utf8mb4"].contains(&value.to_lowercase().as_str())
+                {
+                    return Err(unsupported(&format!(
+                        "characterEncoding={value}; the runner writes UTF-8"
+                    )));
+                }
+            }
+            other => {
+                return Err(unsupported(&format!(
+                    "the setting '{other}', which the runner has no equivalent for"
+                )))
+            }
+        }
+    }
+    if verify == Some(true) && ssl_mode.as_deref() == Some("required") {
+        ssl_mode = Some("verify-ca".into());
+    }
+    Ok((
+        MysqlTarget {
+            host,
+            port,
+            user: user.to_string(),
+            database,
+            ssl_mode,
+        },
+        table,
+    ))
+}
+
+/// A JDBC URL for a message: a password in it, if any, replaced by `***`.
+fn shown_jdbc(jdbc: &str) -> String {
+    match jdbc.split_once(':') {
+        Some(("jdbc", rest)) => format!("jdbc:{}", crate::error::redact_url(rest)),
+        _ => crate::error::redact_url(jdbc),
+    }
+}
+
+// --- merging into the options ---------------------------------------------------------------
+
+/// An option counts as given when it is set and not empty (a scheduler templating an unset
+/// setting renders an empty variable).
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.trim().is_empty())
+}
+
+fn conflict(option: &str, given: &str, place: &str, value: &str) -> DataflowError {
+    DataflowError::Conflict {
+        option: option.into(),
+        given: format!("'{given}'"),
+        place: place.into(),
+        value: format!("'{value}'"),
+    }
+}
+
+/// Fills `slot` from the dataflow, or checks that what it holds agrees.
+fn fill(
+    slot: &mut Option<String>,
+    option: &str,
+    place: &str,
+    value: &str,
+    same: impl Fn(&str, &str) -> bool,
+) -> Result<()> {
+    match given(slot) {
+        Some(g) if !same(g, value) => Err(conflict(option, g, place, value)),
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some(value.to_string());
+            Ok(())
+        }
+    }
+}
+
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/')
+}
+
+impl RunArgs {
+    /// Applies `--inlong-dataflow`, if given, to the options: the dataflow fills what they
+    /// leave out and must agree with what they state. Runs after the `--config` file is merged,
+    /// so a disagreement is found whichever source gave the option.
+    pub(super) fn with_inlong_dataflow(mut self) -> crate::error::Result<RunArgs> {
+        let Some(path) = self.inlong_dataflow.take().filter(|p| !p.is_empty()) else {
+            return Ok(self);
+        };
+        let text = read_dataflow(&path)?;
+        let flow = parse_dataflow(
+            &text,
+            &path,
+            given(&self.inlong_stream),
+            given(&self.inlong_sink),
+        )?;
+        self.apply(&flow)?;
+        Ok(self)
+    }
+
+    fn apply(&mut self, flow: &DataflowOptions) -> Result<()> {
+        let src = "pulsarExtract node";
+        let snk = format!("mysqlLoad node '{}'", flow.sink_id);
+        match given(&self.topic) {
+            Some(g) if g.parse::<TopicName>().ok().as_ref() != Some(&flow.topic) => {
+                return Err(conflict(
+                    "--topic",
+                    g,
+                    &format!("{src} topic"),
+                    &flow.topic_as_given,
+                ))
+            }
+            Some(_) => {}
+            None => self.topic = Some(flow.topic_as_given.clone()),
+        }
+        fill(
+            &mut self.pulsar_url,
+            "--pulsar-url",
+            &format!("{src} serviceUrl"),
+            &flow.pulsar_url,
+            same_url,
+        )?;
+        if let Some(admin) = &flow.pulsar_admin_url {
+            fill(
+                &mut self.pulsar_admin_url,
+                "--pulsar-admin-url",
+                &format!("{src} adminUrl"),
+                admin,
+                same_url,
+            )?;
+        }
+        let same_char = |what: &'static str| {
+            move |a: &str, b: &str| {
+                parse_ascii_char(a, what).ok().is_some()
+                    && parse_ascii_char(a, what).ok() == parse_ascii_char(b, what).ok()
+            }
+        };
+        let shown = |b: u8| (b as char).to_string();
+        fill(
+            &mut self.delimiter,
+            "--delimiter",
+            "csvFormat fieldDelimiter",
+            &shown(flow.delimiter),
+            same_char("--delimiter"),
+        )?;
+        if let Some(escape) = flow.escape {
+            fill(
+                &mut self.escape,
+                "--escape",
+                "csvFormat escapeCharacter",
+                &shown(escape),
+                same_char("--escape"),
+            )?;
+        }
+        if let Some(null) = &flow.null_literal {
+            match self.null_literal.as_deref() {
+                Some(g) if g != null => {
+                    return Err(conflict("--null-literal", g, "csvFormat nullLiteral", null))
+                }
+                _ => self.null_literal = Some(null.clone()),
+            }
+        }
+        if let Some(from) = &flow.from {
+            fill(
+                &mut self.from,
+                "--from",
+                &format!("{src} source.start.publish-time"),
+                from,
+                |a, b| a.trim() == b.trim(),
+            )?;
+        }
+        if let Some(to) = &flow.to {
+            fill(
+                &mut self.to,
+                "--to",
+                &format!("{src} source.stop.at-publish-time"),
+                to,
+                |a, b| a.trim() == b.trim(),
+            )?;
+        }
+        self.apply_pulsar_auth(flow)?;
+        if flow.ignore_parse_errors {
+            match self.on_bad_record {
+                Some(BadRecordPolicy::Fail) => {
+                    return Err(conflict(
+                        "--on-bad-record",
+                        "fail",
+                        "csvFormat ignoreParseErrors",
+                        "true",
+                    ))
+                }
+                Some(_) => {}
+                // Flink skips every record that does not parse, without a limit.
+                None => {
+                    self.on_bad_record = Some(BadRecordPolicy::Skip);
+                    self.max_bad_records.get_or_insert(u64::MAX);
+                }
+            }
+        }
+        let mode = |m: WriteMode| match m {
+            WriteMode::Insert => "insert",
+            WriteMode::Upsert => "upsert",
+            WriteMode::IgnoreDuplicates => "ignore-duplicates",
+        };
+        match self.mode {
+            Some(m) if m != flow.mode => {
+                return Err(conflict(
+                    "--mode",
+                    mode(m),
+                    &format!(
+                        "{snk} primaryKey (InLong Sort {} with {})",
+                        mode(flow.mode),
+                        if flow.mode == WriteMode::Upsert {
+                            "a primary key"
+                        } else {
+                            "none"
+                        }
+                    ),
+                    mode(flow.mode),
+                ))
+            }
+            _ => self.mode = Some(flow.mode),
+        }
+        self.apply_table(flow, &snk)?;
+        let columns = flow.columns_option();
+        match given(&self.columns) {
+            Some(g) if normalized_columns(g) != normalized_columns(&columns) => {
+                return Err(conflict(
+                    "--columns",
+                    g,
+                    &format!("{snk} fieldRelations (in source field order)"),
+                    &columns,
+                ))
+            }
+            Some(_) => {}
+            None => self.columns = Some(columns),
+        }
+        self.apply_mysql(flow, &snk)
+    }
+
+    fn apply_pulsar_auth(&mut self, flow: &DataflowOptions) -> Result<()> {
+        let place = "pulsarExtract node clientAuthParams".to_string();
+        let secret_conflict = |option: &str| DataflowError::SecretConflict {
+            option: option.into(),
+            place: place.clone(),
+        };
+        let inline = self.pulsar_token.as_ref().filter(|t| !t.0.is_empty());
+        match &flow.pulsar_auth {
+            None => Ok(()),
+            Some(PulsarAuth::Token(token)) => {
+                match (inline, &self.pulsar_token_file) {
+                    (Some(t), _) if t != token => {
+                        return Err(secret_conflict("the Pulsar token (--pulsar-token)"))
+                    }
+                    (Some(_), _) => {}
+                    (None, Some(file)) => {
+                        let from_file =
+                            super::secrets::read_secret_file(file, "--pulsar-token-file")
+                                .map_err(|e| DataflowError::Malformed(e.to_string()))?;
+                        if from_file != token.0 {
+                            return Err(secret_conflict("the Pulsar token (--pulsar-token-file)"));
+                        }
+                    }
+                    (None, None) => self.pulsar_token = Some(token.clone()),
+                }
+                Ok(())
+            }
+            Some(PulsarAuth::TokenFile(path)) => {
+                if inline.is_some() {
+                    return Err(secret_conflict("the Pulsar token (--pulsar-token)"));
+                }
+                match &self.pulsar_token_file {
+                    Some(file) if file != path => Err(conflict(
+                        "--pulsar-token-file",
+                        &file.display().to_string(),
+                        "pulsarExtract node clientAuthParams file",
+                        &path.display().to_string(),
+                    )),
+                    _ => {
+                        self.pulsar_token_file = Some(path.clone());
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_table(&mut self, flow: &DataflowOptions, snk: &str) -> Result<()> {
+        let qualified = format!("{}.{}", flow.mysql.database, flow.table);
+        match given(&self.table) {
+            Some(g) if g != flow.table && g != qualified => Err(conflict(
+                "--table",
+                g,
+                &format!("{snk} tableName (in database '{}')", flow.mysql.database),
+                &flow.table,
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.table = Some(flow.table.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_mysql(&mut self, flow: &DataflowOptions, snk: &str) -> Result<()> {
+        let want = &flow.mysql;
+        let place_url = format!("{snk} url and username");
+        let mut url_password = None;
+        match self
+            .mysql_url
+            .as_ref()
+            .map(|u| u.0.as_str())
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(g) => {
+                let shown = crate::error::redact_url(g);
+                let parsed = url::Url::parse(g).ok();
+                let agrees = parsed.as_ref().is_some_and(|u| {
+                    u.host_str()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(&want.host))
+                        && u.port().unwrap_or(3306) == want.port
+                        && percent_decoded(u.username()) == want.user
+                        && u.path().trim_matches('/') == want.database
+                });
+                if !agrees {
+                    return Err(conflict("--mysql-url", &shown, &place_url, &want.url()));
+                }
+                url_password = parsed
+                    .as_ref()
+                    .and_then(|u| u.password().map(percent_decoded));
+                let url_mode = parsed.as_ref().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "ssl-mode" || k == "sslmode")
+                        .map(|(_, v)| v.to_lowercase())
+                });
+                if let (Some(a), Some(b)) = (url_mode, &want.ssl_mode) {
+                    if &a != b {
+                        return Err(conflict(
+                            "--mysql-url ssl-mode",
+                            &a,
+                            &format!("{snk} url's TLS setting"),
+                            b,
+                        ));
+                    }
+                }
+            }
+            None => self.mysql_url = Some(SecretUrl(want.url())),
+        }
+        if let Some(mode) = &want.ssl_mode {
+            fill(
+                &mut self.mysql_ssl_mode,
+                "--mysql-ssl-mode",
+                &format!("{snk} url's TLS setting"),
+                mode,
+                |a, b| a.eq_ignore_ascii_case(b) || a.replace('_', "-").eq_ignore_ascii_case(b),
+            )?;
+        }
+        let Some(password) = &flow.mysql_password else {
+            return Ok(());
+        };
+        let place = format!("{snk} password");
+        let secret_conflict = |option: &str| DataflowError::SecretConflict {
+            option: option.into(),
+            place: place.clone(),
+        };
+        if url_password.as_ref().is_some_and(|p| p != &password.0) {
+            return Err(secret_conflict("the password in --mysql-url"));
+        }
+        let inline = self.mysql_password.as_ref().filter(|p| !p.0.is_empty());
+        match (inline, &self.mysql_password_file) {
+            (Some(p), _) if p != password => Err(secret_conflict(
+                "the MySQL password (--mysql-password, PULSAR2MYSQL_MYSQL_PASSWORD)",
+            )),
+            (Some(_), _) => Ok(()),
+            (None, Some(file)) => {
+                let from_file = super::secrets::read_secret_file(file, "--mysql-password-file")
+                    .map_err(|e| DataflowError::Malformed(e.to_string()))?;
+                if from_file != password.0 {
+                    return Err(secret_conflict(
+                        "the MySQL password (--mysql-password-file)",
+                    ));
+                }
+                Ok(())
+            }
+            (None, None) => {
+                self.mysql_password = Some(password.clone());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn percent_decoded(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A column list as the runner reads it, trailing skipped fields included (they count).
+fn normalized_columns(list: &str) -> Vec<Option<String>> {
+    list.split(',')
+        .map(|c| match c.trim() {
+            "" | "-" => None,
+            c => Some(c.to_string()),
+        })
+        .collect()
+}
+
+// --- JSON helpers ---------------------------------------------------------------------------
+
+fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| DataflowError::Malformed(format!("{what} is not a JSON object")))
+}
+
+fn array<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a [Value]> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(DataflowError::Malformed(format!(
+            "{key} of {at} is not a list"
+        ))),
+    }
+}
+
+fn string<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a str> {
+    opt_string(o, key, at)?.ok_or_else(|| DataflowError::Malformed(format!("{at} has no {key}")))
+}
+
+fn opt_string<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> Result<Option<&'a str>> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DataflowError::Malformed(format!(
+            "{key} of {at} is not a string"
+        ))),
+    }
+}
+
+fn non_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// A key the mapping does not know, with a value, could change what InLong Sort does: refuse
+/// it rather than ignore it.
+fn check_keys(o: &Map<String, Value>, at: &str, known: &[&str]) -> Result<()> {
+    match o
+        .iter()
+        .find(|(k, v)| !known.contains(&k.as_str()) && non_empty(Some(v)))
+    {
+        Some((key, _)) => Err(DataflowError::Unsupported(format!(
+            "the setting '{key}' on {at}, which the runner does not know"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Node properties are Flink connector options; the runner has none of them.
+fn check_no_properties(node: &Map<String, Value>, at: &str) -> Result<()> {
+    match node.get("properties").and_then(Value::as_object) {
+        Some(p) if !p.is_empty() => Err(DataflowError::Unsupported(format!(
+            "the connector properties {:?} on {at} (Flink connector options; the runner has no \
+             equivalent)",
+            p.keys().collect::<Vec<_>>()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
