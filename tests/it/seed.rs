@@ -15,6 +15,7 @@ async fn seed_scenario_moves_10000_records_exactly_and_rerun_writes_nothing() {
     assert_eq!(run.u("records_read"), 10_000);
     assert_eq!(run.u("rows_written"), 10_000);
     assert_eq!(run.u("bad_records"), 0);
+    assert_time_budget_adds_up(&run);
 
     let rows = db.seed_rows().await;
     assert_eq!(rows.len(), 10_000);
@@ -86,4 +87,28 @@ async fn missing_table_is_a_clear_configuration_error() {
         .as_str()
         .unwrap()
         .contains("no_such_table does not exist"));
+}
+
+/// The summary's time budget (issue 25): every moment of a run that read and wrote, in order,
+/// within the run, and one COMMIT per batch.
+fn assert_time_budget_adds_up(run: &Run) {
+    let t = &run.summary["timing"];
+    let at = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timing.{k}: {t}"));
+    let total = at("total_ms");
+    for k in ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms"] {
+        assert!(at(k) <= at("reading_done_ms"), "{k}: {t}");
+    }
+    // LOAD DATA streams the batch while it fills: its statement goes out before reading ends.
+    assert!(at("first_write_ms") <= at("reading_done_ms"), "{t}");
+    assert!(at("reading_done_ms") + at("tail_ms") <= total + 0.2, "{t}");
+    assert!(
+        at("commit_max_ms") <= at("commit_ms") && at("commit_ms") < total,
+        "{t}"
+    );
+    assert_eq!(
+        t["commits"].as_u64(),
+        run.summary["batches"].as_u64(),
+        "{t}"
+    );
+    assert!(total <= run.u("duration_ms") as f64 + 50.0, "{t}");
 }
