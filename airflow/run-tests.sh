@@ -5,7 +5,10 @@
 #   Airflow 2.10  (.venv-airflow2, airflow/requirements-2.10.txt): the unit and DagBag tests, the
 #       cleaner's Airflow-2-only metadata deletion, InLong Manager's requests replayed on a
 #       real Airflow 2.10 (the Airflow an unchanged Manager can talk to), and the partition
-#       fan-out on the LocalExecutor with PostgreSQL (scripts/postgres.sh, started here).
+#       fan-out on the LocalExecutor with PostgreSQL (scripts/postgres.sh, started here);
+#   both: what an Airflow user expects of the sync task (test_airflow_native.py, and windows run
+#       in order under a real scheduler, test_windows_in_order.py);
+#   the alert rules (alerts/pulsar2mysql.rules.yml) with promtool (alerts/test-rules.sh).
 # Each venv is installed by airflow/setup.sh (skipped when up to date).
 #   PULSAR2MYSQL_BIN   [<repo>/target/release/pulsar2mysql]  built here if missing
 #   P2M_AIRFLOW_SUITES ["3 2.10"]  which suites to run
@@ -36,6 +39,8 @@ if [[ ! -x $PULSAR2MYSQL_BIN || ! -x $P2M_SEED_PRODUCER ]]; then
 fi
 
 failed=()
+echo "== alert rules (promtool)"
+"$here/alerts/test-rules.sh" || failed+=("alert rules (promtool)")
 for suite in $suites; do
     case $suite in
         3)
@@ -49,7 +54,9 @@ for suite in $suites; do
             tests=("$here/tests/test_helpers.py" "$here/tests/test_dagbag.py"
                    "$here/tests/test_inlong_dags.py::test_cleaner_deletes_the_dag_metadata"
                    "$here/tests/test_inlong_manager_replay.py"
-                   "$here/tests/test_fan_out.py")
+                   "$here/tests/test_fan_out.py"
+                   "$here/tests/test_airflow_native.py"
+                   "$here/tests/test_windows_in_order.py")
             ;;
     esac
     echo "== Airflow $suite tests ($("$python" -c 'from importlib.metadata import version; print(version("apache-airflow"))'))"
