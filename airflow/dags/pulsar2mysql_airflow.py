@@ -20,8 +20,9 @@ Rules this module enforces, and why:
   retries and alerts work. Re-running a window is safe (the runner checkpoints exactly once).
   Exit 2 (configuration) and 5 (bad-record limit) fail at once, without retries: a retry would
   fail the same way, and the alert should not wait for the whole backoff.
-* Windows of one job run strictly in order (``depends_on_past``): the runner chains each
-  window to where the previous one stopped, so window N+1 must not run while N has failed.
+* Windows of one job run strictly in order: the runner chains each window to where the
+  previous one stopped, so a scheduled window refuses to start while the previous run's sync
+  has not succeeded (see :class:`Pulsar2MySQLOperator`).
 * The runner's last stdout line is its JSON summary; the task pushes it to XCom as a dict.
 * The sync tasks take slots of one Airflow pool (``pulsar2mysql``), one per MySQL connection
   the runner may open, so many groups cannot open more connections than the pool has slots.
@@ -388,14 +389,43 @@ class Pulsar2MySQLOperator(BashOperator):
     * the summary goes to XCom as a dict (:func:`summary_from_output`);
     * a run with no window at all (see :func:`window_env`) fails with a sentence, never a
       template error or a runner started without bounds;
+    * **windows in order**: a run whose window comes from its data interval refuses to start
+      (``AirflowFailException``, the runner is not started) unless this task's instance (same
+      map index) in the previous run succeeded. The runner chains a job's windows by position:
+      if window N+1 ran after N failed, a late record at N's boundary would be read by neither.
+      Why not ``depends_on_past``: its waiting run keeps its slot of ``max_active_runs``, so
+      once N is cleared it can never start (seen on Airflow 3.3). Refused runs end at once;
+      after fixing N, clear it *with the runs after it* (the UI's Clear with "Future", or
+      ``airflow tasks clear <dag> -s <N's logical date> -y``): they run in order. A run whose
+      conf names its window (a manual re-sync) is not held back;
     * ``prune_metrics_of=<job_id>``: after a success, the Pushgateway groups of that job's other
       groupings (``<job_id>.p<N>``, from an earlier fan-out) are deleted, so they do not alert
       forever (:func:`delete_metric_groups`).
     """
 
-    def __init__(self, *, prune_metrics_of: str | None = None, **kwargs):
+    def __init__(self, *, prune_metrics_of: str | None = None, in_order: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.prune_metrics_of = prune_metrics_of
+        self.in_order = in_order
+
+    def _refuse_after_a_failed_window(self, context) -> None:
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        if not self.in_order or conf.get("from") or conf.get("to"):
+            return
+        previous = previous_task_instance(context.get("ti"))
+        if previous is None:
+            return  # the job's first window
+        state = str(getattr(previous, "state", None) or "none").rsplit(".", 1)[-1].lower()
+        if state in ("success", "skipped"):
+            return
+        logical = getattr(previous, "logical_date", None) or getattr(previous, "execution_date", None)
+        raise AirflowFailException(
+            f"not started: the previous window of this task (run {previous.run_id}, logical date "
+            f"{logical}) is {state}, not success. Windows are chained, so this one must wait for it: "
+            "fix its cause, then clear that run together with the runs after it (Clear with "
+            "'Future', or `airflow tasks clear <dag_id> -s <its logical date> -y`)"
+        )
 
     def _exit_code(self, error: BaseException):
         proc = getattr(self.subprocess_hook, "sub_process", None)
@@ -411,6 +441,7 @@ class Pulsar2MySQLOperator(BashOperator):
         env = self.env or {}
         if any(not str(env.get(k, "x")).strip() for k in ("PULSAR2MYSQL_FROM", "PULSAR2MYSQL_TO")):
             raise AirflowFailException(_NO_WINDOW)
+        self._refuse_after_a_failed_window(context)
         try:
             output = super().execute(context)
         except AirflowSkipException:
@@ -431,6 +462,21 @@ class Pulsar2MySQLOperator(BashOperator):
             except OSError as e:  # the sync succeeded; stale metrics are not worth failing it
                 self.log.warning("could not prune the Pushgateway groups of %s: %s", self.prune_metrics_of, e)
         return summary_from_output(output)
+
+
+def previous_task_instance(ti):
+    """This task's instance (same map index) in the run before ``ti``'s, or None: Airflow 3's
+    Task SDK asks the API server; Airflow 2 reads the database."""
+    if ti is None:
+        return None
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None:
+        map_index = -1
+    try:  # Airflow 3 (Task SDK): the latest instance with an earlier logical date
+        return ti.get_previous_ti(map_index=map_index)
+    except TypeError:  # Airflow 2.10: no map_index there, so through the previous run
+        run = ti.get_previous_dagrun()
+        return run.get_task_instance(ti.task_id, map_index=map_index) if run is not None else None
 
 
 # --- Pushgateway groups --------------------------------------------------------------------
@@ -549,11 +595,10 @@ def sync_task(
     :data:`DEFAULT_TASK_ARGS`, edited as you like); ``task_args`` are extra operator arguments
     for this task only.
 
-    **Order**: ``depends_on_past=True`` (unless ``task_args`` says otherwise): the runner chains
-    a job's windows by position, so a window must not run after the previous one failed (its
-    late records would be read by neither). When window N fails, N+1's run ends without running
-    its sync (Airflow: "task deadlock"); fix the cause, then clear N *and the runs after it*
-    (the UI's "Future", or ``airflow tasks clear <dag> -s <N's logical date>``): they run in order.
+    **Order**: ``in_order=True`` (:class:`Pulsar2MySQLOperator`): a scheduled window refuses to
+    start until the previous run's sync succeeded; after fixing a failed window N, clear N *and
+    the runs after it* (the UI's "Future", or ``airflow tasks clear <dag> -s <N's logical
+    date> -y``): they run in order.
 
     **Pool**: every sync task takes ``writers + 2`` slots (the most MySQL connections the
     runner's pool opens: one per write stream, one for the job lock, one for checkpoints) of
@@ -577,7 +622,6 @@ def sync_task(
     if pulsar_token_conn_id:
         env.update(pulsar_token_env(pulsar_token_conn_id))
     args = dict(task_args or {})
-    args.setdefault("depends_on_past", True)
     if pool:
         args.setdefault("pool", pool)
         args.setdefault("pool_slots", int(runner_options.get("writers") or 1) + 2)

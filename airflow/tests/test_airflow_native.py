@@ -1,7 +1,7 @@
 """What an Airflow user expects of the sync task (issue 23), on Airflow 2.10 and 3, without a
 scheduler: exit codes a retry cannot fix fail at once, XCom holds a dict, a run without a data
 interval fails with a sentence, sub-minute schedules coalesce, the tasks take pool slots and
-run in order (depends_on_past), and Pushgateway groups of deleted groups and of old fan-out
+refuse to start after a failed window, and Pushgateway groups of deleted groups and of old fan-out
 groupings are deleted.
 
 The operator tests run the operator in-process with a stand-in for the runner binary that
@@ -140,17 +140,63 @@ def test_sub_minute_quartz_schedules_coalesce_into_one_window():
     assert inlong.task_dag(inlong.spec_from_conf(conf)).catchup is True
 
 
-def test_sync_tasks_take_pool_slots_and_wait_for_the_previous_window():
+class Ti3:
+    """What a sync task's ``ti`` answers on Airflow 3 (Task SDK)."""
+
+    def __init__(self, previous_state, map_index=-1):
+        self.map_index, self.previous_state, self.asked = map_index, previous_state, []
+
+    def get_previous_ti(self, map_index=-1):
+        self.asked.append(map_index)
+        if self.previous_state is None:
+            return None
+        return types.SimpleNamespace(state=self.previous_state, run_id="scheduled__1", logical_date="2025-01-01")
+
+
+class Ti2:
+    """... and on Airflow 2.10 (no map_index in get_previous_ti: through the previous run)."""
+
+    def __init__(self, previous_state, map_index=-1):
+        self.map_index, self.task_id, self.previous_state, self.asked = map_index, "sync", previous_state, []
+
+    def get_previous_ti(self, state=None, session=None):
+        raise AssertionError("would read map index -1 of a mapped task")
+
+    def get_previous_dagrun(self, state=None, session=None):
+        def get_task_instance(task_id, map_index=-1):
+            self.asked.append(map_index)
+            return types.SimpleNamespace(state=self.previous_state, run_id="scheduled__1", execution_date="2025-01-01")
+        return None if self.previous_state is None else types.SimpleNamespace(get_task_instance=get_task_instance)
+
+
+@pytest.mark.parametrize("ti_class", [Ti3, Ti2])
+def test_a_window_refuses_to_start_after_a_failed_one(tmp_path, ti_class):
+    marker = tmp_path / "runner-started"
+    runner = tmp_path / "runner"
+    runner.write_text(f"#!/bin/sh\ntouch {marker}\necho '{{}}'\n")
+    runner.chmod(0o755)
+    for state in ("failed", "upstream_failed", "up_for_retry"):
+        ti = ti_class(state, map_index=5)
+        with pytest.raises(p2m.AirflowFailException, match=f"previous window.* is {state}, not success.*clear"):
+            operator(tmp_path, str(runner)).execute({"ti": ti, "dag_run": types.SimpleNamespace(conf={})})
+        assert ti.asked == [5] and not marker.exists()
+    # The previous window succeeded, there is none (the first), or the conf names the window.
+    for ti, conf in ((ti_class("success"), {}), (ti_class(None), {}), (ti_class("failed"), {"from": 1, "to": 2})):
+        operator(tmp_path, str(runner)).execute({"ti": ti, "dag_run": types.SimpleNamespace(conf=conf)})
+        assert marker.exists()
+        marker.unlink()
+
+
+def test_sync_tasks_take_pool_slots():
     with p2m.DAG(unique("d"), schedule=None, start_date=pendulum.datetime(2025, 1, 1)):
         one = p2m.sync_task("one", topic="t", table="x", job_id="j1")
         four = p2m.sync_task("four", topic="t", table="x", job_id="j4", writers=4)
         fan = p2m.sync_task("fan", topic="t", table="x", job_id="j", partitions=4)
         free = p2m.sync_task("free", topic="t", table="x", job_id="j5", pool=None)
-    assert (one.pool, one.pool_slots, one.depends_on_past) == ("pulsar2mysql", 3, True)
+    assert (one.pool, one.pool_slots) == ("pulsar2mysql", 3)
     assert (four.pool, four.pool_slots) == ("pulsar2mysql", 6)
     mapped = fan.operator.dag.get_task("fan")
     assert mapped.partial_kwargs["pool"] == "pulsar2mysql" and mapped.partial_kwargs["pool_slots"] == 3
-    assert mapped.partial_kwargs["depends_on_past"] is True
     assert free.pool != "pulsar2mysql"
 
 
