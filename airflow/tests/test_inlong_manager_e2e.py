@@ -57,6 +57,7 @@ class Api:
 @pytest.fixture
 def airflow_server(airflow_home):
     home = airflow_home("dag_creator.py", "dag_cleaner.py")
+    home.airflow("pools", "set", "pulsar2mysql", "16", "MySQL connections of pulsar2mysql tasks")
     port = free_port()
     password = secrets.token_hex(12)
     (home.root / "passwords.json").write_text(json.dumps({"inlong": password}))

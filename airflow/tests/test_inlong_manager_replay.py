@@ -114,6 +114,7 @@ def airflow2(airflow_home, db: Database):
     The operator's MySQL Connection for pulsar2mysql comes from the environment."""
     home = airflow_home()
     home.env["AIRFLOW_CONN_PULSAR2MYSQL_MYSQL"] = db.conn_uri()
+    home.airflow("pools", "set", "pulsar2mysql", "128", "MySQL connections of pulsar2mysql tasks")
     port = free_port()
     user, password = "inlong", secrets.token_hex(12)
     home.env.update({
