@@ -73,7 +73,7 @@ __all__ = [
     "SECRET_OPTIONS",
     "Pulsar2MySQLOperator",
     "summary_from_output",
-    "coalesces",
+    "floor_interval",
     "pushgateway_url",
     "delete_metric_groups",
     "runner_command",
@@ -111,8 +111,8 @@ NO_RETRY_EXIT_CODES = {
 # scheduled, so the README's install steps create it.
 DEFAULT_POOL = "pulsar2mysql"
 
-# Schedules shorter than this (InLong's Quartz `*/1 * * * * ?` is 1 s) are not run one Airflow
-# run per interval, which Airflow cannot start fast enough: they coalesce (see `coalesces`).
+# The shortest fixed interval a DAG runs at (InLong's Quartz `*/1 * * * * ?` is 1 s, which
+# Airflow cannot start a run for every time): see `floor_interval`.
 MIN_INTERVAL_SECONDS = 60
 
 # Options that must never be given on the command line (see the module docstring).
@@ -213,13 +213,9 @@ _INTERVAL_MS = "((data_interval_{edge}.timestamp() * 1000) | round | int)"
 # even defined (StrictUndefined), so test before use. Such a run renders an empty window, which
 # the operator refuses with a sentence (see Pulsar2MySQLOperator).
 _HAS_INTERVAL = "(data_interval_{edge} is defined and data_interval_{edge})"
-# The end of the last successful run (a lazy proxy of None before the first success).
-_PREV_END = "(prev_data_interval_end_success is defined and prev_data_interval_end_success)"
-_PREV_END_MS = "((prev_data_interval_end_success.timestamp() * 1000) | round | int)"
 
 
-def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None,
-               coalesce_from=None) -> dict[str, str]:
+def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None) -> dict[str, str]:
     """``PULSAR2MYSQL_FROM`` / ``_TO`` for the window the run covers.
 
     Default: the run's data interval, ``[data_interval_start, data_interval_end)`` in ms.
@@ -233,11 +229,6 @@ def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None,
     ``widen_first=(start_ms, before_ms)``: a run whose interval starts after ``start_ms`` and
     before ``before_ms`` starts its window at ``start_ms`` instead (a cron DAG's first interval
     begins at the first tick after its start date; this covers the time before that tick).
-
-    ``coalesce_from=start_ms``: the window starts where the last successful run ended
-    (``prev_data_interval_end_success``), or at ``start_ms`` before the first success, and ends
-    at ``data_interval_end``: one run covers every interval Airflow did not create (a
-    sub-minute schedule without catchup, see :func:`coalesces`).
     """
     env = {}
     for key, edge, fixed in (("from", "start", start), ("to", "end", end)):
@@ -245,8 +236,6 @@ def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None,
         ms = _INTERVAL_MS.format(edge=edge)
         if fixed is not None:
             default = repr(str(fixed))
-        elif key == "from" and coalesce_from is not None:
-            default = f"(({_PREV_END_MS} if {_PREV_END} else {int(coalesce_from)}) if {has} else '')"
         elif key == "from" and widen_first is not None:
             lo, hi = (int(v) for v in widen_first)
             default = f"(({lo} if {lo} < {ms} < {hi} else {ms}) if {has} else '')"
@@ -257,16 +246,17 @@ def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None,
     return env
 
 
-def coalesces(interval_seconds) -> bool:
-    """Whether a fixed-interval schedule is too short to run once per interval.
+def floor_interval(seconds) -> int:
+    """The interval a fixed-interval schedule of ``seconds`` runs at: at least
+    :data:`MIN_INTERVAL_SECONDS`.
 
-    InLong's Quartz ``*/1 * * * * ?`` becomes a 1-second timetable; with ``catchup`` Airflow
-    would create a run per second since the start date, far more than it can start (each run
-    costs seconds of scheduling and task start-up). Below :data:`MIN_INTERVAL_SECONDS` the DAG
-    runs without catchup and each run's window starts where the last successful run ended
-    (``window_env(coalesce_from=...)``): a backlog becomes one window, nothing is skipped.
+    InLong's Quartz ``*/1 * * * * ?`` is a 1-second schedule; with ``catchup`` Airflow would
+    create a run per second since the start date, far more than it can start (each run costs
+    seconds of scheduling and task start-up), and the backlog would only grow. At the floor,
+    each run syncs a minute (the windows still cover the group's whole range, one after the
+    other), so an hour of backlog is 60 runs.
     """
-    return interval_seconds is not None and 0 < float(interval_seconds) < MIN_INTERVAL_SECONDS
+    return max(int(seconds), MIN_INTERVAL_SECONDS) if int(seconds) > 0 else int(seconds)
 
 
 def partition_groups(partitions, partitions_per_task: int = 1) -> list[list[int]]:
@@ -579,7 +569,6 @@ def sync_task(
     partitions=None,
     partitions_per_task: int = 1,
     widen_first=None,
-    coalesce_from=None,
     pool: str | None = DEFAULT_POOL,
     preamble: str = "",
     task_args: dict | None = None,
@@ -589,8 +578,8 @@ def sync_task(
     module doc).
 
     ``mysql_conn_id=None`` leaves MySQL settings to the worker's environment
-    (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``widen_first`` and
-    ``coalesce_from``: see :func:`window_env`. ``preamble`` is shell run before the runner
+    (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``widen_first``: see
+    :func:`window_env`. ``preamble`` is shell run before the runner
     (constant text only). Retries and timeout come from the DAG's ``default_args`` (use
     :data:`DEFAULT_TASK_ARGS`, edited as you like); ``task_args`` are extra operator arguments
     for this task only.
@@ -616,7 +605,7 @@ def sync_task(
     partition. Keep the grouping fixed for a job: a task's checkpoints belong to its job id, so
     a window re-run with other groups would be read again from its start.
     """
-    env = window_env(start, end, allow_conf_window, widen_first, coalesce_from)
+    env = window_env(start, end, allow_conf_window, widen_first)
     if mysql_conn_id:
         env.update(mysql_env(mysql_conn_id))
     if pulsar_token_conn_id:

@@ -46,7 +46,7 @@ from pulsar2mysql_airflow import (
     DEFAULT_TASK_ARGS,
     CronDataIntervalTimetable,
     DeltaDataIntervalTimetable,
-    coalesces,
+    floor_interval,
     sync_task,
 )
 
@@ -486,7 +486,8 @@ def _timetable(schedule: dict, tz: str):
         return "@once"
     if "cron" in schedule:
         return CronDataIntervalTimetable(schedule["cron"], timezone=tz)
-    return DeltaDataIntervalTimetable(timedelta(seconds=schedule["seconds"]))
+    # Sub-minute intervals (Quartz `*/1 * * * * ?`) run at a floor of a minute.
+    return DeltaDataIntervalTimetable(timedelta(seconds=floor_interval(schedule["seconds"])))
 
 
 def task_dag(spec: dict):
@@ -504,8 +505,6 @@ def task_dag(spec: dict):
     once = bool(spec["schedule"].get("once"))
     config = group_config_dir() / f"{group_id}.toml"
     cron = spec["schedule"].get("cron")
-    # Sub-minute intervals (Quartz `*/1 * * * * ?`) coalesce instead of one run per interval.
-    coalesce = not once and coalesces(spec["schedule"].get("seconds"))
     # Fail with a clear message (exit 2, like any config error) when the group's settings are
     # missing, instead of letting the runner fall back to its default topic and table.
     check = (
@@ -519,9 +518,7 @@ def task_dag(spec: dict):
         schedule=_timetable(spec["schedule"], spec["timezone"]),
         start_date=start,
         end_date=pendulum.from_timestamp(end / 1000, tz=tz) if end and not once else None,
-        # every interval since start_time is part of the group's range: caught up one run per
-        # interval, or for a sub-minute schedule by windows that start at the last success
-        catchup=not coalesce,
+        catchup=True,  # every interval since start_time is part of the group's range
         max_active_runs=1,
         is_paused_upon_creation=False,  # the Manager does not unpause DAGs created later
         default_args=DEFAULT_TASK_ARGS,
@@ -535,7 +532,6 @@ def task_dag(spec: dict):
             start=spec["start_time"] if once else None,
             end=(end if end is not None else "latest") if once else None,
             widen_first=cron_first_window(cron, spec["start_time"], spec["timezone"]) if cron else None,
-            coalesce_from=spec["start_time"] if coalesce else None,
             preamble=check,
         )
     return dag

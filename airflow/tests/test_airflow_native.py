@@ -1,6 +1,6 @@
 """What an Airflow user expects of the sync task (issue 23), on Airflow 2.10 and 3, without a
 scheduler: exit codes a retry cannot fix fail at once, XCom holds a dict, a run without a data
-interval fails with a sentence, sub-minute schedules coalesce, the tasks take pool slots and
+interval fails with a sentence, sub-minute schedules run at a floor of a minute, the tasks take pool slots and
 refuse to start after a failed window, and Pushgateway groups of deleted groups and of old fan-out
 groupings are deleted.
 
@@ -94,20 +94,17 @@ def test_a_run_without_data_interval_renders_from_conf_or_fails_with_a_sentence(
     assert (env["PULSAR2MYSQL_FROM"], env["PULSAR2MYSQL_TO"]) == ("1735689600000", "1735689900000")
 
 
-# What `conn` gives a template: the group DAG's MySQL Connection.
-CONN = types.SimpleNamespace(pulsar2mysql_mysql=types.SimpleNamespace(
-    login="u", host="h", port=3306, schema="db", password="pw", extra_dejson={}))
-
-
-def test_sub_minute_quartz_schedules_coalesce_into_one_window():
-    start_ms = int(time.time() * 1000) - 3_600_000  # an hour of backlog: 3,600 one-second intervals
+@pytest.mark.parametrize("schedule", [{"cron_expr": "*/1 * * * * ?"}, {"cron_expr": "*/10 * * * * ?"},
+                                      {"seconds_interval": "1"}, {"seconds_interval": "30"}])
+def test_sub_minute_schedules_run_at_a_floor_of_a_minute(schedule):
+    """A 1-second Quartz schedule with an hour of backlog would be 3,600 runs; at the floor, 60."""
+    start_ms = int(time.time() * 1000) - 3_600_000
     conf = {"inlong_group_id": unique("grp"), "start_time": start_ms, "end_time": None,
-            "boundary_type": "time", "cron_expr": "*/1 * * * * ?", "seconds_interval": None,
-            "connection_id": "inlong_connection", "timezone": "Asia/Shanghai"}
+            "boundary_type": "time", "cron_expr": None, "seconds_interval": None,
+            "connection_id": "inlong_connection", "timezone": "Asia/Shanghai", **schedule}
     dag = inlong.task_dag(inlong.spec_from_conf(conf))
-    assert dag.catchup is False
+    assert dag.catchup is True  # every window of the group's range is still synced
 
-    # What the scheduler creates first: without catchup, the latest interval, not start + 1 s.
     from airflow.timetables.base import TimeRestriction
 
     timetable = dag.timetable
@@ -115,29 +112,25 @@ def test_sub_minute_quartz_schedules_coalesce_into_one_window():
         from airflow.timetables.interval import DeltaDataIntervalTimetable
 
         timetable = DeltaDataIntervalTimetable(dag.timetable.delta)
-    assert timetable._delta == timedelta(seconds=1)
-    first = timetable.next_dagrun_info(
-        last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup),
-    )
-    assert first.data_interval.end.timestamp() * 1000 > time.time() * 1000 - 10_000, first
+    # The runs the scheduler would create for the backlog: one a minute, back to back.
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
+    runs, last = [], None
+    while True:
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        if info is None or info.run_after.timestamp() > time.time():
+            break
+        runs.append(info.data_interval)
+        last = info.data_interval
+        assert len(runs) <= 61, "more than one run a minute"
+    assert 59 <= len(runs) <= 60, len(runs)
+    assert runs[0].start.timestamp() * 1000 == pytest.approx(start_ms, abs=1)
+    assert all(a.end == b.start for a, b in zip(runs, runs[1:]))  # no gap, no overlap
 
-    # The run's window: from the group's start (no success yet), then from the last success.
-    op = dag.get_task(dag.dag_id)
-    di_start, di_end = first.data_interval.start, first.data_interval.end
-    end_ms = str(int(round(di_end.timestamp() * 1000)))
-    env = render_env(op, data_interval_start=di_start, data_interval_end=di_end,
-                     prev_data_interval_end_success=None, conn=CONN)
-    assert (env["PULSAR2MYSQL_FROM"], env["PULSAR2MYSQL_TO"]) == (str(start_ms), end_ms)
-    last = pendulum.from_timestamp((start_ms + 1_234_000) / 1000)
-    fresh = inlong.task_dag(inlong.spec_from_conf(conf))  # rendering replaced the templates
-    env = render_env(fresh.get_task(fresh.dag_id), data_interval_start=di_start, data_interval_end=di_end,
-                     prev_data_interval_end_success=last, conn=CONN)
-    assert env["PULSAR2MYSQL_FROM"] == str(start_ms + 1_234_000)
-
-    # A minute or more is one run per interval, caught up, as before.
-    conf["cron_expr"] = "0 */5 * * * ?"
-    assert inlong.task_dag(inlong.spec_from_conf(conf)).catchup is True
+    # A minute or more is left as it is.
+    conf.update(cron_expr=None, seconds_interval="90")
+    tt = inlong.task_dag(inlong.spec_from_conf(conf)).timetable
+    assert (getattr(tt, "delta", None) or tt._delta) == timedelta(seconds=90)
+    assert p2m.floor_interval(90) == 90 and p2m.floor_interval(1) == 60
 
 
 class Ti3:
