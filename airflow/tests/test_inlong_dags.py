@@ -39,7 +39,7 @@ def test_creator_task_dag_and_cleaner(airflow_home, db: Database, topic):
 
     start, end = produce(topic, 50)
     time.sleep(0.2)
-    logical = now_ms()  # a seconds_interval run at L covers [L - 10 s, L)
+    logical = now_ms()  # a seconds_interval "10" run at L covers [L - 60 s, L) (the floor)
     conf = manager_conf(group, start_time=start - 60_000, end_time=start + 3_600_000)
     out = home.dags_test("dag_creator", conf=conf)
     assert home.task_states("dag_creator") == ["success"], out.stdout[-5000:]
@@ -54,7 +54,7 @@ def test_creator_task_dag_and_cleaner(airflow_home, db: Database, topic):
     summary = parse_summary(home.xcom(dag_id, dag_id))
     assert summary["job_id"] == f"inlong_{group}" and summary["rows_written"] == 50
     window = summary["range"]
-    assert int(window["to"]) - int(window["from"]) == 10_000  # milliseconds, not seconds
+    assert int(window["to"]) - int(window["from"]) == 60_000  # milliseconds, not seconds
     assert db.password not in home.logs_text() + out.stdout
 
     # Unregister: the Manager triggers dag_cleaner with the group id; twice is fine.
