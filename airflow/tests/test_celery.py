@@ -104,9 +104,14 @@ def _celery(airflow_home, db, monkeypatch, tmp_path, pg, redis_url):
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
-        # A killed worker's task stops heartbeating: a zombie after 20 s, then retried.
+        # A killed worker's running task stops heartbeating: a zombie after 20 s, then retried.
         "AIRFLOW__SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD": "20",
         "AIRFLOW__SCHEDULER__ZOMBIE_DETECTION_INTERVAL": "3",
+        # A task the killed worker had received but not yet started stays "queued" (its Celery
+        # message unacknowledged until Redis' visibility timeout, 6 h): the scheduler sends it
+        # again after task_queued_timeout (600 s by default).
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
     })
     home.airflow("pools", "set", "pulsar2mysql", str(POOL_SLOTS), "MySQL connections of pulsar2mysql tasks")
 
@@ -163,6 +168,9 @@ def _celery(airflow_home, db, monkeypatch, tmp_path, pg, redis_url):
                                                                       for m, s, t, _, q in tis))
     assert state == "success", f"{tis}\n{tail()}"
     assert all(s == "success" for _, s, *_ in tis) and {q for *_, q in tis} == {"pulsar2mysql"}, tis
+    requeued = pg.query("SELECT count(*) FROM log WHERE dag_id = %s AND event = 'stuck in queued reschedule'",
+                        dag_id)[0][0]
+    print(f"tasks sent again after being stuck in queued on the killed worker: {requeued}")
 
     # Exactly once.
     assert db.rows() == [(i, f"msg-{i}") for i in range(RECORDS)]
