@@ -10,6 +10,12 @@
 On Airflow 2 the removed DAGs are then deleted from Airflow's database too: the Manager's
 DELETE comes before the file is gone, so Airflow would re-parse the file and bring the DAG
 back (see ``forget_dags`` in pulsar2mysql_inlong.py).
+
+The groups' Pushgateway metrics (job ``inlong_<groupId>`` and its fan-out ids) are deleted
+too, when the workers push to one (``PULSAR2MYSQL_PUSHGATEWAY_URL`` or ``[pulsar2mysql]
+pushgateway_url``): a group left there keeps its last success timestamp and would make the
+"no success for two hours" alert fire forever. Also when its file was already gone, so a
+cleaner run repeated for a group removed earlier still clears its metrics.
 """
 
 from datetime import timedelta
@@ -44,7 +50,7 @@ with DAG(
         from airflow.exceptions import AirflowFailException
 
         from pulsar2mysql_inlong import (
-            InvalidConf, cleaner_group_id, forget_dags, remove_expired, remove_group, task_dag_id,
+            TASK_PREFIX, InvalidConf, cleaner_group_id, forget_dags, remove_expired, remove_group, task_dag_id,
         )
 
         value = (context["dag_run"].conf or {}).get("inlong_group_id")
@@ -61,6 +67,24 @@ with DAG(
             print(f"expired task DAG files removed: {removed or 'none'}")
             dag_ids = [name[: -len(".py")] for name in removed]
         forget_dags(dag_ids, files_removed=bool(removed))
+        forget_metrics([dag_id[len(TASK_PREFIX):] for dag_id in dag_ids])
         return dag_ids
+
+    def forget_metrics(group_ids):
+        from pulsar2mysql_airflow import delete_metric_groups, pushgateway_url
+        from pulsar2mysql_inlong import job_id
+
+        if not pushgateway_url():
+            print("no Pushgateway configured (PULSAR2MYSQL_PUSHGATEWAY_URL): no metrics to delete")
+            return
+        failed = []
+        for group_id in group_ids:
+            try:
+                deleted = delete_metric_groups(job_id(group_id))
+                print(f"group {group_id}: Pushgateway groups deleted: {deleted or 'none'}")
+            except OSError as e:
+                failed.append(f"{group_id}: {e}")
+        if failed:  # retried: the file and the DAG are gone already, only this is left to do
+            raise RuntimeError("could not delete Pushgateway metrics of " + "; ".join(failed))
 
     clean_task_dags()

@@ -18,7 +18,14 @@ Rules this module enforces, and why:
   unit the runner reads (InLong's own task sent seconds: don't).
 * The task fails when the runner fails: the runner's exit code is the task's, so Airflow's
   retries and alerts work. Re-running a window is safe (the runner checkpoints exactly once).
-* The runner's last stdout line is its JSON summary; BashOperator pushes it to XCom.
+  Exit 2 (configuration) and 5 (bad-record limit) fail at once, without retries: a retry would
+  fail the same way, and the alert should not wait for the whole backoff.
+* Windows of one job run strictly in order: the runner chains each window to where the
+  previous one stopped, so a scheduled window refuses to start while the previous run's sync
+  has not succeeded (see :class:`Pulsar2MySQLOperator`).
+* The runner's last stdout line is its JSON summary; the task pushes it to XCom as a dict.
+* The sync tasks take slots of one Airflow pool (``pulsar2mysql``), one per MySQL connection
+  the runner may open, so many groups cannot open more connections than the pool has slots.
 
 Works with Airflow 3 (``airflow.sdk`` and the standard provider) and Airflow 2.10+.
 """
@@ -48,6 +55,11 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.10
     from airflow.decorators import task
 
+try:  # Airflow 3: the exceptions the task runner acts on
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+except ImportError:  # Airflow 2.10
+    from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
 __all__ = [
     "DAG",
     "BashOperator",
@@ -55,7 +67,15 @@ __all__ = [
     "DeltaDataIntervalTimetable",
     "DEFAULT_MYSQL_CONN_ID",
     "DEFAULT_TASK_ARGS",
+    "DEFAULT_POOL",
+    "MIN_INTERVAL_SECONDS",
+    "NO_RETRY_EXIT_CODES",
     "SECRET_OPTIONS",
+    "Pulsar2MySQLOperator",
+    "summary_from_output",
+    "floor_interval",
+    "pushgateway_url",
+    "delete_metric_groups",
     "runner_command",
     "mysql_env",
     "pulsar_token_env",
@@ -70,6 +90,7 @@ DEFAULT_MYSQL_CONN_ID = "pulsar2mysql_mysql"
 
 # Retries are safe (the runner is idempotent per window) and cover the usual transient causes:
 # broker or database restarts (exit 3/4) and an overlapping run holding the job lock (exit 6).
+# Exit 2 and 5 are never retried (NO_RETRY_EXIT_CODES), whatever `retries` says.
 DEFAULT_TASK_ARGS = {
     "retries": 3,
     "retry_delay": timedelta(minutes=1),
@@ -78,6 +99,21 @@ DEFAULT_TASK_ARGS = {
     # On timeout Airflow sends SIGTERM; the runner finishes its batch in flight and exits 130.
     "execution_timeout": timedelta(hours=1),
 }
+
+# Exit codes a retry cannot fix: the task fails at once (AirflowFailException) with this reason.
+NO_RETRY_EXIT_CODES = {
+    2: "a configuration or schema error (flags, table, mapping, credentials the server refused)",
+    5: "the bad-record limit (a bad record under --on-bad-record fail, or more than --max-bad-records)",
+}
+
+# The Airflow pool every sync task takes slots of (create it: `airflow pools set pulsar2mysql
+# <MySQL connections you allow> "pulsar2mysql"`); a task in a pool that does not exist is never
+# scheduled, so the README's install steps create it.
+DEFAULT_POOL = "pulsar2mysql"
+
+# The shortest fixed interval a DAG runs at (InLong's Quartz `*/1 * * * * ?` is 1 s, which
+# Airflow cannot start a run for every time): see `floor_interval`.
+MIN_INTERVAL_SECONDS = 60
 
 # Options that must never be given on the command line (see the module docstring).
 SECRET_OPTIONS = frozenset({"mysql_password", "pulsar_token", "mysql_url"})
@@ -172,7 +208,11 @@ def pulsar_token_env(conn_id: str) -> dict[str, str]:
 
 # The scheduled window in epoch milliseconds; `round` before `int` so that float seconds like
 # 1700000000.123 * 1000 do not become ...122.
-_INTERVAL_MS = "(data_interval_{edge}.timestamp() * 1000) | round | int"
+_INTERVAL_MS = "((data_interval_{edge}.timestamp() * 1000) | round | int)"
+# An Airflow 3 run triggered with `logical_date: null` has no data interval: the names are not
+# even defined (StrictUndefined), so test before use. Such a run renders an empty window, which
+# the operator refuses with a sentence (see Pulsar2MySQLOperator).
+_HAS_INTERVAL = "(data_interval_{edge} is defined and data_interval_{edge})"
 
 
 def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None) -> dict[str, str]:
@@ -183,7 +223,8 @@ def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None) 
     ``earliest``/``latest``) replace it. With ``allow_conf``, a manual run or backfill may pass
     ``{"from": ..., "to": ...}`` in ``dag_run.conf``; the runner validates the values (a
     10-digit seconds value is refused) and, passed through the environment, they cannot
-    inject shell syntax.
+    inject shell syntax. A run without a data interval and without a conf window renders
+    empty values (refused by :class:`Pulsar2MySQLOperator` with the reason).
 
     ``widen_first=(start_ms, before_ms)``: a run whose interval starts after ``start_ms`` and
     before ``before_ms`` starts its window at ``start_ms`` instead (a cron DAG's first interval
@@ -191,13 +232,31 @@ def window_env(start=None, end=None, allow_conf: bool = True, widen_first=None) 
     """
     env = {}
     for key, edge, fixed in (("from", "start", start), ("to", "end", end)):
-        default = repr(str(fixed)) if fixed is not None else _INTERVAL_MS.format(edge=edge)
-        if key == "from" and fixed is None and widen_first is not None:
+        has = _HAS_INTERVAL.format(edge=edge)
+        ms = _INTERVAL_MS.format(edge=edge)
+        if fixed is not None:
+            default = repr(str(fixed))
+        elif key == "from" and widen_first is not None:
             lo, hi = (int(v) for v in widen_first)
-            default = f"({lo} if {lo} < ({default}) < {hi} else ({default}))"
+            default = f"(({lo} if {lo} < {ms} < {hi} else {ms}) if {has} else '')"
+        else:
+            default = f"({ms} if {has} else '')"
         expr = f"(dag_run.conf or {{}}).get({key!r}) or {default}" if allow_conf else default
         env[f"PULSAR2MYSQL_{key.upper()}"] = f"{{{{ {expr} }}}}"
     return env
+
+
+def floor_interval(seconds) -> int:
+    """The interval a fixed-interval schedule of ``seconds`` runs at: at least
+    :data:`MIN_INTERVAL_SECONDS`.
+
+    InLong's Quartz ``*/1 * * * * ?`` is a 1-second schedule; with ``catchup`` Airflow would
+    create a run per second since the start date, far more than it can start (each run costs
+    seconds of scheduling and task start-up), and the backlog would only grow. At the floor,
+    each run syncs a minute (the windows still cover the group's whole range, one after the
+    other), so an hour of backlog is 60 runs.
+    """
+    return max(int(seconds), MIN_INTERVAL_SECONDS) if int(seconds) > 0 else int(seconds)
 
 
 def partition_groups(partitions, partitions_per_task: int = 1) -> list[list[int]]:
@@ -287,6 +346,218 @@ def add_up_summaries(summaries) -> dict:
     return total
 
 
+# --- the operator ----------------------------------------------------------------------------
+
+
+def summary_from_output(output):
+    """The runner's JSON summary (its last stdout line) as a dict, for XCom; any other output
+    (a command that printed something else last) is kept as it was."""
+    import json
+
+    if not isinstance(output, (str, bytes)):
+        return output
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return output
+    return value if isinstance(value, dict) else output
+
+
+_NO_WINDOW = (
+    "this run has no window: it has no data interval (an Airflow 3 run triggered with "
+    "logical_date null) and its conf names none; trigger it with conf "
+    '{"from": <epoch ms>, "to": <epoch ms>} or with a logical_date'
+)
+
+
+class Pulsar2MySQLOperator(BashOperator):
+    """BashOperator for ``pulsar2mysql run``, thin on purpose. What it adds, and why:
+
+    * exit codes a retry cannot fix (:data:`NO_RETRY_EXIT_CODES`: 2 configuration, 5 bad-record
+      limit) raise ``AirflowFailException``, so the task fails at once instead of after every
+      retry and its backoff; 3, 4, 6 and 130 stay ordinary failures that Airflow retries;
+    * the summary goes to XCom as a dict (:func:`summary_from_output`);
+    * a run with no window at all (see :func:`window_env`) fails with a sentence, never a
+      template error or a runner started without bounds;
+    * **windows in order**: a run whose window comes from its data interval refuses to start
+      (``AirflowFailException``, the runner is not started) unless this task's instance (same
+      map index) in the previous run succeeded. The runner chains a job's windows by position:
+      if window N+1 ran after N failed, a late record at N's boundary would be read by neither.
+      Why not ``depends_on_past``: its waiting run keeps its slot of ``max_active_runs``, so
+      once N is cleared it can never start (seen on Airflow 3.3). Refused runs end at once;
+      after fixing N, clear it *with the runs after it* (the UI's Clear with "Future", or
+      ``airflow tasks clear <dag> -s <N's logical date> -y``): they run in order. A run whose
+      conf names its window (a manual re-sync) is not held back;
+    * ``prune_metrics_of=<job_id>``: after a success, the Pushgateway groups of that job's other
+      groupings (``<job_id>.p<N>``, from an earlier fan-out) are deleted, so they do not alert
+      forever (:func:`delete_metric_groups`).
+    """
+
+    def __init__(self, *, prune_metrics_of: str | None = None, in_order: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.prune_metrics_of = prune_metrics_of
+        self.in_order = in_order
+
+    def _refuse_after_a_failed_window(self, context) -> None:
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        if not self.in_order or conf.get("from") or conf.get("to"):
+            return
+        previous = previous_task_instance(context.get("ti"))
+        if previous is None:
+            return  # the job's first window
+        state = str(getattr(previous, "state", None) or "none").rsplit(".", 1)[-1].lower()
+        if state in ("success", "skipped"):
+            return
+        logical = getattr(previous, "logical_date", None) or getattr(previous, "execution_date", None)
+        raise AirflowFailException(
+            f"not started: the previous window of this task (run {previous.run_id}, logical date "
+            f"{logical}) is {state}, not success. Windows are chained, so this one must wait for it: "
+            "fix its cause, then clear that run together with the runs after it (Clear with "
+            "'Future', or `airflow tasks clear <dag_id> -s <its logical date> -y`)"
+        )
+
+    def _exit_code(self, error: BaseException):
+        proc = getattr(self.subprocess_hook, "sub_process", None)
+        code = getattr(proc, "returncode", None)
+        if code is None:  # another BashOperator layout: its message names the code
+            import re
+
+            found = re.search(r"exit code (\d+)", str(error))
+            code = int(found.group(1)) if found else None
+        return code
+
+    def execute(self, context):
+        env = self.env or {}
+        if any(not str(env.get(k, "x")).strip() for k in ("PULSAR2MYSQL_FROM", "PULSAR2MYSQL_TO")):
+            raise AirflowFailException(_NO_WINDOW)
+        self._refuse_after_a_failed_window(context)
+        try:
+            output = super().execute(context)
+        except AirflowSkipException:
+            raise
+        except AirflowFailException:
+            raise
+        except AirflowException as e:
+            code = self._exit_code(e)
+            if code in NO_RETRY_EXIT_CODES:
+                raise AirflowFailException(
+                    f"pulsar2mysql exited with {code}, {NO_RETRY_EXIT_CODES[code]}: a retry would fail "
+                    "the same way, so the task fails now; fix it, then clear the task"
+                ) from e
+            raise
+        if self.prune_metrics_of:
+            try:
+                delete_metric_groups(self.prune_metrics_of, keep=[self.prune_metrics_of])
+            except OSError as e:  # the sync succeeded; stale metrics are not worth failing it
+                self.log.warning("could not prune the Pushgateway groups of %s: %s", self.prune_metrics_of, e)
+        return summary_from_output(output)
+
+
+def previous_task_instance(ti):
+    """This task's instance (same map index) in the run before ``ti``'s, or None: Airflow 3's
+    Task SDK asks the API server; Airflow 2 reads the database."""
+    if ti is None:
+        return None
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None:
+        map_index = -1
+    try:  # Airflow 3 (Task SDK): the latest instance with an earlier logical date
+        return ti.get_previous_ti(map_index=map_index)
+    except TypeError:  # Airflow 2.10: no map_index there, so through the previous run
+        run = ti.get_previous_dagrun()
+        return run.get_task_instance(ti.task_id, map_index=map_index) if run is not None else None
+
+
+# --- Pushgateway groups --------------------------------------------------------------------
+
+# The runner pushes to the group job="pulsar2mysql", job_id=<job id> (README "Metrics").
+_PUSH_JOB = "pulsar2mysql"
+
+
+def pushgateway_url() -> str | None:
+    """The Pushgateway the runners push to: ``PULSAR2MYSQL_PUSHGATEWAY_URL`` (the worker
+    environment the runner reads too), else ``[pulsar2mysql] pushgateway_url``; None: none."""
+    import os
+
+    url = os.environ.get("PULSAR2MYSQL_PUSHGATEWAY_URL", "").strip()
+    if not url:
+        try:
+            from airflow.configuration import conf
+
+            url = (conf.get("pulsar2mysql", "pushgateway_url", fallback="") or "").strip()
+        except Exception:  # noqa: BLE001 - no Airflow config: no Pushgateway
+            url = ""
+    return url or None
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    if u.password is None:
+        return url
+    return urlunsplit(u._replace(netloc=f"{u.username}:***@{u.hostname}" + (f":{u.port}" if u.port else "")))
+
+
+def _pushgateway(url: str, method: str, path: str) -> bytes:
+    """One request to the Pushgateway; basic auth from the URL's user info (never logged)."""
+    import base64
+    import urllib.error
+    import urllib.request
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    base = urlunsplit(u._replace(netloc=u.hostname + (f":{u.port}" if u.port else ""))).rstrip("/")
+    req = urllib.request.Request(base + path, method=method)
+    if u.username:
+        token = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+        req.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        raise OSError(f"Pushgateway {_redact(url)}: {method} {path} answered {e.code}") from None
+    except urllib.error.URLError as e:
+        raise OSError(f"Pushgateway {_redact(url)}: {e.reason}") from None
+
+
+def metric_group_job_ids(url: str) -> list[str]:
+    """The job ids of every ``job="pulsar2mysql"`` group the Pushgateway holds."""
+    import json
+
+    data = json.loads(_pushgateway(url, "GET", "/api/v1/metrics")).get("data") or []
+    ids = {g.get("labels", {}).get("job_id") for g in data if g.get("labels", {}).get("job") == _PUSH_JOB}
+    return sorted(i for i in ids if i is not None)
+
+
+def _family(job_id: str):
+    """``job_id`` and its fan-out ids (:func:`group_job_id`), and nothing else."""
+    import re
+
+    return re.compile(re.escape(job_id) + r"(?:\.p\d+(?:-\d+|(?:_\d+)+)?)?")
+
+
+def delete_metric_groups(job_id: str, keep=(), url: str | None = None, log=print) -> list[str]:
+    """Deletes the Pushgateway groups of ``job_id`` and of its fan-out ids (``<job_id>.p<N>``,
+    ``.p<A>-<B>``...), except ``keep``; returns the job ids deleted. Why: the runner's groups
+    stay in the Pushgateway until deleted, so the alerts on them (last success too old) would
+    fire forever for a deleted group or a fan-out grouping no longer used. No Pushgateway
+    configured (:func:`pushgateway_url`): nothing to do. Raises OSError when it cannot answer."""
+    import base64
+
+    url = url or pushgateway_url()
+    if not url:
+        return []
+    family = _family(job_id)
+    doomed = [j for j in metric_group_job_ids(url) if family.fullmatch(j) and j not in set(keep)]
+    for j in doomed:
+        encoded = base64.urlsafe_b64encode(j.encode()).decode()
+        _pushgateway(url, "DELETE", f"/metrics/job/{_PUSH_JOB}/job_id@base64/{encoded}")
+        log(f"Pushgateway group of job {j} deleted")
+    return doomed
+
+
 def sync_task(
     task_id: str,
     *,
@@ -298,27 +569,41 @@ def sync_task(
     partitions=None,
     partitions_per_task: int = 1,
     widen_first=None,
+    pool: str | None = DEFAULT_POOL,
     preamble: str = "",
     task_args: dict | None = None,
     **runner_options,
 ):
-    """A BashOperator running ``pulsar2mysql run`` over the run's window (see module doc).
+    """A :class:`Pulsar2MySQLOperator` running ``pulsar2mysql run`` over the run's window (see
+    module doc).
 
     ``mysql_conn_id=None`` leaves MySQL settings to the worker's environment
     (``PULSAR2MYSQL_MYSQL_URL`` / ``PULSAR2MYSQL_MYSQL_PASSWORD``). ``widen_first``: see
-    :func:`window_env`. ``preamble`` is shell run before the runner (constant text only).
-    Retries and timeout come from the DAG's ``default_args`` (use :data:`DEFAULT_TASK_ARGS`,
-    edited as you like); ``task_args`` are extra BashOperator arguments for this task only.
+    :func:`window_env`. ``preamble`` is shell run before the runner
+    (constant text only). Retries and timeout come from the DAG's ``default_args`` (use
+    :data:`DEFAULT_TASK_ARGS`, edited as you like); ``task_args`` are extra operator arguments
+    for this task only.
+
+    **Order**: ``in_order=True`` (:class:`Pulsar2MySQLOperator`): a scheduled window refuses to
+    start until the previous run's sync succeeded; after fixing a failed window N, clear N *and
+    the runs after it* (the UI's "Future", or ``airflow tasks clear <dag> -s <N's logical
+    date> -y``): they run in order.
+
+    **Pool**: every sync task takes ``writers + 2`` slots (the most MySQL connections the
+    runner's pool opens: one per write stream, one for the job lock, one for checkpoints) of
+    the Airflow pool ``pool`` (:data:`DEFAULT_POOL`), which must exist; ``pool=None``: Airflow's
+    default pool.
 
     **Fan-out**: ``partitions`` (the topic's partition count, or a list of partition indexes)
     maps the window out over :func:`partition_groups` of ``partitions_per_task`` partitions:
     one mapped task per group, every one over the same window, each with its own job id
     (:func:`group_job_id`), so its own checkpoints and job lock; a task that fails is retried
     alone and resumes after its own last commit. A task ``<task_id>_summary`` then adds the
-    tasks' JSON summaries up (:func:`add_up_summaries`) and pushes the total to XCom; it is
-    what this function returns then, so ``sync_task(...) >> next`` waits for every partition.
-    Keep the grouping fixed for a job: a task's checkpoints belong to its job id, so a window
-    re-run with other groups would be read again from its start.
+    tasks' JSON summaries up (:func:`add_up_summaries`), deletes the Pushgateway groups of
+    other groupings of the job (:func:`delete_metric_groups`) and pushes the total to XCom; it
+    is what this function returns then, so ``sync_task(...) >> next`` waits for every
+    partition. Keep the grouping fixed for a job: a task's checkpoints belong to its job id, so
+    a window re-run with other groups would be read again from its start.
     """
     env = window_env(start, end, allow_conf_window, widen_first)
     if mysql_conn_id:
@@ -326,13 +611,17 @@ def sync_task(
     if pulsar_token_conn_id:
         env.update(pulsar_token_env(pulsar_token_conn_id))
     args = dict(task_args or {})
+    if pool:
+        args.setdefault("pool", pool)
+        args.setdefault("pool_slots", int(runner_options.get("writers") or 1) + 2)
 
     def command(**extra) -> str:
         return preamble + runner_command(**runner_options, **extra)
 
     if not partitions:
-        return BashOperator(
-            task_id=task_id, bash_command=command(), env=env, append_env=True, **args
+        return Pulsar2MySQLOperator(
+            task_id=task_id, bash_command=command(), env=env, append_env=True,
+            prune_metrics_of=runner_options.get("job_id"), **args
         )
     job_id = runner_options.pop("job_id", None)
     if not job_id:
@@ -341,12 +630,18 @@ def sync_task(
         command(partitions=group, job_id=group_job_id(job_id, group))
         for group in partition_groups(partitions, partitions_per_task)
     ]
-    mapped = BashOperator.partial(task_id=task_id, env=env, append_env=True, **args).expand(
+    job_ids = [group_job_id(job_id, group) for group in partition_groups(partitions, partitions_per_task)]
+    mapped = Pulsar2MySQLOperator.partial(task_id=task_id, env=env, append_env=True, **args).expand(
         bash_command=commands
     )
 
     @task(task_id=f"{task_id}_summary")
     def add_up(summaries):
-        return add_up_summaries(summaries)
+        total = add_up_summaries(summaries)
+        try:
+            delete_metric_groups(job_id, keep=job_ids)
+        except OSError as e:  # the window is synced; stale metrics are not worth failing it
+            print(f"WARNING: could not prune the Pushgateway groups of {job_id}: {e}")
+        return total
 
     return add_up(mapped.output)

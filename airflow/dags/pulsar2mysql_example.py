@@ -11,7 +11,12 @@ your dags folder and edit the constants below.
   the password reaches the runner through its environment only, never the command line or log.
 * The binary is ``$PULSAR2MYSQL_BIN`` on the worker, else ``pulsar2mysql`` on its PATH.
 * The task fails with the runner (its exit code), retries with backoff (re-running a window
-  never duplicates rows), and pushes the runner's JSON summary to XCom (``return_value``).
+  never duplicates rows) except on exit 2 (configuration) and 5 (bad records), which fail at
+  once, and pushes the runner's JSON summary to XCom (``return_value``) as a dict.
+* Windows run in order: a window refuses to start while the previous one has not succeeded;
+  after fixing it, clear it with the runs after it ("Future").
+* The sync tasks take slots of the Airflow pool ``pulsar2mysql`` (create it:
+  ``airflow pools set pulsar2mysql 48 "MySQL connections of pulsar2mysql tasks"``).
 * Scale-out: ``PARTITIONS = 16`` (the topic's partition count) fans each window out into one
   mapped task per partition (``PARTITIONS_PER_TASK`` partitions per task), all over the same
   window, each with its own job id ``<DAG_ID>.p<N>`` (own checkpoints and lock), retried alone;

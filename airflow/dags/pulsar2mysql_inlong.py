@@ -54,6 +54,7 @@ from pulsar2mysql_airflow import (
     DEFAULT_TASK_ARGS,
     CronDataIntervalTimetable,
     DeltaDataIntervalTimetable,
+    floor_interval,
 )
 
 TASK_PREFIX = "inlong_offline_task_"
@@ -610,7 +611,8 @@ def _timetable(schedule: dict, tz: str):
         return "@once"
     if "cron" in schedule:
         return CronDataIntervalTimetable(schedule["cron"], timezone=tz)
-    return DeltaDataIntervalTimetable(timedelta(seconds=schedule["seconds"]))
+    # Sub-minute intervals (Quartz `*/1 * * * * ?`) run at a floor of a minute.
+    return DeltaDataIntervalTimetable(timedelta(seconds=floor_interval(schedule["seconds"])))
 
 
 # --- InLong Manager: the group's dataflow ---------------------------------------------------

@@ -61,6 +61,7 @@ class Api:
 @pytest.fixture
 def airflow_server(airflow_home):
     home = airflow_home("dag_creator.py", "dag_cleaner.py")
+    home.airflow("pools", "set", "pulsar2mysql", "16", "MySQL connections of pulsar2mysql tasks")
     port = free_port()
     password = secrets.token_hex(12)
     (home.root / "passwords.json").write_text(json.dumps({"inlong": password}))
@@ -126,7 +127,8 @@ def test_inlong_manager_flow(airflow_server, db: Database, topic):
                                                               expect=(200, 404))[0] == 200, 120, logs)
         api.call("PATCH", f"/api/v2/dags/{original}", {"is_paused": False})
 
-    # Records, then the group registered with a 20 s interval whose first window holds them.
+    # Records, then the group registered with a 20 s interval (run at the floor of a minute)
+    # whose first window holds them.
     before, _ = produce(topic, 50)
     start = before - 5_000
     conf = {"inlong_group_id": group, "start_time": start, "end_time": start + 20_000,

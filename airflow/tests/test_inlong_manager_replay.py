@@ -8,12 +8,13 @@ The story, as an operator would live it:
 1. Airflow starts with no InLong DAG parsed yet; the Manager starts and sends A-D at once:
    its PATCHes of dag_cleaner and dag_creator get 404 and are never retried.
 2. The DAG files are parsed: both must come up unpaused anyway.
-3. A group is registered (E, seconds_interval "20"); its task DAG runs on its own schedule and
+3. A group is registered (E, seconds_interval "120"); its task DAG runs on its own schedule and
    syncs what was published, its settings read at run time from the Manager's REST API
    (inlong_manager.ManagerReplay answering as the recorded real Manager did) through the
    ``inlong_connection`` the Manager created in step 1: nothing written by hand.
 4. The group is updated (E again) with InLong's Quartz cron "*/10 * * * * ?": the DAG now runs
-   every 10 s; records published after the update are synced; every record lands once.
+   every minute (sub-minute schedules run at a floor of a minute); records published after the
+   update are synced; every record lands once.
    A group with a cron Airflow cannot express is refused in dag_creator's task log only (the
    Manager's request still gets 200).
 5. The group is unregistered: F (prefix doubled) and, without waiting, G (DELETE). The file is
@@ -119,6 +120,7 @@ def airflow2(airflow_home, db: Database):
     (a replay of the recorded Manager) through the ``inlong_connection`` the Manager creates."""
     home = airflow_home()
     replay = ManagerReplay(password="inlong-" + secrets.token_hex(8))
+    home.airflow("pools", "set", "pulsar2mysql", "128", "MySQL connections of pulsar2mysql tasks")
     port = free_port()
     user, password = "inlong", secrets.token_hex(12)
     home.env.update({
@@ -190,12 +192,12 @@ def test_unchanged_inlong_manager_on_airflow_2(airflow2, db: Database, topic, he
         dag = wait_for(f"{original} to be parsed", lambda: airflow.dag(original), 120, logs)
         assert dag["is_paused"] is False, f"{original} is paused and nothing will unpause it: {dag}"
 
-    # 3. Register: records first, then the group, its first 20 s window holding them.
+    # 3. Register: records first, then the group, its first 120 s window holding them.
     heartbeat.start()
     before, _ = produce(topic, 50)
     start = before - 5_000
     end = start + 600_000  # far beyond the test: only unregister may stop the DAG
-    e = manager.register(dag_run_conf(group, start, end, seconds_interval="20"))
+    e = manager.register(dag_run_conf(group, start, end, seconds_interval="120"))
     assert e.status == 200, e
 
     def synced(count: int, after_ms: int):
@@ -217,11 +219,12 @@ def test_unchanged_inlong_manager_on_airflow_2(airflow2, db: Database, topic, he
     wait_for(f"{dag_id} to sync its first window", synced(50, before), 240, logs)
     assert airflow.dag(dag_id)["is_paused"] is False
 
-    # 4. Update: InLong's Quartz cron with seconds becomes a 10 s interval; new records follow.
+    # 4. Update: InLong's Quartz cron with seconds becomes a fixed interval, at the floor of a
+    # minute; new records follow.
     e = manager.register(dag_run_conf(group, start, end, cron_expr="*/10 * * * * ?"))
     assert e.status == 200, e
-    # (A timetable's schedule_interval is its summary: "0:00:10" for 10 s.)
-    wait_for(f"{dag_id} to be re-parsed with the new interval", lambda: "0:00:10" in json.dumps(
+    # (A timetable's schedule_interval is its summary: "0:01:00" for 60 s.)
+    wait_for(f"{dag_id} to be re-parsed with the new interval", lambda: "0:01:00" in json.dumps(
         (airflow.get(f"/api/v1/dags/{dag_id}/details")[1] or {}).get("schedule_interval")), 120, logs)
     before2, _ = produce(topic, 50, start=50)
     wait_for(f"{dag_id} to sync the records published after the update", synced(100, before2), 240, logs)
