@@ -37,7 +37,7 @@ pub(super) fn denied(role: &str, topic: &str, doing: &str, error: &str) -> Error
     let namespace = namespace_of(topic).unwrap_or("<tenant>/<namespace>");
     let grant_role = role.strip_prefix("role ").unwrap_or("<role>").to_string();
     Error::Config(format!(
-        "the Pulsar broker refuses {role} to {doing} {topic} ({error}): a run needs the \
+        "the Pulsar broker does not let {role} {doing} {topic} ({error}): a run needs the \
          consume permission on namespace {namespace} (or on the topic), e.g. `pulsar-admin \
          namespaces grant-permission {namespace} --role {grant_role} --actions consume`; a retry \
          cannot help"
