@@ -334,3 +334,79 @@ async fn large_messages_behind_a_slow_link_stay_within_the_memory_bound() {
          are not bounded in bytes"
     );
 }
+
+/// After a cut, a retry ends the abandoned attempt's server thread with `KILL CONNECTION
+/// <id>`. If the server restarted meanwhile (or failed over behind the same address), that id
+/// may name somebody else's session now: it must be left alone. Here the cut attempt's ids
+/// are taken, after a MariaDB restart, by sessions of another user, which must all survive
+/// the run's retries; the run still ends exactly once.
+#[tokio::test]
+#[ignore = "restarts MariaDB; scripts/test.sh runs it alone"]
+async fn a_thread_id_reused_after_a_restart_is_not_killed() {
+    use sqlx::Connection;
+    let (db, _topic, proxy, child, _cut) = cut_in_the_middle("reuse_kill", "insert", "120").await;
+    // The cut attempt has been abandoned (io timeout 2 s) once a retry has begun.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let runner_threads: Vec<u64> = {
+        let mut c = db.conn().await;
+        let me: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND ID <> {me}",
+            db.name
+        )))
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+    };
+    assert!(!runner_threads.is_empty(), "no session of the runner found");
+    crate::restarts::services(&["stop", "mariadb"]);
+    crate::restarts::services(&["up"]);
+    // Another user's sessions take the runner's old ids (ids restart after a restart).
+    let bystander = unique("bystander");
+    db.exec(&format!(
+        "CREATE USER '{bystander}'@'%' IDENTIFIED BY 'by'; GRANT USAGE ON *.* TO '{bystander}'@'%'"
+    ))
+    .await;
+    let server = url::Url::parse(&mysql_server_url()).unwrap();
+    let by_url = format!(
+        "mysql://{bystander}:by@{}:{}/",
+        server.host_str().unwrap(),
+        server.port().unwrap_or(3306)
+    );
+    let mut held = Vec::new();
+    let highest = *runner_threads.iter().max().unwrap();
+    for _ in 0..highest + 50 {
+        let mut c = sqlx::MySqlConnection::connect(&by_url).await.unwrap();
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        if runner_threads.contains(&id) {
+            held.push((id, c));
+        } else {
+            drop(c);
+        }
+        if id >= highest {
+            break;
+        }
+    }
+    assert!(
+        !held.is_empty(),
+        "no session got one of the runner's old ids {runner_threads:?} after the restart"
+    );
+    proxy.remove_toxic("blackhole");
+    let run = ended_within(child, Duration::from_secs(180), "the run after the restart").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for (id, mut c) in held {
+        let alive: Result<i64, _> = sqlx::query_scalar("SELECT 1").fetch_one(&mut c).await;
+        assert!(
+            alive.is_ok(),
+            "session {id} of another user, which took an id of the runner's cut attempt after \
+             the restart, was killed: {alive:?}"
+        );
+    }
+    assert_exact(&db, CUT_RECORDS).await;
+}

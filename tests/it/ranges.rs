@@ -194,30 +194,8 @@ async fn consecutive_windows_leave_no_gap_when_publish_times_are_out_of_order() 
     produce(&topic, seed_records(7..10), 1).await;
     // Record 5 is stamped about late_sent, record 6 a second later but stored first.
     let boundary = late_sent + 500;
-    let job = unique("chain-job");
-    let window = |from: i64, to: i64| {
-        with(
-            run_args(&topic, &db),
-            &[
-                "--job-id",
-                &job,
-                "--from",
-                &from.to_string(),
-                "--to",
-                &to.to_string(),
-            ],
-        )
-    };
-    let first = run_binary(&window(boundary - 3_600_000, boundary)).await;
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    let (first, _) = two_chained_windows(&topic, &db, boundary).await;
     assert_eq!(first.u("rows_written"), 5, "{}", first.stdout);
-    let second = run_binary(&window(boundary, now_ms() + 60_000)).await;
-    assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(
-        second.summary["range"]["partitions"][0]["previous_window_end"].is_string(),
-        "{}",
-        second.stdout
-    );
     let ids: Vec<i64> = db.seed_rows().await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(
         ids,
@@ -265,30 +243,8 @@ async fn a_window_stopped_by_its_first_message_still_chains_the_next() {
     // Record 6 (stamped about late_sent + 1 s) is stored first, record 5 (about late_sent)
     // after it: the window [.., late_sent + 500) starts at 6, which is past its end.
     let boundary = late_sent + 500;
-    let job = unique("chain-first-job");
-    let window = |from: i64, to: i64| {
-        with(
-            run_args(&topic, &db),
-            &[
-                "--job-id",
-                &job,
-                "--from",
-                &from.to_string(),
-                "--to",
-                &to.to_string(),
-            ],
-        )
-    };
-    let first = run_binary(&window(boundary - 3_600_000, boundary)).await;
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    let (first, _) = two_chained_windows(&topic, &db, boundary).await;
     assert_eq!(first.u("rows_written"), 0, "{}", first.stdout);
-    let second = run_binary(&window(boundary, now_ms() + 60_000)).await;
-    assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(
-        second.summary["range"]["partitions"][0]["previous_window_end"].is_string(),
-        "{}",
-        second.stdout
-    );
     let ids: Vec<i64> = db.seed_rows().await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, vec![5, 6], "a record fell between the windows");
 }
@@ -325,4 +281,33 @@ fn produce_late(topic: &str, late: &str, newer: &str) -> i64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Two consecutive windows of one job, `[boundary - 1 h, boundary)` then `[boundary, now +
+/// 1 min)`: both succeed, and the second is chained to where the first stopped.
+async fn two_chained_windows(topic: &str, db: &TestDb, boundary: i64) -> (Run, Run) {
+    let job = unique("chain-job");
+    let window = |from: i64, to: i64| {
+        with(
+            run_args(topic, db),
+            &[
+                "--job-id",
+                &job,
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+            ],
+        )
+    };
+    let first = run_binary(&window(boundary - 3_600_000, boundary)).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = run_binary(&window(boundary, now_ms() + 60_000)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.summary["range"]["partitions"][0]["previous_window_end"].is_string(),
+        "{}",
+        second.stdout
+    );
+    (first, second)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn services(args: &[&str]) {
+pub(crate) fn services(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
     must_succeed(
         Command::new(script).args(args),
