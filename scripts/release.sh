@@ -47,11 +47,12 @@ rm -rf "${DIST:?}/$NAME" "$DIST"/pulsar2mysql-*.tar.gz "$DIST"/pulsar2mysql_*.de
 
 # ---- tarball ---------------------------------------------------------------------------------
 stage=$DIST/$NAME
-mkdir -p "$stage/bin" "$stage/share/pulsar2mysql/airflow/dags"
+mkdir -p "$stage/bin" "$stage/share/pulsar2mysql/airflow/dags" "$stage/share/pulsar2mysql/prometheus"
 cp "$BIN" "$stage/bin/pulsar2mysql"
 # The release profile strips already; a dev build is stripped here.
 strip "$stage/bin/pulsar2mysql"
 cp airflow/dags/*.py "$stage/share/pulsar2mysql/airflow/dags/"
+cp airflow/alerts/pulsar2mysql.rules.yml "$stage/share/pulsar2mysql/prometheus/"
 cp examples/pulsar2mysql.toml "$stage/share/pulsar2mysql/pulsar2mysql.example.toml"
 cp README.md "$stage/README.md"
 cp airflow/README.md "$stage/share/pulsar2mysql/airflow/README.md"
