@@ -34,6 +34,7 @@ pub async fn check(cfg: &Config) -> Result<CheckReport> {
         &sink.table().quoted(),
         &first_column,
         cfg.sink.mode,
+        cfg.reprocess,
     )
     .await?;
     // The LOAD DATA path has its own connections (another driver): open one, so a server that
@@ -59,6 +60,7 @@ async fn probe_privileges(
     table: &str,
     column: &str,
     mode: WriteMode,
+    reprocess: bool,
 ) -> Result<()> {
     let mut probes = vec![(
         "SELECT, INSERT",
@@ -84,11 +86,14 @@ async fn probe_privileges(
             format!("UPDATE {own} SET job_id = job_id WHERE 1 = 0"),
         ));
     }
-    probes.push((
-        "DELETE",
-        "p2m_checkpoint".into(),
-        "DELETE FROM p2m_checkpoint WHERE 1 = 0".into(),
-    ));
+    if reprocess {
+        // --reprocess forgets the range's checkpoints first.
+        probes.push((
+            "DELETE",
+            "p2m_checkpoint".into(),
+            "DELETE FROM p2m_checkpoint WHERE 1 = 0".into(),
+        ));
+    }
     sqlx::raw_sql("START TRANSACTION")
         .execute(&mut *conn)
         .await
