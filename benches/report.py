@@ -64,6 +64,8 @@ def cores_of(metas):
 def load(results):
     samples, bad, metas = [], [], []
     for path in sorted(glob.glob(os.path.join(results, "e2e-*.tsv"))):
+        if path.endswith(".timing.tsv"):
+            continue  # the runner's time budget: load_timing
         meta = {}
         mpath = path[: -len(".tsv")] + ".meta"
         if os.path.exists(mpath):
@@ -144,6 +146,52 @@ class Agg:
         if not math.isnan(self.rate):
             return self.rate, False
         return self.partial, not math.isnan(self.partial)
+
+
+TIMING_FIELDS = ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms", "first_write_ms",
+                 "reading_done_ms", "tail_ms", "load_input_wait_ms", "commits", "commit_ms",
+                 "total_ms"]
+
+
+def load_timing(results):
+    """The runner's own time budget per run (the summary's `timing`, kept by e2e.sh in
+    `e2e-*.timing.tsv`): {(partitions, size, contender): {field: [values over rounds]}}."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(results, "e2e-*.timing.tsv"))):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                key = (int(r["partitions"] or 0), int(r["size"]), r["contender"])
+                fields = out.setdefault(key, {k: [] for k in TIMING_FIELDS})
+                for k in TIMING_FIELDS:
+                    if r.get(k):
+                        fields[k].append(float(r[k]))
+    return out
+
+
+def timing_section(timing, w):
+    """The time budget per partition count: where a run's time goes, medians over the rounds."""
+    runs = sorted(k for k in timing if k[2].startswith("run"))
+    if not runs:
+        return
+    w("## Time budget of a run")
+    w("")
+    w("From each run's own summary (`timing`, ms since the run started; medians over the rounds). "
+      "Setup: the Pulsar and MySQL sides, side by side; tail: from the last record read to the "
+      "end (the last batch's load and COMMIT); input wait: LOAD DATA statements open on the "
+      "server waiting for rows, summed over batches.")
+    w("")
+    w("| partitions | records | contender | Pulsar setup | MySQL setup | first record | first "
+      "write | reading done | tail | input wait | COMMITs (ms, count) | total |")
+    w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key in runs:
+        f = timing[key]
+        m = {k: med(v) for k, v in f.items()}
+        cell = lambda k: fnum(m[k], "{:,.0f}")
+        w(f"| {plabel(key[0])} | {key[1]:,} | `{key[2]}` | {cell('pulsar_setup_ms')} | "
+          f"{cell('mysql_setup_ms')} | {cell('first_record_ms')} | {cell('first_write_ms')} | "
+          f"{cell('reading_done_ms')} | {cell('tail_ms')} | {cell('load_input_wait_ms')} | "
+          f"{cell('commit_ms')} ({fnum(m['commits'], '{:.0f}')}) | {cell('total_ms')} |")
+    w("")
 
 
 def aggregate(samples):
@@ -582,6 +630,8 @@ def main():
       f"shape): [`{rel}/{TABLES}`]({rel}/{TABLES})"
       + (f"; **{len(bad)} sample(s) not ok**, left out of the medians, listed there." if bad else "."))
     w("")
+
+    timing_section(load_timing(args.results), w)
 
     # ---- plots
     if made:
