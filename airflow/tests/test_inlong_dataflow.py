@@ -207,7 +207,8 @@ def test_a_group_syncs_from_the_manager_with_nothing_written_by_hand(airflow_hom
         spec = inlong.read_spec(home.dags / f"{dag_id}.py")
         assert spec["start_time"] == second["start_time"] and spec["end_time"] == base["end_time"]
 
-        # One interval: the window [logical - 10 s, logical) holds the 40 records.
+        # One interval: seconds_interval "10" runs at the one-minute floor of sub-minute
+        # schedules, so the window [logical - 60 s, logical) holds the 40 records.
         out = home.dags_test(dag_id, logical_date=iso(logical))
         states = sorted(home.task_states(dag_id))
         assert states == ["success", "success"], out.stdout[-6000:]
@@ -216,7 +217,7 @@ def test_a_group_syncs_from_the_manager_with_nothing_written_by_hand(airflow_hom
         summary = summary[0] if isinstance(summary, list) else summary
         assert summary["job_id"] == f"inlong_{group}.{group}.mysql_sink"
         assert summary["rows_written"] == 40 and summary["table"] == "sink_table"
-        assert int(summary["range"]["to"]) - int(summary["range"]["from"]) == 10_000
+        assert int(summary["range"]["to"]) - int(summary["range"]["from"]) == 60_000
         everything = home.logs_text() + home.stored_text()
         assert db.password not in everything and manager.password not in everything
 
