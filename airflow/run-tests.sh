@@ -8,7 +8,8 @@
 #       fan-out on the LocalExecutor with PostgreSQL (scripts/postgres.sh, started here), and
 #       on the CeleryExecutor with two workers and Redis (scripts/redis.sh, started and stopped here);
 #   both: what an Airflow user expects of the sync task (test_airflow_native.py, and windows run
-#       in order under a real scheduler, test_windows_in_order.py);
+#       in order under a real scheduler, test_windows_in_order.py, an InLong group's too,
+#       test_inlong_in_order.py);
 #   the alert rules (alerts/pulsar2mysql.rules.yml) with promtool (alerts/test-rules.sh).
 # Each venv is installed by airflow/setup.sh (skipped when up to date).
 #   PULSAR2MYSQL_BIN   [<repo>/target/release/pulsar2mysql]  built here if missing
@@ -64,7 +65,8 @@ for suite in $suites; do
                    "$here/tests/test_fan_out.py"
                    "$here/tests/test_celery.py"
                    "$here/tests/test_airflow_native.py"
-                   "$here/tests/test_windows_in_order.py")
+                   "$here/tests/test_windows_in_order.py"
+                   "$here/tests/test_inlong_in_order.py")
             ;;
     esac
     echo "== Airflow $suite tests ($("$python" -c 'from importlib.metadata import version; print(version("apache-airflow"))'))"

@@ -70,6 +70,9 @@ __all__ = [
     "DEFAULT_POOL",
     "MIN_INTERVAL_SECONDS",
     "NO_RETRY_EXIT_CODES",
+    "pool_slots",
+    "refuse_after_a_failed_window",
+    "previous_task_instance",
     "SECRET_OPTIONS",
     "Pulsar2MySQLOperator",
     "summary_from_output",
@@ -110,6 +113,15 @@ NO_RETRY_EXIT_CODES = {
 # <MySQL connections you allow> "pulsar2mysql"`); a task in a pool that does not exist is never
 # scheduled, so the README's install steps create it.
 DEFAULT_POOL = "pulsar2mysql"
+
+
+
+def pool_slots(writers=None) -> int:
+    """Slots of :data:`DEFAULT_POOL` a sync task takes: the most MySQL connections the runner
+    opens, one per write stream (``writers``, default 1), one for the job lock, one for
+    checkpoints."""
+    return int(writers or 1) + 2
+
 
 # The shortest fixed interval a DAG runs at (InLong's Quartz `*/1 * * * * ?` is 1 s, which
 # Airflow cannot start a run for every time): see `floor_interval`.
@@ -379,7 +391,8 @@ class Pulsar2MySQLOperator(BashOperator):
     * the summary goes to XCom as a dict (:func:`summary_from_output`);
     * a run with no window at all (see :func:`window_env`) fails with a sentence, never a
       template error or a runner started without bounds;
-    * **windows in order**: a run whose window comes from its data interval refuses to start
+    * **windows in order** (:func:`refuse_after_a_failed_window`, shared with InLong's sync
+      task): a run whose window comes from its data interval refuses to start
       (``AirflowFailException``, the runner is not started) unless this task's instance (same
       map index) in the previous run succeeded. The runner chains a job's windows by position:
       if window N+1 ran after N failed, a late record at N's boundary would be read by neither.
@@ -398,25 +411,6 @@ class Pulsar2MySQLOperator(BashOperator):
         self.prune_metrics_of = prune_metrics_of
         self.in_order = in_order
 
-    def _refuse_after_a_failed_window(self, context) -> None:
-        dag_run = context.get("dag_run")
-        conf = getattr(dag_run, "conf", None) or {}
-        if not self.in_order or conf.get("from") or conf.get("to"):
-            return
-        previous = previous_task_instance(context.get("ti"))
-        if previous is None:
-            return  # the job's first window
-        state = str(getattr(previous, "state", None) or "none").rsplit(".", 1)[-1].lower()
-        if state in ("success", "skipped"):
-            return
-        logical = getattr(previous, "logical_date", None) or getattr(previous, "execution_date", None)
-        raise AirflowFailException(
-            f"not started: the previous window of this task (run {previous.run_id}, logical date "
-            f"{logical}) is {state}, not success. Windows are chained, so this one must wait for it: "
-            "fix its cause, then clear that run together with the runs after it (Clear with "
-            "'Future', or `airflow tasks clear <dag_id> -s <its logical date> -y`)"
-        )
-
     def _exit_code(self, error: BaseException):
         proc = getattr(self.subprocess_hook, "sub_process", None)
         code = getattr(proc, "returncode", None)
@@ -431,7 +425,8 @@ class Pulsar2MySQLOperator(BashOperator):
         env = self.env or {}
         if any(not str(env.get(k, "x")).strip() for k in ("PULSAR2MYSQL_FROM", "PULSAR2MYSQL_TO")):
             raise AirflowFailException(_NO_WINDOW)
-        self._refuse_after_a_failed_window(context)
+        if self.in_order:
+            refuse_after_a_failed_window(context)
         try:
             output = super().execute(context)
         except AirflowSkipException:
@@ -454,19 +449,65 @@ class Pulsar2MySQLOperator(BashOperator):
         return summary_from_output(output)
 
 
+def refuse_after_a_failed_window(context) -> None:
+    """Raises ``AirflowFailException`` (no retries, the runner is not started) unless this
+    task's instance (same map index) in the previous run succeeded; a run whose conf names its
+    window (a manual re-sync) is not held back. One check for every sync task (the operator's
+    and InLong's): the runner chains a job's windows by position, so window N+1 must not run
+    after N failed, or a late record at N's boundary would be read by neither."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    if conf.get("from") or conf.get("to"):
+        return
+    previous = previous_task_instance(context.get("ti"))
+    if previous is None:
+        return  # the job's first window
+    state = str(getattr(previous, "state", None) or "none").rsplit(".", 1)[-1].lower()
+    if state in ("success", "skipped"):
+        return
+    logical = getattr(previous, "logical_date", None) or getattr(previous, "execution_date", None)
+    raise AirflowFailException(
+        f"not started: the previous window of this task (run {previous.run_id}, logical date "
+        f"{logical}) is {state}, not success. Windows are chained, so this one must wait for it: "
+        "fix its cause, then clear that run together with the runs after it (Clear with "
+        "'Future', or `airflow tasks clear <dag_id> -s <its logical date> -y`)"
+    )
+
+
 def previous_task_instance(ti):
     """This task's instance (same map index) in the run before ``ti``'s, or None: Airflow 3's
-    Task SDK asks the API server; Airflow 2 reads the database."""
+    Task SDK asks the API server; Airflow 2 reads the database.
+
+    A mapped task that never expanded in that run (its upstream failed: an InLong group's
+    ``dataflow`` task with the Manager down) has only its unexpanded instance (map index -1,
+    ``upstream_failed``); that one is the previous window then, not an older run's instance."""
     if ti is None:
         return None
     map_index = getattr(ti, "map_index", -1)
     if map_index is None:
         map_index = -1
     try:  # Airflow 3 (Task SDK): the latest instance with an earlier logical date
-        return ti.get_previous_ti(map_index=map_index)
+        previous = ti.get_previous_ti(map_index=map_index)
     except TypeError:  # Airflow 2.10: no map_index there, so through the previous run
         run = ti.get_previous_dagrun()
-        return run.get_task_instance(ti.task_id, map_index=map_index) if run is not None else None
+        if run is None:
+            return None
+        previous = run.get_task_instance(ti.task_id, map_index=map_index)
+        if previous is None and map_index >= 0:
+            previous = run.get_task_instance(ti.task_id, map_index=-1)
+        return previous
+    if map_index >= 0:
+        unexpanded = ti.get_previous_ti(map_index=-1)
+        if unexpanded is not None and (
+            previous is None or _later(getattr(unexpanded, "logical_date", None), getattr(previous, "logical_date", None))
+        ):
+            return unexpanded
+    return previous
+
+
+def _later(a, b) -> bool:
+    """a after b, for logical dates that may be missing (a run without one is never later)."""
+    return a is not None and (b is None or a > b)
 
 
 # --- Pushgateway groups --------------------------------------------------------------------
@@ -613,7 +654,7 @@ def sync_task(
     args = dict(task_args or {})
     if pool:
         args.setdefault("pool", pool)
-        args.setdefault("pool_slots", int(runner_options.get("writers") or 1) + 2)
+        args.setdefault("pool_slots", pool_slots(runner_options.get("writers")))
 
     def command(**extra) -> str:
         return preamble + runner_command(**runner_options, **extra)

@@ -51,10 +51,13 @@ import pendulum
 
 from pulsar2mysql_airflow import (
     DAG,
+    DEFAULT_POOL,
     DEFAULT_TASK_ARGS,
     CronDataIntervalTimetable,
     DeltaDataIntervalTimetable,
     floor_interval,
+    pool_slots,
+    refuse_after_a_failed_window,
 )
 
 TASK_PREFIX = "inlong_offline_task_"
@@ -905,6 +908,22 @@ def sync_pair(spec: dict, pair: dict, context, *, conn=None, log=print) -> dict:
     return summary or {}
 
 
+def override_writers(group_id: str) -> int | None:
+    """``writers`` of the group's override file, if it sets it: the sync task's pool slots
+    follow the write streams the runner may open (read when the DAG is parsed, so an edit
+    applies from the next parse on)."""
+    path = group_config_dir() / f"{group_id}.toml"
+    if not path.is_file():
+        return None
+    import tomllib
+
+    try:
+        value = tomllib.loads(path.read_text()).get("writers")
+    except (OSError, ValueError):
+        return None  # the runner refuses a broken file with exit 2, naming it
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def task_dag(spec: dict):
     """The DAG of a group's ``inlong_offline_task_<groupId>.py`` file (or of the generator).
 
@@ -914,6 +933,11 @@ def task_dag(spec: dict):
     pair over ``[data_interval_start, data_interval_end)`` in ms, catching up from the group's
     start time; a once-only group syncs ``[start_time, end_time)`` in one run. Nothing about the
     group's source or sink is stored in Airflow: it is read from the Manager at run time.
+
+    As every sync task (``pulsar2mysql_airflow``): a scheduled window refuses to start while
+    the pair's previous window has not succeeded (the runner chains them: clear the failed run
+    with the runs after it), and each pair takes ``writers + 2`` slots of the ``pulsar2mysql``
+    pool.
     """
     try:
         from airflow.sdk import task
@@ -946,8 +970,10 @@ def task_dag(spec: dict):
             print(f"InLong group {group_id}: {len(pairs)} stream/sink pair(s): {pairs}")
             return pairs
 
-        @task(task_id=dag_id)
+        @task(task_id=dag_id, pool=DEFAULT_POOL, pool_slots=pool_slots(override_writers(group_id)))
         def sync(pair: dict, **context) -> dict:
+            if not once:  # a once-only group has one window, nothing to chain
+                refuse_after_a_failed_window(context)
             return sync_pair(spec, pair, context)
 
         sync.expand(pair=dataflow())

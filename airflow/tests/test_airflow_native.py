@@ -134,13 +134,19 @@ def test_sub_minute_schedules_run_at_a_floor_of_a_minute(schedule):
 
 
 class Ti3:
-    """What a sync task's ``ti`` answers on Airflow 3 (Task SDK)."""
+    """What a sync task's ``ti`` answers on Airflow 3 (Task SDK). ``unexpanded``: the state of
+    the task's unexpanded instance (map index -1) in a later run than ``previous_state``'s, as a
+    mapped task whose upstream failed leaves it."""
 
-    def __init__(self, previous_state, map_index=-1):
-        self.map_index, self.previous_state, self.asked = map_index, previous_state, []
+    def __init__(self, previous_state, map_index=-1, unexpanded=None):
+        self.map_index, self.previous_state, self.unexpanded, self.asked = map_index, previous_state, unexpanded, []
 
     def get_previous_ti(self, map_index=-1):
         self.asked.append(map_index)
+        if map_index == -1 and self.map_index != -1:
+            if self.unexpanded is None:
+                return None
+            return types.SimpleNamespace(state=self.unexpanded, run_id="scheduled__2", logical_date="2025-01-02")
         if self.previous_state is None:
             return None
         return types.SimpleNamespace(state=self.previous_state, run_id="scheduled__1", logical_date="2025-01-01")
@@ -149,8 +155,9 @@ class Ti3:
 class Ti2:
     """... and on Airflow 2.10 (no map_index in get_previous_ti: through the previous run)."""
 
-    def __init__(self, previous_state, map_index=-1):
+    def __init__(self, previous_state, map_index=-1, unexpanded=None):
         self.map_index, self.task_id, self.previous_state, self.asked = map_index, "sync", previous_state, []
+        self.unexpanded = unexpanded
 
     def get_previous_ti(self, state=None, session=None):
         raise AssertionError("would read map index -1 of a mapped task")
@@ -158,8 +165,14 @@ class Ti2:
     def get_previous_dagrun(self, state=None, session=None):
         def get_task_instance(task_id, map_index=-1):
             self.asked.append(map_index)
+            if self.unexpanded is not None:  # the previous run never expanded the task
+                if map_index != -1:
+                    return None
+                return types.SimpleNamespace(state=self.unexpanded, run_id="scheduled__2", execution_date="2025-01-02")
             return types.SimpleNamespace(state=self.previous_state, run_id="scheduled__1", execution_date="2025-01-01")
-        return None if self.previous_state is None else types.SimpleNamespace(get_task_instance=get_task_instance)
+        if self.previous_state is None and self.unexpanded is None:
+            return None
+        return types.SimpleNamespace(get_task_instance=get_task_instance)
 
 
 @pytest.mark.parametrize("ti_class", [Ti3, Ti2])
@@ -172,7 +185,13 @@ def test_a_window_refuses_to_start_after_a_failed_one(tmp_path, ti_class):
         ti = ti_class(state, map_index=5)
         with pytest.raises(p2m.AirflowFailException, match=f"previous window.* is {state}, not success.*clear"):
             operator(tmp_path, str(runner)).execute({"ti": ti, "dag_run": types.SimpleNamespace(conf={})})
-        assert ti.asked == [5] and not marker.exists()
+        assert ti.asked[0] == 5 and not marker.exists()
+    # The previous run's upstream failed (an InLong group's Manager down), so this map index was
+    # never expanded there: its unexpanded instance is the previous window, not an older success.
+    ti = ti_class("success", map_index=0, unexpanded="upstream_failed")
+    with pytest.raises(p2m.AirflowFailException, match="run scheduled__2.* is upstream_failed, not success"):
+        operator(tmp_path, str(runner)).execute({"ti": ti, "dag_run": types.SimpleNamespace(conf={})})
+    assert ti.asked == [0, -1] and not marker.exists()
     # The previous window succeeded, there is none (the first), or the conf names the window.
     for ti, conf in ((ti_class("success"), {}), (ti_class(None), {}), (ti_class("failed"), {"from": 1, "to": 2})):
         operator(tmp_path, str(runner)).execute({"ti": ti, "dag_run": types.SimpleNamespace(conf=conf)})
@@ -191,6 +210,23 @@ def test_sync_tasks_take_pool_slots():
     mapped = fan.operator.dag.get_task("fan")
     assert mapped.partial_kwargs["pool"] == "pulsar2mysql" and mapped.partial_kwargs["pool_slots"] == 3
     assert free.pool != "pulsar2mysql"
+
+
+def test_an_inlong_groups_sync_takes_pool_slots(tmp_path, monkeypatch):
+    """InLong's mapped sync takes the same slots, ``writers`` from the group's override file."""
+    monkeypatch.setenv("AIRFLOW__PULSAR2MYSQL__GROUP_CONFIG_DIR", str(tmp_path))
+    group = unique("grp").replace("_", "-")
+    conf = {"inlong_group_id": group, "start_time": 1735689600000, "end_time": None, "boundary_type": "time",
+            "cron_expr": None, "seconds_interval": "60", "connection_id": "inlong_connection", "timezone": "UTC"}
+
+    def sync_kwargs():
+        dag = inlong.task_dag(inlong.spec_from_conf(conf))
+        mapped = dag.get_task(inlong.task_dag_id(group))
+        return mapped.partial_kwargs["pool"], mapped.partial_kwargs["pool_slots"]
+
+    assert sync_kwargs() == ("pulsar2mysql", 3)
+    (tmp_path / f"{group}.toml").write_text("writers = 4\n")
+    assert sync_kwargs() == ("pulsar2mysql", 6)
 
 
 # --- Pushgateway ---------------------------------------------------------------------------

@@ -207,8 +207,7 @@ def test_a_group_syncs_from_the_manager_with_nothing_written_by_hand(airflow_hom
         spec = inlong.read_spec(home.dags / f"{dag_id}.py")
         assert spec["start_time"] == second["start_time"] and spec["end_time"] == base["end_time"]
 
-        # One interval: seconds_interval "10" runs at the one-minute floor of sub-minute
-        # schedules, so the window [logical - 60 s, logical) holds the 40 records.
+        # One interval: the window [logical - 60 s, logical) holds the 40 records.
         out = home.dags_test(dag_id, logical_date=iso(logical))
         states = sorted(home.task_states(dag_id))
         assert states == ["success", "success"], out.stdout[-6000:]
@@ -217,7 +216,8 @@ def test_a_group_syncs_from_the_manager_with_nothing_written_by_hand(airflow_hom
         summary = summary[0] if isinstance(summary, list) else summary
         assert summary["job_id"] == f"inlong_{group}.{group}.mysql_sink"
         assert summary["rows_written"] == 40 and summary["table"] == "sink_table"
-        assert int(summary["range"]["to"]) - int(summary["range"]["from"]) == 60_000
+        # seconds_interval 10 runs at the floor of a minute (pulsar2mysql_airflow.floor_interval).
+        assert int(summary["range"]["to"]) - int(summary["range"]["from"]) == inlong.floor_interval(10) * 1000
         everything = home.logs_text() + home.stored_text()
         assert db.password not in everything and manager.password not in everything
 
@@ -226,7 +226,9 @@ def test_a_group_syncs_from_the_manager_with_nothing_written_by_hand(airflow_hom
         manager.groups[group] = [stream_for(group, topic, db, table="sink_v2")]
         produce(topic, 10, start=100)
         time.sleep(0.2)
-        later = now_ms()
+        # The next interval, [logical, logical + 60 s): windows of one job follow each other
+        # (one ending now would overlap the first and read its 40 records again).
+        later = logical + inlong.floor_interval(10) * 1000
         out = home.dags_test(dag_id, logical_date=iso(later))
         assert "sink_v2" in out.stdout + out.stderr, out.stdout[-6000:]
         assert mysql("SELECT COUNT(*) FROM sink_v2", db.name) == [["10"]]
