@@ -234,7 +234,12 @@ def test_an_inlong_groups_sync_takes_pool_slots(tmp_path, monkeypatch):
 
 def push(job_id: str, value: float = 1.0) -> None:
     encoded = base64.urlsafe_b64encode(job_id.encode()).decode()
-    body = f"pulsar2mysql_last_success_timestamp_seconds {value}\n".encode()
+    # Typed and described as the runner does (src/metrics/exposition.rs): a family of the same
+    # name that differs would make the Pushgateway refuse the runner's own pushes.
+    body = ("# HELP pulsar2mysql_last_success_timestamp_seconds When the last successful run of "
+            "this job ended, seconds since the Unix epoch.\n"
+            "# TYPE pulsar2mysql_last_success_timestamp_seconds gauge\n"
+            f"pulsar2mysql_last_success_timestamp_seconds {value}\n").encode()
     req = urllib.request.Request(f"{PUSHGATEWAY}/metrics/job/pulsar2mysql/job_id@base64/{encoded}",
                                  data=body, method="PUT")
     urllib.request.urlopen(req, timeout=10).close()
