@@ -103,6 +103,7 @@ const SINK_ORDER: &[&str] = &[
     "job_lock",
     "schema",
     "tsv",
+    "key_order",
     "checkpoint",
     "dead_letter",
     "fence",

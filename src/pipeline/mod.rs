@@ -30,6 +30,7 @@ use crate::sink::MysqlSink;
 use crate::source::ResolvedRange;
 use crate::source::{PartitionReader, Position, PulsarSource};
 
+mod lockstep;
 mod stream;
 
 use stream::{run_stream, Writer};

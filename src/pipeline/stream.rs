@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::records::{BadRecord, RowConverter};
 use crate::report::{Mark, Stats};
 use crate::sink::{Batch, BatchBuilder, MysqlSink, OpenBatch};
+
+use super::lockstep::Lockstep;
 use crate::source::{
     Partition, PartitionReader, Position, ResolvedRange, SourceMessage, MAX_ENTRY_BYTES,
 };
@@ -64,6 +66,8 @@ struct Shared {
     /// Stops the stream's readers: a signal (a child of the run's token), a reader that
     /// failed, or a writer that went away.
     stop: CancellationToken,
+    /// Keeps partitions read side by side together in publish time (None: one at a time).
+    lockstep: Option<Lockstep>,
 }
 
 /// The batch being filled and the handoffs made but not sent yet.
@@ -138,6 +142,10 @@ pub(super) async fn run_stream(
         }),
         tx: tokio::sync::Mutex::new(tx),
         stop: shutdown.child_token(),
+        lockstep: (fan_in > 1).then(|| {
+            let queued = queue.lock().expect("partition queue lock").len();
+            Lockstep::new(fan_in.min(queued))
+        }),
     };
     let mut reading = futures::stream::FuturesUnordered::new();
     let mut read = Vec::new();
@@ -268,9 +276,17 @@ async fn read_partition(
                 // until the whole buffer is read.
                 tokio::task::yield_now().await;
             }
-            let Some(msg) = next_message(&mut reader, shared, &mut cancelled).await? else {
+            let Some(msg) = next_message(&mut reader, index, shared, &mut cancelled).await?
+            else {
                 break;
             };
+            if let Some(lockstep) = &shared.lockstep {
+                tokio::select! {
+                    biased;
+                    () = lockstep.turn(index, msg.publish_time) => {}
+                    () = cancelled.as_mut() => break,
+                }
+            }
             if read_here == 0 {
                 stats.timing.mark(Mark::FirstRecord, Instant::now());
             }
@@ -304,6 +320,9 @@ async fn read_partition(
         Ok(())
     };
     let result = read.await;
+    if let Some(lockstep) = &shared.lockstep {
+        lockstep.idle(index);
+    }
     stats.timing.mark(Mark::ReadingDone, Instant::now());
     stats.partition_progress(index, |p| {
         p.records_read = read_here;
@@ -317,6 +336,7 @@ async fn read_partition(
 /// without a timer; while it waits, a LOAD DATA batch nobody feeds is closed.
 async fn next_message(
     reader: &mut PartitionReader,
+    index: i32,
     shared: &Shared,
     cancelled: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
 ) -> Result<Option<SourceMessage>> {
@@ -324,6 +344,10 @@ async fn next_message(
     tokio::pin!(next);
     if let Some(next) = next.as_mut().now_or_never() {
         return next;
+    }
+    // Waiting for the broker: the other partitions need not wait for this one.
+    if let Some(lockstep) = &shared.lockstep {
+        lockstep.idle(index);
     }
     loop {
         let starving = shared
@@ -451,7 +475,14 @@ async fn write_batches(w: Writer, mut rx: mpsc::Receiver<Handoff>) -> Result<()>
         w.stats
             .timing
             .batch(done.first_write, done.input_wait, done.commit);
-        tracing::debug!(partitions = %batch.partitions(), rows = batch.rows, "batch committed");
+        tracing::debug!(
+            partitions = %batch.partitions(),
+            rows = batch.rows,
+            streamed_ms = done.first_write.map(|at| at.elapsed().as_millis()),
+            input_wait_ms = done.input_wait.as_millis(),
+            commit_ms = done.commit.as_millis(),
+            "batch committed"
+        );
     }
     Ok(())
 }

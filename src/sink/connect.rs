@@ -13,13 +13,16 @@ use super::target::{MysqlTarget, CONNECT_TIMEOUT, SESSION_INIT};
 use super::write_error::{is_retriable_sql, is_tls_sql};
 use crate::config::{SinkConfig, WriteMode, WriteStrategy};
 use crate::error::{scrub, Backoff, Error, Result};
-use crate::records::Column;
+use crate::records::{Column, ColumnType};
 
 /// A connected sink for one table.
 pub struct MysqlSink {
     pub(super) pool: MySqlPool,
     pub(super) table: TableName,
     pub(super) columns: Vec<Column>,
+    /// The column that alone is the table's clustered index, if any: LOAD DATA batches send
+    /// their rows in its order.
+    pub(super) clustered_key: Option<String>,
     pub(super) max_statement_bytes: usize,
     /// The largest statement the server accepts (`max_allowed_packet` less framing).
     pub(super) max_packet_statement: usize,
@@ -208,7 +211,8 @@ impl MysqlSink {
             target,
             pool,
             table,
-            columns,
+            columns: columns.columns,
+            clustered_key: columns.clustered_key,
             max_statement_bytes,
             max_packet_statement,
             strategy,
@@ -353,6 +357,11 @@ impl MysqlSink {
             max_batch_bytes: self.cfg.batch_bytes_for(streams),
             max_statement_bytes: self.max_statement_bytes,
             max_packet_statement: self.max_packet_statement,
+            order_by: self.clustered_key.as_deref().and_then(|key| {
+                mapped.iter().position(|c| {
+                    c.name == key && matches!(c.ty, ColumnType::Int { .. } | ColumnType::UInt { .. })
+                })
+            }),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Sink: MySQL. Its files in a total order, each using only files above it (checked by
 //! `tests/layers.rs`): SQL text at the bottom, then where and as whom to connect, the
-//! project's tables, the job lock, the target table's schema, the LOAD DATA input format,
-//! checkpoints, dead letters, the fence, write errors, skipped rows, batches (data), the batch
+//! project's tables, the job lock, the target table's schema, the LOAD DATA input format and
+//! its rows' key order, checkpoints, dead letters, the fence, write errors, skipped rows, batches (data), the batch
 //! builder, the LOAD DATA path, the connected sink, and the commit at the top.
 
 // Bottom: SQL literals and identifiers.
@@ -20,6 +20,9 @@ pub(crate) mod schema;
 
 // LOAD DATA's input format.
 pub(crate) mod tsv;
+
+// A batch's rows in the table's key order.
+mod key_order;
 
 // Checkpoints, window ends, and a checkpoint's move across a batch (`Span`).
 pub mod checkpoint;

@@ -86,7 +86,7 @@ impl std::fmt::Display for TableName {
 /// A nullable column without a DEFAULT clause has no default of its own: MySQL lists its
 /// `COLUMN_DEFAULT` as NULL, MariaDB as the text `NULL` (a text default there is quoted), and
 /// both mean the same.
-pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Result<Vec<Column>> {
+pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Result<TableColumns> {
     let rows = sqlx::query(
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR),
                 CAST(IS_NULLABLE AS CHAR),
@@ -95,7 +95,8 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
                 CAST(EXTRA AS CHAR),
                 CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), CAST(CHARACTER_OCTET_LENGTH AS CHAR),
                 CAST(NUMERIC_PRECISION AS CHAR), CAST(NUMERIC_SCALE AS CHAR),
-                CAST(CHARACTER_SET_NAME AS CHAR), CAST(DATETIME_PRECISION AS CHAR)
+                CAST(CHARACTER_SET_NAME AS CHAR), CAST(DATETIME_PRECISION AS CHAR),
+                CAST(COLUMN_KEY AS CHAR)
            FROM information_schema.COLUMNS
           WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
           ORDER BY ORDINAL_POSITION",
@@ -112,6 +113,7 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
         )));
     }
     let mut columns = Vec::with_capacity(rows.len());
+    let mut key = Vec::new();
     for row in rows {
         let get =
             |i: usize| -> Option<String> { row.try_get::<Option<String>, _>(i).ok().flatten() };
@@ -138,6 +140,9 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
             || extra.contains("virtual")
             || extra.contains("persistent")
             || extra.contains("stored");
+        if get(12).as_deref() == Some("PRI") {
+            key.push(name.clone());
+        }
         columns.push(Column {
             name,
             ty,
@@ -146,7 +151,23 @@ pub async fn read_columns(conn: &mut MySqlConnection, table: &TableName) -> Resu
             auto_increment: extra.contains("auto_increment"),
         });
     }
-    Ok(columns)
+    let clustered_key = match <[String; 1]>::try_from(key) {
+        Ok([name]) => Some(name),
+        Err(_) => None,
+    };
+    Ok(TableColumns {
+        columns,
+        clustered_key,
+    })
+}
+
+/// A table's columns, and what its rows are stored in the order of.
+pub struct TableColumns {
+    pub columns: Vec<Column>,
+    /// The column that alone is the table's clustered index (its primary key, or the unique
+    /// NOT NULL key InnoDB uses in its place; `COLUMN_KEY = 'PRI'`): None for a composite key
+    /// or none at all.
+    pub clustered_key: Option<String>,
 }
 
 /// Maps information_schema's description of a column to what conversion checks.

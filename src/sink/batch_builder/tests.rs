@@ -38,6 +38,7 @@ fn builder(
         max_batch_bytes: batch_bytes,
         max_statement_bytes: statement_bytes,
         max_packet_statement: 2 * statement_bytes,
+        order_by: None,
     });
     b.track("t", 0, None);
     b

@@ -1,0 +1,279 @@
+//! Partitions read side by side, kept together in publish time.
+//!
+//! Left alone, the readers of one write stream drift apart: the broker serves one partition
+//! faster than another, and a batch then holds the first records of one partition beside
+//! much later ones of another. A producer that spreads its keys over the partitions
+//! (round-robin, or by key hash) gives each partition keys from the whole range, so a
+//! drifting batch carries sparse keys that later batches fill in between: InnoDB splits its
+//! pages in half instead of appending, and loads the same rows slower into a larger table
+//! (BENCHMARKS.md, "Key order"). In lockstep, a batch covers one stretch of publish time on
+//! every partition, and its rows, sorted by the table's key (`sink::key_order`), append.
+//!
+//! A reader holding a message waits while another reader of the stream holds one published
+//! more than [`SLACK_MS`] earlier. A reader waiting for the broker, or done, holds nothing
+//! and holds nobody back; the reader with the oldest message never waits, so the stream
+//! always moves. The order only decides speed, never what is written.
+
+use std::sync::Mutex;
+use std::task::{Poll, Waker};
+
+use tokio::time::{Duration, Instant};
+
+/// How far in publish time (ms) a reader may run ahead of the slowest reader holding a
+/// message.
+pub(super) const SLACK_MS: i64 = 10;
+
+/// Beyond this (ms), a reader ahead is not held back: the partitions' data differ in time
+/// (a burst on one, a producer started late), not the readers' pace, and waiting would read
+/// the partitions one at a time.
+pub(super) const MAX_SKEW_MS: i64 = 1_000;
+
+/// How long the first readers wait for each other's first message: a partition whose first
+/// message comes a few milliseconds late (its subscription, its first Flow) would otherwise
+/// start behind all the others.
+const START_GRACE: Duration = Duration::from_millis(100);
+
+/// The publish time of the message each reader holds, and the readers waiting for their turn.
+pub(super) struct Lockstep {
+    state: Mutex<State>,
+    /// Until then, readers wait for the first `starting` partitions to hold a message.
+    start_by: Instant,
+}
+
+struct State {
+    heads: Vec<Head>,
+    /// Partitions of the first wave not heard from yet.
+    starting: usize,
+    /// Partitions heard from (held a message, or went idle).
+    heard: Vec<i32>,
+}
+
+/// One reader holding a message.
+struct Head {
+    partition: i32,
+    /// Of the message it holds (or consumed last, until it waits for the broker).
+    publish_time: i64,
+    /// Set while it waits for its turn.
+    waker: Option<Waker>,
+}
+
+/// Whether a reader may go, or must wait (and until when at most).
+enum Turn {
+    Go,
+    Wait(Option<Instant>),
+}
+
+impl Lockstep {
+    /// For a stream whose first `starting` partitions start reading now.
+    pub(super) fn new(starting: usize) -> Lockstep {
+        Lockstep {
+            state: Mutex::new(State {
+                heads: Vec::new(),
+                starting,
+                heard: Vec::new(),
+            }),
+            start_by: Instant::now() + START_GRACE,
+        }
+    }
+
+    /// Partition `partition` holds a message published at `publish_time`: returns once no
+    /// reader holds one older by more than [`SLACK_MS`] (and at most [`MAX_SKEW_MS`]). One
+    /// lock per message; a reader is woken only when its turn has come.
+    pub(super) async fn turn(&self, partition: i32, publish_time: i64) {
+        let mut noted = false;
+        loop {
+            let deadline = match self.check(partition, publish_time, &mut noted, None) {
+                Turn::Go => return,
+                Turn::Wait(deadline) => deadline,
+            };
+            let woken = std::future::poll_fn(|cx| {
+                match self.check(partition, publish_time, &mut noted, Some(cx.waker())) {
+                    Turn::Go => Poll::Ready(()),
+                    Turn::Wait(_) => Poll::Pending,
+                }
+            });
+            match deadline {
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at, woken).await;
+                }
+                None => woken.await,
+            }
+        }
+    }
+
+    /// Partition `partition` waits for the broker, or is done: it holds nobody back.
+    pub(super) fn idle(&self, partition: i32) {
+        let mut state = self.state.lock().expect("lockstep lock");
+        let before = oldest(&state.heads);
+        state.heads.retain(|h| h.partition != partition);
+        state.heard_from(partition);
+        wake_those_due(&mut state.heads, before);
+    }
+
+    fn check(
+        &self,
+        partition: i32,
+        publish_time: i64,
+        noted: &mut bool,
+        waker: Option<&Waker>,
+    ) -> Turn {
+        let mut state = self.state.lock().expect("lockstep lock");
+        let state = &mut *state;
+        let before = oldest(&state.heads);
+        let at = match state.heads.iter().position(|h| h.partition == partition) {
+            Some(at) => at,
+            None => {
+                state.heads.push(Head {
+                    partition,
+                    publish_time,
+                    waker: None,
+                });
+                state.heads.len() - 1
+            }
+        };
+        if !*noted {
+            *noted = true;
+            state.heads[at].publish_time = publish_time;
+            state.heard_from(partition);
+            wake_those_due(&mut state.heads, before);
+        }
+        let starting = state.starting > 0 && Instant::now() < self.start_by;
+        let behind = publish_time - oldest(&state.heads);
+        let turn = if starting {
+            Turn::Wait(Some(self.start_by))
+        } else if behind <= SLACK_MS || behind > MAX_SKEW_MS {
+            Turn::Go
+        } else {
+            Turn::Wait(None)
+        };
+        state.heads[at].waker = match turn {
+            Turn::Go => None,
+            Turn::Wait(_) => waker.cloned(),
+        };
+        turn
+    }
+}
+
+impl State {
+    /// A partition of the first wave held its first message, or went idle.
+    fn heard_from(&mut self, partition: i32) {
+        if self.starting == 0 || self.heard.contains(&partition) {
+            return;
+        }
+        self.heard.push(partition);
+        self.starting -= 1;
+        if self.starting == 0 {
+            // The last of the first wave: whoever waited for it may look again.
+            for head in &mut self.heads {
+                if let Some(w) = head.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+/// The oldest publish time held, or the latest possible when none is.
+fn oldest(heads: &[Head]) -> i64 {
+    heads
+        .iter()
+        .map(|h| h.publish_time)
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
+/// Wakes the waiting readers whose turn came since the oldest publish time was `before`.
+fn wake_those_due(heads: &mut [Head], before: i64) {
+    let now = oldest(heads);
+    if now <= before {
+        return;
+    }
+    let due = now.saturating_add(SLACK_MS);
+    for head in heads.iter_mut().filter(|h| h.publish_time <= due) {
+        if let Some(waker) = head.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Whether `turn` returns within a short while.
+    async fn goes(l: &Arc<Lockstep>, partition: i32, t: i64) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), l.turn(partition, t))
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_reader_ahead_waits_for_the_oldest_to_move_or_go_idle() {
+        let l = Arc::new(Lockstep::new(0));
+        assert!(goes(&l, 0, 1_000).await, "alone, a reader always goes");
+        assert!(goes(&l, 1, 1_000 + SLACK_MS).await, "within the slack");
+        let ahead = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(1, 2_000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!ahead.is_finished(), "partition 0 holds a message 1 s older");
+        assert!(goes(&l, 0, 1_500).await, "the oldest never waits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!ahead.is_finished(), "still 0.5 s behind");
+        l.idle(0);
+        tokio::time::timeout(Duration::from_secs(1), ahead)
+            .await
+            .expect("an idle reader holds nobody back")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn partitions_whose_data_differ_in_time_are_not_held_back() {
+        let l = Arc::new(Lockstep::new(0));
+        assert!(goes(&l, 0, 0).await);
+        assert!(goes(&l, 1, MAX_SKEW_MS + 1).await);
+    }
+
+    #[tokio::test]
+    async fn the_first_readers_wait_for_each_other_a_short_while() {
+        let l = Arc::new(Lockstep::new(2));
+        let first = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(0, 5).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!first.is_finished(), "partition 1 has not been heard from");
+        assert!(goes(&l, 1, 0).await, "the first wave is complete");
+        tokio::time::timeout(Duration::from_secs(1), first)
+            .await
+            .expect("the second partition's message lets the first look again")
+            .unwrap();
+        // Nobody waits past the grace for a partition that never shows up.
+        let l = Arc::new(Lockstep::new(2));
+        let started = Instant::now();
+        l.turn(0, 0).await;
+        assert!(started.elapsed() >= START_GRACE - Duration::from_millis(5));
+        assert!(started.elapsed() < START_GRACE * 5);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_catching_up_lets_the_others_go() {
+        let l = Arc::new(Lockstep::new(0));
+        assert!(goes(&l, 0, 0).await);
+        let ahead = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(1, 100).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!ahead.is_finished());
+        assert!(goes(&l, 0, 100 - SLACK_MS).await);
+        tokio::time::timeout(Duration::from_secs(1), ahead)
+            .await
+            .expect("within the slack of the oldest")
+            .unwrap();
+    }
+}
