@@ -28,7 +28,7 @@ image:           ## the container image, built with podman (no registry needed)
 bench:           ## end-to-end benchmarks (1e5 and 1e6, seed records), medians under target/bench/
 	scripts/bench.sh
 
-bench-full:      ## the whole comparison of issue 13 (~30 min): raw results + BENCHMARKS.md + plots
+bench-full:      ## the whole comparison of issues 13 and 25 (~50 min): raw results + BENCHMARKS.md + plots
 	scripts/bench.sh full
 
 bench-smoke:     ## the seed size, every contender incl. the Flink peer, and the report generator (CI)

@@ -7,14 +7,15 @@
 #   seed, non-partitioned         1e4                  3       run, dry-run, load-data, insert-dump,
 #                                                              flink-inlong, flink-tuned (3 rounds)
 #   seed, non-partitioned         1e5, 1e6, 1e7        3       the same; Flink 1 round, capped (below)
-#   seed, 4 and 16 partitions     1e4, 1e5, 1e6        3       run, dry-run, load-data
+#   seed, 4 and 16 partitions     1e4, 1e5, 1e6, 1e7   3       run, dry-run, load-data
+#   seed, 64 partitions           1e6, 1e7             3       run, dry-run, load-data
 #   payload-1k                    1e4, 1e5             3       run, dry-run, load-data, insert-dump
 #   payload-10k                   1e4 (100 MiB)        3       the same
 #   wide (20 columns)             1e4, 1e5, 1e6        3       run, dry-run, load-data, insert-dump
 #
 # The Flink peer is capped: flink-inlong commits every row (~3,000 rows/s here), so at 1e6 and
 # 1e7 it gets 60 s and its rate is that of the rows it committed by then (the report marks it
-# "timed out"); flink-tuned gets 150 s at 1e6 and 240 s at 1e7. ~30 min on this machine
+# "timed out"); flink-tuned gets 150 s at 1e6 and 240 s at 1e7. ~50 min on this machine
 # (2 cores), plus the release build and, on a bare machine, the Flink download.
 #
 # Writes benches/results/full-<UTC stamp>/ (raw TSV + .meta per block, a log, the plots,
@@ -74,9 +75,11 @@ block seed-p0-1e6 P2M_BENCH_SIZES=1000000 P2M_BENCH_FLINK="$FL" P2M_BENCH_FLINK_
 block seed-p0-1e7 P2M_BENCH_SIZES=10000000 P2M_BENCH_FLINK="$FL" P2M_BENCH_FLINK_ROUNDS=1 \
     P2M_BENCH_FLINK_INLONG_TIMEOUT="$(cap 60)" P2M_BENCH_FLINK_TUNED_TIMEOUT="$(cap 240)"
 for p in 4 16; do
-    block "seed-p$p" P2M_BENCH_SIZES="10000 100000 1000000" P2M_BENCH_PARTITIONS=$p \
+    block "seed-p$p" P2M_BENCH_SIZES="10000 100000 1000000 10000000" P2M_BENCH_PARTITIONS=$p \
         P2M_BENCH_BASELINES="dry-run load-data"
 done
+block seed-p64 P2M_BENCH_SIZES="1000000 10000000" P2M_BENCH_PARTITIONS=64 \
+    P2M_BENCH_BASELINES="dry-run load-data"
 block payload-1k P2M_BENCH_SHAPE=payload-1k P2M_BENCH_SIZES="10000 100000"
 block payload-10k P2M_BENCH_SHAPE=payload-10k P2M_BENCH_SIZES=10000
 block wide P2M_BENCH_SHAPE=wide P2M_BENCH_SIZES="10000 100000 1000000"

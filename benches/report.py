@@ -18,13 +18,14 @@ import csv
 import glob
 import math
 import os
+import re
 import statistics
 import sys
 from collections import OrderedDict, defaultdict
 
 # The targets of issue 13, section 3 (reported, not asserted).
 FLINK_X_INLONG = 10.0  # run >= 10 x flink-inlong at every size
-LOAD_DATA_RATIO = 0.9  # run >= 0.9 x LOAD DATA at 1e6 on 1, 4 and 16 partitions
+LOAD_DATA_RATIO = 0.9  # run >= 0.9 x LOAD DATA at 1e6 and 1e7 on 1, 4, 16 and 64 partitions (issue 25)
 RSS_MIB = 64.0  # peak RSS < 64 MiB, flat to 1e7
 SEED_WALL_S = 0.5  # the seed's 10,000 records in < 0.5 s wall
 OK = ("ok", "success")
@@ -155,9 +156,13 @@ TIMING_FIELDS = ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms", "first_
 
 def load_timing(results):
     """The runner's own time budget per run (the summary's `timing`, kept by e2e.sh in
-    `e2e-*.timing.tsv`): {(partitions, size, contender): {field: [values over rounds]}}."""
+    `e2e-<stamp>-<shape>-p<partitions>.timing.tsv`), seed shape only:
+    {(partitions, size, contender): {field: [values over rounds]}}."""
     out = {}
     for path in sorted(glob.glob(os.path.join(results, "e2e-*.timing.tsv"))):
+        m = re.match(r"e2e-[0-9TZ]+-(.+)-p\d+\.timing\.tsv$", os.path.basename(path))
+        if not m or m.group(1) != "seed":
+            continue  # other shapes' budgets would mix with the seed's of the same size
         with open(path, newline="") as f:
             for r in csv.DictReader(f, delimiter="\t"):
                 key = (int(r["partitions"] or 0), int(r["size"]), r["contender"])
@@ -168,7 +173,7 @@ def load_timing(results):
     return out
 
 
-def timing_section(timing, w):
+def timing_section(timing, w, aggs=None):
     """The time budget per partition count: where a run's time goes, medians over the rounds."""
     runs = sorted(k for k in timing if k[2].startswith("run"))
     if not runs:
@@ -191,6 +196,41 @@ def timing_section(timing, w):
           f"{cell('mysql_setup_ms')} | {cell('first_record_ms')} | {cell('first_write_ms')} | "
           f"{cell('reading_done_ms')} | {cell('tail_ms')} | {cell('load_input_wait_ms')} | "
           f"{cell('commit_ms')} ({fnum(m['commits'], '{:.0f}')}) | {cell('total_ms')} |")
+    w("")
+    if aggs is None:
+        return
+    rows = []
+    for (p, n, c) in runs:
+        run, ld, dry = (aggs.get(("seed", p, n, x)) for x in ("run", "load-data", "dry-run"))
+        if c != "run" or not (run and ld) or math.isnan(run.wall) or math.isnan(ld.wall):
+            continue
+        m = {k: med(v) for k, v in timing[(p, n, c)].items()}
+        gap = run.wall - ld.wall
+        server_extra = run.server - ld.server
+        dry_read = dry.wall if dry else float("nan")
+        rows.append(
+            f"| {plabel(p)} | {n:,} | {ratio(run.rate, ld.rate):.2f} | {run.wall:.2f} | {ld.wall:.2f} | "
+            f"**{gap:+.2f}** | {m['first_write_ms'] / 1000:.2f} | {m['load_input_wait_ms'] / 1000:.2f} | "
+            f"{m['commit_ms'] / 1000:.2f} | {server_extra:+.2f} ({ld.server:.2f} -> {run.server:.2f}) | "
+            f"{run.broker:.2f} + {run.cpu:.2f} | {m['reading_done_ms'] / 1000:.2f} / {fnum(dry_read, '{:.2f}')} | "
+            f"{m['tail_ms'] / 1000:.2f} |")
+    if not rows:
+        return
+    w("**Where the difference to LOAD DATA goes** (seconds, medians; the runner's wall time includes "
+      "its start-up like LOAD DATA's). The server is the one core that LOAD DATA keeps busy; the "
+      "runner's time beyond it is: the start before the first byte reaches the server (first write), "
+      "the server waiting inside an open statement for rows (input wait), COMMITs, and the server "
+      "doing more work than for its own LOAD DATA (server CPU beyond LOAD DATA's, the same rows). "
+      "What the broker and the runner spend is taken from the same two cores: when reading with "
+      "them takes longer than the server's own load (reading done, against the dry run's read "
+      "alone), the run is read-bound, and the server waits for rows in between statements.")
+    w("")
+    w("| partitions | records | run / LOAD DATA | run s | LOAD DATA s | difference | first write | "
+      "input wait | COMMITs | server CPU beyond LOAD DATA's | broker + runner CPU | reading done / "
+      "dry run | tail |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        w(r)
     w("")
 
 
@@ -476,7 +516,7 @@ def main():
     w("")
 
     # ---- targets
-    w("## Targets (issue 13, reported, not asserted)")
+    w("## Targets (issues 13 and 25, reported, not asserted)")
     w("")
     w("| target | measured (medians, this run) | met? |")
     w("|---|---|---|")
@@ -514,23 +554,24 @@ def main():
           f"{'**yes**' if ok_i else '**no**'} |")
     if seen_t:
         w(f"| ahead of `flink-tuned` at every size | {'; '.join(cells_t)} | {'**yes**' if ok_t else '**no**'} |")
-    # LOAD DATA at 1e6 per partitions
-    cells, all_ok, any_ = [], True, False
-    for p in sorted({k[1] for k in keys(aggs, "seed")}):
-        run = aggs.get(("seed", p, 1_000_000, "run"))
-        ld = aggs.get(("seed", p, 1_000_000, "load-data"))
-        if not (run and ld):
-            continue
-        any_ = True
-        r = ratio(run.rate, ld.rate)
-        cells.append(f"{plabel(p)}: {fr(r)} x")
-        if math.isnan(r) or r < LOAD_DATA_RATIO:
-            all_ok = False
-            misses.append((f"{LOAD_DATA_RATIO} x LOAD DATA at 1e6 on {plabel(p)} partition(s): {fr(r)} x",
-                           limit_of(run, ld, cores)))
-    if any_:
-        w(f"| >= {LOAD_DATA_RATIO} x LOAD DATA at 1e6 on 1, 4, 16 partitions | {'; '.join(cells)} | "
-          f"{'**yes**' if all_ok else '**no**'} |")
+    # LOAD DATA at 1e6 and 1e7 per partition count
+    for n, label in ((1_000_000, "1e6"), (10_000_000, "1e7")):
+        cells, all_ok, seen = [], True, []
+        for p in sorted({k[1] for k in keys(aggs, "seed")}):
+            run = aggs.get(("seed", p, n, "run"))
+            ld = aggs.get(("seed", p, n, "load-data"))
+            if not (run and ld):
+                continue
+            seen.append(plabel(p).split(" ")[0])
+            r = ratio(run.rate, ld.rate)
+            cells.append(f"{plabel(p)}: {fr(r)} x")
+            if math.isnan(r) or r < LOAD_DATA_RATIO:
+                all_ok = False
+                misses.append((f"{LOAD_DATA_RATIO} x LOAD DATA at {label} on {plabel(p)} partition(s): {fr(r)} x",
+                               limit_of(run, ld, cores)))
+        if seen:
+            w(f"| >= {LOAD_DATA_RATIO} x LOAD DATA at {label} on {', '.join(seen)} partitions | {'; '.join(cells)} | "
+              f"{'**yes**' if all_ok else '**no**'} |")
     # RSS
     seedrss = [(k[2], aggs[k].rss) for k in keys(aggs, "seed", 0) if k[3] == "run" and not math.isnan(aggs[k].rss)]
     if seedrss:
@@ -631,7 +672,7 @@ def main():
       + (f"; **{len(bad)} sample(s) not ok**, left out of the medians, listed there." if bad else "."))
     w("")
 
-    timing_section(load_timing(args.results), w)
+    timing_section(load_timing(args.results), w, aggs)
 
     # ---- plots
     if made:

@@ -220,7 +220,10 @@ mod tests {
             async move { l.turn(1, 2_000).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!ahead.is_finished(), "partition 0 holds a message 1 s older");
+        assert!(
+            !ahead.is_finished(),
+            "partition 0 holds a message 1 s older"
+        );
         assert!(goes(&l, 0, 1_500).await, "the oldest never waits");
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!ahead.is_finished(), "still 0.5 s behind");

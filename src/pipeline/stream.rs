@@ -276,8 +276,7 @@ async fn read_partition(
                 // until the whole buffer is read.
                 tokio::task::yield_now().await;
             }
-            let Some(msg) = next_message(&mut reader, index, shared, &mut cancelled).await?
-            else {
+            let Some(msg) = next_message(&mut reader, index, shared, &mut cancelled).await? else {
                 break;
             };
             if let Some(lockstep) = &shared.lockstep {

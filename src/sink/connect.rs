@@ -359,7 +359,8 @@ impl MysqlSink {
             max_packet_statement: self.max_packet_statement,
             order_by: self.clustered_key.as_deref().and_then(|key| {
                 mapped.iter().position(|c| {
-                    c.name == key && matches!(c.ty, ColumnType::Int { .. } | ColumnType::UInt { .. })
+                    c.name == key
+                        && matches!(c.ty, ColumnType::Int { .. } | ColumnType::UInt { .. })
                 })
             }),
         })

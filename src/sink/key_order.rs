@@ -80,7 +80,10 @@ impl KeyOrder {
         for (_, start, len) in &rows {
             piece.extend_from_slice(&pending[*start..start + len]);
             if piece.len() >= chunk {
-                out.push(std::mem::replace(&mut piece, Vec::with_capacity(chunk + 1024)));
+                out.push(std::mem::replace(
+                    &mut piece,
+                    Vec::with_capacity(chunk + 1024),
+                ));
             }
         }
         if !piece.is_empty() {

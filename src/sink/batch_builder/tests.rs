@@ -214,3 +214,70 @@ fn a_batch_ends_at_its_bytes_not_only_at_its_rows() {
     b.take();
     assert!(!b.is_full());
 }
+
+/// A LOAD DATA builder for `t (id)`, `id` an INT that alone is the clustered index.
+fn keyed_builder(max_rows: usize) -> BatchBuilder {
+    let table = TableName::parse("t").unwrap();
+    let mapped = vec![Column {
+        name: "id".into(),
+        ty: ColumnType::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        nullable: false,
+        has_default: false,
+        auto_increment: false,
+    }];
+    let mut b = BatchBuilder::new(&Shape {
+        table: &table,
+        mapped: &mapped,
+        mode: WriteMode::Insert,
+        strategy: WriteStrategy::LoadData,
+        max_rows,
+        max_batch_bytes: 1 << 20,
+        max_statement_bytes: 1 << 20,
+        max_packet_statement: 2 << 20,
+        order_by: Some(0),
+    });
+    b.track("t", 0, None);
+    b
+}
+
+/// The LOAD DATA input of a closed batch, as text.
+fn tsv_of(batch: &Batch) -> String {
+    let Body::Tsv { data, .. } = &batch.body else {
+        panic!("a LOAD DATA batch")
+    };
+    assert!(data.is_closed());
+    String::from_utf8(data.bytes_so_far()).unwrap()
+}
+
+#[test]
+fn rows_out_of_key_order_go_to_the_server_sorted_and_the_first_batches_ramp_up() {
+    let mut b = keyed_builder(80);
+    // Ascending rows stream as they come: nothing held.
+    for id in [1, 2, 3] {
+        b.push_row(&[Value::Int(id)]).unwrap();
+    }
+    assert!(!b.is_full());
+    // Rows of two partitions read side by side (keys p, p + 2, ...): held, then sorted. Held,
+    // the first batch ends at 1/8 of its rows (10), the next ones at 1/4 and 1/2.
+    let mut ids = (4..)
+        .step_by(2)
+        .zip((5..).step_by(2))
+        .flat_map(|(a, b)| [b, a]);
+    let mut sizes = Vec::new();
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        while !b.is_full() {
+            b.push_row(&[Value::Int(ids.next().unwrap())]).unwrap();
+        }
+        let batch = b.take();
+        sizes.push(batch.rows);
+        sent.push(tsv_of(&batch));
+    }
+    assert_eq!(sizes, vec![10, 20, 40, 80]);
+    assert_eq!(sent[0], "1\n2\n3\n4\n5\n6\n7\n8\n9\n11\n");
+    let second: Vec<i64> = sent[1].lines().map(|l| l.parse().unwrap()).collect();
+    assert!(second.windows(2).all(|w| w[0] < w[1]), "{second:?}");
+}
