@@ -55,6 +55,7 @@ from pulsar2mysql_airflow import (
     DEFAULT_TASK_ARGS,
     CronDataIntervalTimetable,
     DeltaDataIntervalTimetable,
+    NO_RETRY_EXIT_CODES,
     floor_interval,
     pool_slots,
     refuse_after_a_failed_window,
@@ -902,6 +903,13 @@ def sync_pair(spec: dict, pair: dict, context, *, conn=None, log=print) -> dict:
             f"pulsar2mysql refused stream {pair['stream']!r} / sink {pair['sink']!r} of InLong "
             f"group {group_id!r} (exit 2, see the line above); fix the group in InLong (or its "
             "override file), retrying cannot help")
+    if code in NO_RETRY_EXIT_CODES:
+        from airflow.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"pulsar2mysql exited with {code}, {NO_RETRY_EXIT_CODES[code]}, on stream "
+            f"{pair['stream']!r} / sink {pair['sink']!r} of InLong group {group_id!r} (see the lines "
+            "above): a retry would fail the same way, so the task fails now; fix it, then clear the task")
     if code != 0:
         raise RuntimeError(f"pulsar2mysql failed with exit code {code} (see the lines above); "
                            "the task is retried and the window resumes after its last commit")

@@ -144,6 +144,29 @@ def test_a_stream_without_dataflow_or_mysql_sink_is_named():
         inlong.stream_sinks([hive], "grp-x")
 
 
+@pytest.mark.parametrize("code, retried", [(2, False), (5, False), (3, True), (4, True)])
+def test_a_pair_fails_at_once_where_a_retry_cannot_help(monkeypatch, code, retried):
+    """As every sync task (pulsar2mysql_airflow.NO_RETRY_EXIT_CODES): exit 2 (configuration) and
+    5 (the bad-record limit) fail the pair's task at once; the others are Airflow's to retry.
+    The runner's exit is stubbed here (the real one is run by the tests above)."""
+    from airflow.exceptions import AirflowFailException
+
+    group = unique("il").replace("_", "-")
+    stream = recorded_stream(group, topic="public/default/t", service_url=PULSAR_URL, admin_url=ADMIN_URL,
+                             jdbc_url="jdbc:mysql://127.0.0.1:3306/db", user="u", password="pw")
+    monkeypatch.setattr(inlong, "list_streams", lambda *a, **k: [stream])
+    monkeypatch.setattr(inlong, "window", lambda spec, context: ("1000", "2000"))
+    monkeypatch.setattr(inlong, "run_runner", lambda doc, env, log=print: (code, None))
+    spec = {"group_id": group}
+    pair = {"stream": group, "sink": "mysql_sink"}
+    if retried:
+        with pytest.raises(RuntimeError, match=f"exit code {code}"):
+            inlong.sync_pair(spec, pair, {}, log=lambda _: None)
+    else:
+        with pytest.raises(AirflowFailException, match="retry"):
+            inlong.sync_pair(spec, pair, {}, log=lambda _: None)
+
+
 def test_the_later_registration_wins_and_the_delete_echo_changes_nothing(tmp_path):
     """The recorded dag_creator runs: two registrations half a second apart at approval, then
     the delete's echo with start_time == end_time."""
