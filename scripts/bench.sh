@@ -4,7 +4,7 @@
 # side by side in one run; medians and ratios printed and written under target/bench/).
 # Settings are environment variables: see benches/e2e.sh. Needs `make services` first.
 #   scripts/bench.sh full  (make bench-full)          # the whole comparison (benches/full.sh):
-#                                                     # raw results, BENCHMARKS.md, plots, ~30 min
+#                                                     # raw results, BENCHMARKS.md, plots, ~50 min
 #   make bench                                        # 1e5 and 1e6 records, 3 rounds
 #   P2M_BENCH_SIZES="1000000 10000000" make bench      # the flatness check up to 1e7
 #   benches/tune.sh                                   # batch size / writers sweep

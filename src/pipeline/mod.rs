@@ -2,8 +2,8 @@
 //!
 //! The readers of the first partitions open first, so every end bound is taken when the run
 //! starts. Partitions are then spread over write streams (one connection each; one unless
-//! `--writers` says), each stream reading up to 16 partitions side by side into one writer
-//! task (`stream`): reading+converting and
+//! `--writers` says), each stream reading up to 16 partitions side by side, kept together in
+//! publish time (`lockstep`), into one writer task (`stream`): reading+converting and
 //! writing overlap through a bounded channel, which keeps memory flat whatever the size of
 //! the range. A stream's partitions fill one batch together, which commits with the
 //! checkpoint of every partition in it, and a stream's batches commit in order, so each
