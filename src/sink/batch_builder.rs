@@ -224,7 +224,8 @@ impl TsvRows {
                     for piece in order.sorted(&self.pending, tsv::CHUNK) {
                         writer.publish(piece);
                     }
-                    self.pending.clear();
+                    // The batch's rows now live in its pieces: give the held copy back.
+                    take_chunk(&mut self.pending);
                 }
                 Some(order) => {
                     order.sent();

@@ -90,7 +90,8 @@ impl KeyOrder {
             out.push(piece);
         }
         rows.clear();
-        self.rows = rows; // keeps its capacity for the next batch
+        rows.shrink_to(1024);
+        self.rows = rows;
         self.last = None;
         self.holding = false;
         out
