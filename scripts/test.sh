@@ -1,22 +1,84 @@
 #!/usr/bin/env bash
 # Every test: formatting and lints, unit tests, integration tests against the real Pulsar and
-# MariaDB (started here if they are not running), and the Airflow DAG tests.
+# MariaDB (started here if they are not running), the fault tests, the Airflow DAG tests, the
+# release artifacts, the compose file and the benchmark's smoke.
+#
+# Wall time (2 cores): the set-up that mostly waits on the network (the Python venvs, the Flink
+# peer's Maven build, the podman base image) runs in the background from the start, beside the
+# Rust build, and is waited for right before the phase that needs it (its log is shown if it
+# failed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 export PULSAR_URL PULSAR_ADMIN_URL PULSAR_TLS_URL PULSAR_ADMIN_TLS_URL PULSAR_TLS_CA_FILE PULSAR_TOKEN_FILE MYSQL_URL PUSHGATEWAY_URL TOXIPROXY_URL
 
-# A non-Rust producer for the codec tests: the official Python client (C++ inside).
-PULSAR_CLIENT_VERSION=3.13.0
-if ! .cache/venv-pulsar/bin/python -c "import pulsar" 2>/dev/null \
-   || [ "$(.cache/venv-pulsar/bin/pip show pulsar-client 2>/dev/null | sed -n 's/^Version: //p')" != "$PULSAR_CLIENT_VERSION" ]; then
-  python3 -m venv .cache/venv-pulsar
-  .cache/venv-pulsar/bin/pip install -q "pulsar-client==$PULSAR_CLIENT_VERSION"
-fi
-export P2M_PYTHON="$PWD/.cache/venv-pulsar/bin/python"
+logs=$(mktemp -d "${TMPDIR:-/tmp}/p2m-test.XXXXXX")
+trap bg_stop_all EXIT
 
+# ---- Debian packages of the later phases, in one apt-get -------------------------------------
+# Each script installs what it lacks when run alone; here the phases run side by side, and two
+# apt-gets at once fail on dpkg's lock. Nothing to do on a machine that has them.
+debian_packages() {
+    local want=(podman runc mmdebstrap postgresql redis-server prometheus docker-compose time) missing=() p
+    for p in "${want[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+    done
+    command -v javac >/dev/null && command -v mvn >/dev/null || missing+=(openjdk-17-jdk-headless maven)
+    ((${#missing[@]})) || return 0
+    log "installing Debian packages: ${missing[*]}"
+    # Keep the postinsts from starting system PostgreSQL, Redis and Prometheus servers.
+    local guard=/usr/sbin/policy-rc.d added=0 rc=0
+    if [[ ! -e $guard ]]; then
+        as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$guard && chmod 755 $guard"
+        added=1
+    fi
+    as_root apt-get update -q >&2 || rc=$?
+    ((rc != 0)) || as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
+    ((added == 0)) || as_root rm -f "$guard"
+    ((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
+}
+debian_packages
+
+# ---- set-up in the background ------------------------------------------------------------------
+# nice: the Rust build in the foreground keeps the CPU; these mostly wait on downloads.
+setup() { # setup NAME CMD...
+    bg_start "$1" "$logs/$1.log" nice -n 10 "${@:2}"
+}
+setup_wait() { # setup_wait NAME: waits for it; a failure stops the run, with its log
+    local rc=0
+    bg_wait "$1" || rc=$?
+    if ((rc != 0)); then
+        echo "test.sh: set-up '$1' failed (exit $rc); its log ($logs/$1.log):" >&2
+        cat "$logs/$1.log" >&2
+        exit 1
+    fi
+}
+
+# A non-Rust producer for the codec tests: the official Python client (C++ inside).
+pulsar_venv() {
+    local version=3.13.0 venv=.cache/venv-pulsar
+    if ! "$venv/bin/python" -c "import pulsar" 2>/dev/null \
+       || [ "$("$venv/bin/pip" show pulsar-client 2>/dev/null | sed -n 's/^Version: //p')" != "$version" ]; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "pulsar-client==$version"
+    fi
+}
+export -f pulsar_venv
+setup venv-pulsar bash -euo pipefail -c pulsar_venv
+airflow_suites=${P2M_AIRFLOW_SUITES:-3 2.10}
+for suite in $airflow_suites; do
+    setup "airflow-venv-$suite" airflow/setup.sh "$suite"
+done
+setup bench-venv benches/report.sh --venv-only
+setup flink-peer benches/flink/build.sh
+setup podman-base scripts/podman.sh base
+
+# ---- Rust ----------------------------------------------------------------------------------------
 echo "== vendored pulsar-rs: vendor/pulsar is the pristine crate + vendor/patches (offline)"
 scripts/vendor-pulsar.sh check
 
@@ -25,17 +87,30 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 
 echo "== Rust tests (unit + integration)"
+setup_wait venv-pulsar
+export P2M_PYTHON="$PWD/.cache/venv-pulsar/bin/python"
 # Integration tests share two cores with the broker and the database: keep them few at a time.
 cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
 
 echo "== fault tests: MariaDB and Pulsar restarted under a run (alone: they restart shared services)"
 cargo test --test it -- --ignored --test-threads 1
 
+# ---- Airflow, release artifacts, compose file, benchmark smoke --------------------------------
+# Every binary the later phases run, built once now: no cargo build may swap one of them while
+# another phase runs it (the later `cargo build`s find them fresh).
+echo "== the debug binaries of the later phases"
+cargo build --quiet --bin pulsar2mysql --example seed_producer --example shape_producer
+for suite in $airflow_suites; do
+    setup_wait "airflow-venv-$suite"
+done
+setup_wait podman-base
+setup_wait bench-venv
+setup_wait flink-peer
+
 echo "== Airflow DAG tests (against the debug binaries)"
-cargo build --quiet --bin pulsar2mysql --example seed_producer
 PULSAR2MYSQL_BIN="$PWD/target/debug/pulsar2mysql" \
 P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" \
-  airflow/run-tests.sh
+    airflow/run-tests.sh
 
 # ---- release artifacts, image, compose stack (issue 15) --------------------------------------
 echo "== release artifacts: tarball, .deb (dpkg -x and dpkg -i in a container), the image running the seed scenario"
@@ -46,3 +121,4 @@ scripts/test-compose.sh
 # ---- benchmark smoke (issue 13) ------------------------------------------------------------
 echo "== benchmark smoke: the seed's 10,000 records, one round, every contender incl. the Flink peer (rows checked, not speed)"
 scripts/bench-smoke.sh
+rm -rf "$logs"
