@@ -6,7 +6,9 @@
 # Wall time (2 cores): the set-up that mostly waits on the network (the Python venvs, the Flink
 # peer's Maven build, the podman base image) runs in the background from the start, beside the
 # Rust build, and is waited for right before the phase that needs it (its log is shown if it
-# failed).
+# failed). After the Rust phases, the Airflow tests (airflow/run-tests.sh: its two suites side
+# by side) run beside the release, compose and benchmark checks: those share only the
+# services, each with databases, topics and job ids of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -95,7 +97,7 @@ cargo test --all-targets -- --test-threads "${P2M_TEST_THREADS:-3}"
 echo "== fault tests: MariaDB and Pulsar restarted under a run (alone: they restart shared services)"
 cargo test --test it -- --ignored --test-threads 1
 
-# ---- Airflow, release artifacts, compose file, benchmark smoke --------------------------------
+# ---- Airflow, beside the release artifacts, the compose file and the benchmark smoke ----------
 # Every binary the later phases run, built once now: no cargo build may swap one of them while
 # another phase runs it (the later `cargo build`s find them fresh).
 echo "== the debug binaries of the later phases"
@@ -107,18 +109,35 @@ setup_wait podman-base
 setup_wait bench-venv
 setup_wait flink-peer
 
-echo "== Airflow DAG tests (against the debug binaries)"
+# One after another, beside the Airflow tests; each runs even if an earlier one failed.
+release_compose_bench() {
+    local failed=()
+    echo "== release artifacts: tarball, .deb (dpkg -x and dpkg -i in a container), the image running the seed scenario"
+    P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" scripts/test-release.sh || failed+=("release artifacts (scripts/test-release.sh)")
+    echo "== docker/compose.yaml validated (docker-compose 1.29 config) and its dashboard's metrics"
+    scripts/test-compose.sh || failed+=("compose (scripts/test-compose.sh)")
+    echo "== benchmark smoke: the seed's 10,000 records, one round, every contender incl. the Flink peer (rows checked, not speed)"
+    scripts/bench-smoke.sh || failed+=("benchmark smoke (scripts/bench-smoke.sh)")
+    if ((${#failed[@]})); then
+        printf 'FAILED: %s\n' "${failed[@]}"
+        return 1
+    fi
+}
+export -f release_compose_bench
+bg_start release-compose-bench "$logs/release-compose-bench.log" bash -uo pipefail -c release_compose_bench
+
+echo "== Airflow DAG tests (against the debug binaries); beside them: the release, compose and benchmark checks ($logs/release-compose-bench.log)"
+failed=()
 PULSAR2MYSQL_BIN="$PWD/target/debug/pulsar2mysql" \
 P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" \
-    airflow/run-tests.sh
+    airflow/run-tests.sh || failed+=("Airflow tests (airflow/run-tests.sh)")
 
-# ---- release artifacts, image, compose stack (issue 15) --------------------------------------
-echo "== release artifacts: tarball, .deb (dpkg -x and dpkg -i in a container), the image running the seed scenario"
-P2M_SEED_PRODUCER="$PWD/target/debug/examples/seed_producer" scripts/test-release.sh
-echo "== docker/compose.yaml validated (docker-compose 1.29 config) and its dashboard's metrics"
-scripts/test-compose.sh
+echo "== release artifacts, compose file, benchmark smoke (ran beside the Airflow tests)"
+bg_wait release-compose-bench || failed+=("release, compose or benchmark checks (see FAILED above)")
+cat "$logs/release-compose-bench.log"
 
-# ---- benchmark smoke (issue 13) ------------------------------------------------------------
-echo "== benchmark smoke: the seed's 10,000 records, one round, every contender incl. the Flink peer (rows checked, not speed)"
-scripts/bench-smoke.sh
+if ((${#failed[@]})); then
+    printf 'test.sh: failed: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
 rm -rf "$logs"
