@@ -25,11 +25,21 @@ trap bg_stop_all EXIT
 # Each script installs what it lacks when run alone; here the phases run side by side, and two
 # apt-gets at once fail on dpkg's lock. Nothing to do on a machine that has them.
 debian_packages() {
-    local want=(podman runc mmdebstrap postgresql redis-server prometheus docker-compose time) missing=() p
-    for p in "${want[@]}"; do
-        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-    done
-    command -v javac >/dev/null && command -v mvn >/dev/null || missing+=(openjdk-17-jdk-headless maven)
+    local missing=()
+    # need PACKAGE CHECK...: PACKAGE is missing unless CHECK (the check of the script using it) passes
+    need() { "${@:2}" >/dev/null 2>&1 || missing+=("$1"); }
+    installed() { dpkg-query -W -f='${db:Status-Status}' "$1" | grep -qx installed; }
+    have() { local c; for c; do command -v "$c" || return 1; done; }
+    need podman installed podman  # scripts/podman.sh
+    need runc installed runc
+    need mmdebstrap installed mmdebstrap
+    need postgresql compgen -G '/usr/lib/postgresql/*/bin'  # scripts/postgres.sh
+    need redis-server have redis-server redis-cli  # scripts/redis.sh
+    need prometheus have promtool  # airflow/alerts/test-rules.sh
+    need docker-compose have docker-compose  # scripts/test-compose.sh
+    need time test -x /usr/bin/time  # benches/e2e.sh
+    need openjdk-17-jdk-headless have javac  # benches/flink/build.sh
+    need maven have mvn
     ((${#missing[@]})) || return 0
     log "installing Debian packages: ${missing[*]}"
     # Keep the postinsts from starting system PostgreSQL, Redis and Prometheus servers.
