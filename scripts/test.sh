@@ -14,12 +14,45 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
+logs=$(mktemp -d "${TMPDIR:-/tmp}/p2m-test.XXXXXX")
+trap bg_stop_all EXIT
+
+# ---- set-up in the background ------------------------------------------------------------------
+# nice: the Rust build in the foreground keeps the CPU; these mostly wait on downloads.
+setup() { # setup NAME CMD...
+    bg_start "$1" "$logs/$1.log" nice -n 10 "${@:2}"
+}
+setup_wait() { # setup_wait NAME: waits for it; a failure stops the run, with its log
+    local rc=0
+    bg_wait "$1" || rc=$?
+    if ((rc != 0)); then
+        echo "test.sh: set-up '$1' failed (exit $rc); its log ($logs/$1.log):" >&2
+        cat "$logs/$1.log" >&2
+        exit 1
+    fi
+}
+
+# The Python venvs need neither the services nor apt-get: they start first.
+# A non-Rust producer for the codec tests: the official Python client (C++ inside).
+pulsar_venv() {
+    local version=3.13.0 venv=.cache/venv-pulsar
+    if ! "$venv/bin/python" -c "import pulsar" 2>/dev/null \
+       || [ "$("$venv/bin/pip" show pulsar-client 2>/dev/null | sed -n 's/^Version: //p')" != "$version" ]; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "pulsar-client==$version"
+    fi
+}
+export -f pulsar_venv
+setup venv-pulsar bash -euo pipefail -c pulsar_venv
+airflow_suites=${P2M_AIRFLOW_SUITES:-3 2.10}
+for suite in $airflow_suites; do
+    setup "airflow-venv-$suite" airflow/setup.sh "$suite"
+done
+setup bench-venv benches/report.sh --venv-only
+
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 export PULSAR_URL PULSAR_ADMIN_URL PULSAR_TLS_URL PULSAR_ADMIN_TLS_URL PULSAR_TLS_CA_FILE PULSAR_TOKEN_FILE MYSQL_URL PUSHGATEWAY_URL TOXIPROXY_URL
-
-logs=$(mktemp -d "${TMPDIR:-/tmp}/p2m-test.XXXXXX")
-trap bg_stop_all EXIT
 
 # ---- Debian packages of the later phases, in one apt-get -------------------------------------
 # Each script installs what it lacks when run alone; here the phases run side by side, and two
@@ -56,37 +89,7 @@ debian_packages() {
 }
 debian_packages
 
-# ---- set-up in the background ------------------------------------------------------------------
-# nice: the Rust build in the foreground keeps the CPU; these mostly wait on downloads.
-setup() { # setup NAME CMD...
-    bg_start "$1" "$logs/$1.log" nice -n 10 "${@:2}"
-}
-setup_wait() { # setup_wait NAME: waits for it; a failure stops the run, with its log
-    local rc=0
-    bg_wait "$1" || rc=$?
-    if ((rc != 0)); then
-        echo "test.sh: set-up '$1' failed (exit $rc); its log ($logs/$1.log):" >&2
-        cat "$logs/$1.log" >&2
-        exit 1
-    fi
-}
-
-# A non-Rust producer for the codec tests: the official Python client (C++ inside).
-pulsar_venv() {
-    local version=3.13.0 venv=.cache/venv-pulsar
-    if ! "$venv/bin/python" -c "import pulsar" 2>/dev/null \
-       || [ "$("$venv/bin/pip" show pulsar-client 2>/dev/null | sed -n 's/^Version: //p')" != "$version" ]; then
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install -q "pulsar-client==$version"
-    fi
-}
-export -f pulsar_venv
-setup venv-pulsar bash -euo pipefail -c pulsar_venv
-airflow_suites=${P2M_AIRFLOW_SUITES:-3 2.10}
-for suite in $airflow_suites; do
-    setup "airflow-venv-$suite" airflow/setup.sh "$suite"
-done
-setup bench-venv benches/report.sh --venv-only
+# These may need the Debian packages above (a JDK and Maven; podman, mmdebstrap).
 setup flink-peer benches/flink/build.sh
 setup podman-base scripts/podman.sh base
 
