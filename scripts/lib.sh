@@ -139,3 +139,29 @@ wait_until() {
         sleep 0.5
     done
 }
+
+# Background jobs (scripts/test.sh, airflow/run-tests.sh): each in a session of its own, so
+# that it can be stopped whole with what it started; its output in a log file. Jobs ignore
+# Ctrl-C (bash gives background commands SIGINT ignored): the caller's trap stops them.
+#   bg_start NAME LOGFILE CMD...   start CMD (a program; `bash -c` for shell code)
+#   bg_wait NAME                   wait for it; its exit status
+#   bg_stop_all                    SIGTERM every job still running (an EXIT trap)
+declare -A P2M_BG_PID=()
+bg_start() {
+    local name=$1 logfile=$2
+    shift 2
+    setsid -w "$@" >"$logfile" 2>&1 </dev/null &
+    P2M_BG_PID[$name]=$!
+}
+bg_wait() {
+    local pid=${P2M_BG_PID[$1]:?no background job $1} rc=0
+    wait "$pid" || rc=$?
+    unset 'P2M_BG_PID[$1]'
+    return "$rc"
+}
+bg_stop_all() {
+    local name
+    for name in "${!P2M_BG_PID[@]}"; do
+        kill -TERM -- "-${P2M_BG_PID[$name]}" 2>/dev/null || true
+    done
+}
