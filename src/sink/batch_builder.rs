@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::batch::{Batch, Body, OpenBatch};
 use super::checkpoint::Span;
 use super::dead_letter::DeadLetter;
-use super::key_order::KeyOrder;
+use super::key_order::{KeyOrder, MAX_ORDERED_BYTES};
 use super::schema::TableName;
 use super::sql::{quote_ident, write_literal};
 use super::tsv::{self, TsvData, TsvWriter};
@@ -280,7 +280,13 @@ impl BatchBuilder {
                 pending: Vec::new(),
                 open: None,
                 opened: None,
-                order: shape.order_by.map(KeyOrder::new),
+                // A batch plus its largest row must keep its offsets within u32.
+                order: shape
+                    .order_by
+                    .filter(|_| {
+                        shape.max_batch_bytes + shape.max_packet_statement < MAX_ORDERED_BYTES
+                    })
+                    .map(KeyOrder::new),
             }),
             _ => Format::Insert(InsertRows::new(shape)),
         };

@@ -17,6 +17,10 @@
 
 use crate::records::Value;
 
+/// The largest batch (in bytes of rows, a row over it included) whose rows are put in key
+/// order: their offsets fit `u32`.
+pub(super) const MAX_ORDERED_BYTES: usize = u32::MAX as usize;
+
 /// Where the table's rows are ordered, and the rows not yet sent with their keys.
 #[derive(Debug)]
 pub(super) struct KeyOrder {
@@ -26,8 +30,9 @@ pub(super) struct KeyOrder {
     last: Option<u64>,
     /// Since a row came out of order: the batch's remaining rows wait for [`KeyOrder::sorted`].
     holding: bool,
-    /// The rows of the pending buffer, in arrival order: key, start, length.
-    rows: Vec<(u64, usize, usize)>,
+    /// The rows of the pending buffer, in arrival order: key, start, length (16 bytes a row;
+    /// the builder orders only batches whose bytes fit `u32`, see [`MAX_ORDERED_BYTES`]).
+    rows: Vec<(u64, u32, u32)>,
 }
 
 impl KeyOrder {
@@ -57,7 +62,8 @@ impl KeyOrder {
         }
         let key = key.or(self.last).unwrap_or(0);
         self.last = Some(key);
-        self.rows.push((key, start, len));
+        let offset = |n: usize| u32::try_from(n).expect("within MAX_ORDERED_BYTES");
+        self.rows.push((key, offset(start), offset(len)));
     }
 
     /// Whether the pending rows must wait for the batch's end (they are out of order).
@@ -77,8 +83,9 @@ impl KeyOrder {
         rows.sort_by_key(|&(key, _, _)| key);
         let mut out = Vec::new();
         let mut piece = Vec::with_capacity(chunk.min(pending.len()) + 1024);
-        for (_, start, len) in &rows {
-            piece.extend_from_slice(&pending[*start..start + len]);
+        for &(_, start, len) in &rows {
+            let (start, len) = (start as usize, len as usize);
+            piece.extend_from_slice(&pending[start..start + len]);
             if piece.len() >= chunk {
                 out.push(std::mem::replace(
                     &mut piece,
