@@ -28,6 +28,24 @@ as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
+# apt_install PACKAGE...: apt-get update and install, without letting the packages' postinst
+# scripts start their system services (without systemd they would, via invoke-rc.d, and hold
+# the ports our own instances need): a policy-rc.d answering 101 ("action forbidden") stops
+# that, as Docker images ship it. apt's output goes to stderr (stdout may be a script's
+# machine-readable output). Dies naming the packages if apt-get fails.
+apt_install() {
+    local guard=/usr/sbin/policy-rc.d added=0 rc=0
+    if [[ ! -e $guard ]]; then
+        as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$guard && chmod 755 $guard"
+        added=1
+    fi
+    as_root apt-get update -q >&2 || rc=$?
+    ((rc != 0)) || as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "$@" >&2 || rc=$?
+    ((added == 0)) || as_root rm -f "$guard"
+    ((rc == 0)) || die "apt-get failed (exit $rc) installing: $*"
+}
+
 # url_parse URL: sets URL_SCHEME URL_USER URL_PASS URL_HOST URL_PORT URL_PATH.
 # URL_PORT falls back to the scheme's usual port when the URL has none.
 url_parse() {

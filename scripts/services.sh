@@ -144,21 +144,7 @@ ensure_packages() {
     ((${#missing[@]} == 0)) && return 0
 
     log "installing Debian packages: ${missing[*]}"
-    # Without systemd, package postinst scripts would start the system MariaDB
-    # (on 3306) and Pushgateway (on 9091) via invoke-rc.d, and those would then
-    # hold the ports our own instances need. A policy-rc.d that answers 101
-    # ("action forbidden") stops that; Docker images ship the same file.
-    local guard=/usr/sbin/policy-rc.d added_guard=0 rc=0
-    if [[ ! -e $guard ]]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$guard && chmod 755 $guard"
-        added_guard=1
-    fi
-    # apt's output goes to stderr: stdout of `up` is the status summary.
-    as_root apt-get update -q >&2 || rc=$?
-    ((rc != 0)) || as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
-    ((added_guard == 0)) || as_root rm -f "$guard"
-    ((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
+    apt_install "${missing[@]}"
 }
 
 # Maven downloads the distribution (and keeps it in ~/.m2 as a cache); we

@@ -75,17 +75,7 @@ debian_packages() {
     need maven have mvn
     ((${#missing[@]})) || return 0
     log "installing Debian packages: ${missing[*]}"
-    # Keep the postinsts from starting system PostgreSQL, Redis and Prometheus servers.
-    local guard=/usr/sbin/policy-rc.d added=0 rc=0
-    if [[ ! -e $guard ]]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$guard && chmod 755 $guard"
-        added=1
-    fi
-    as_root apt-get update -q >&2 || rc=$?
-    ((rc != 0)) || as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
-    ((added == 0)) || as_root rm -f "$guard"
-    ((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
+    apt_install "${missing[@]}"  # system PostgreSQL, Redis, Prometheus stay stopped
 }
 debian_packages
 

@@ -17,11 +17,11 @@ use crate::error::{Error, Result};
 use crate::records::{BadRecord, RowConverter};
 use crate::report::{Mark, Stats};
 use crate::sink::{Batch, BatchBuilder, MysqlSink, OpenBatch};
-
-use super::lockstep::Lockstep;
 use crate::source::{
     Partition, PartitionReader, Position, ResolvedRange, SourceMessage, MAX_ENTRY_BYTES,
 };
+
+use super::lockstep::Lockstep;
 
 /// Batches queued between a partition's reader and its writer task, besides the one being
 /// written and the one being filled: enough to ride out a slow commit, little memory.

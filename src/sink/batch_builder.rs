@@ -227,11 +227,12 @@ impl TsvRows {
                     // The batch's rows now live in its pieces: give the held copy back.
                     take_chunk(&mut self.pending);
                 }
-                Some(order) => {
-                    order.sent();
+                order => {
                     writer.publish(take_chunk(&mut self.pending));
+                    if let Some(order) = order {
+                        order.reset();
+                    }
                 }
-                None => writer.publish(take_chunk(&mut self.pending)),
             }
             writer.close();
             *body = Body::Tsv {

@@ -71,9 +71,17 @@ impl KeyOrder {
         self.holding
     }
 
-    /// The pending rows were sent as they are.
+    /// The pending rows were sent as they are (mid-batch).
     pub(super) fn sent(&mut self) {
         self.rows.clear();
+    }
+
+    /// The batch closed: the next one starts streaming, compared with nothing before it.
+    pub(super) fn reset(&mut self) {
+        self.rows.clear();
+        self.rows.shrink_to(1024);
+        self.last = None;
+        self.holding = false;
     }
 
     /// The pending rows `pending` in key order, in pieces of about `chunk` bytes; ready for
@@ -96,11 +104,8 @@ impl KeyOrder {
         if !piece.is_empty() {
             out.push(piece);
         }
-        rows.clear();
-        rows.shrink_to(1024);
         self.rows = rows;
-        self.last = None;
-        self.holding = false;
+        self.reset();
         out
     }
 }
