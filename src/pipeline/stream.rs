@@ -395,7 +395,7 @@ fn consume(
         (Some((id, of)), _) => Err(BadRecord::chunk(id, of)),
         (None, Some(size)) => Err(BadRecord::too_large(size, MAX_ENTRY_BYTES)),
         (None, None) => converter
-            .convert(&msg.payload, |values| builder.push_row(values))
+            .convert(&msg.payload, |values| builder.push_row(index, values))
             .and_then(|pushed| pushed),
     };
     match converted {

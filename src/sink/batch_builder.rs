@@ -169,7 +169,7 @@ struct TsvRows {
 }
 
 impl TsvRows {
-    fn push(&mut self, values: &[Value<'_>]) {
+    fn push(&mut self, partition: i32, values: &[Value<'_>]) {
         let (writer, _) = self.open.get_or_insert_with(|| {
             let (writer, data) = tsv::tsv_batch();
             self.opened = Some(OpenBatch {
@@ -188,10 +188,7 @@ impl TsvRows {
         }
         self.pending.push(b'\n');
         if let Some(order) = &mut self.order {
-            order.push(values, start, self.pending.len() - start);
-            if order.holding() {
-                return; // sent sorted when the batch closes
-            }
+            order.push(partition, values, &mut self.pending, start);
         }
         let chunk = if writer.bytes() == 0 {
             tsv::FIRST_CHUNK
@@ -200,17 +197,16 @@ impl TsvRows {
         };
         if self.pending.len() >= chunk {
             writer.publish(take_chunk(&mut self.pending));
-            if let Some(order) = &mut self.order {
-                order.sent();
-            }
         }
     }
 
     fn bytes(&self) -> usize {
-        self.pending.len() + self.open.as_ref().map_or(0, |(w, _)| w.bytes())
+        self.pending.len()
+            + self.open.as_ref().map_or(0, |(w, _)| w.bytes())
+            + self.order.as_ref().map_or(0, KeyOrder::held_bytes)
     }
 
-    /// Whether the open batch holds its rows back to send them in key order.
+    /// Whether the open batch holds its rows back to send them in key order when it closes.
     fn holding(&self) -> bool {
         self.order.as_ref().is_some_and(KeyOrder::holding)
     }
@@ -219,21 +215,15 @@ impl TsvRows {
     /// its body stays empty.
     fn close(&mut self, body: &mut Body) {
         if let Some((mut writer, data)) = self.open.take() {
-            match &mut self.order {
-                Some(order) if order.holding() => {
-                    for piece in order.sorted(&self.pending, tsv::CHUNK) {
-                        writer.publish(piece);
+            if let Some(order) = &mut self.order {
+                // The rows still held, in pieces as they are sorted out of the store.
+                order.close(&mut self.pending, |pending| {
+                    if pending.len() >= tsv::CHUNK {
+                        writer.publish(take_chunk(pending));
                     }
-                    // The batch's rows now live in its pieces: give the held copy back.
-                    take_chunk(&mut self.pending);
-                }
-                order => {
-                    writer.publish(take_chunk(&mut self.pending));
-                    if let Some(order) = order {
-                        order.reset();
-                    }
-                }
+                });
             }
+            writer.publish(take_chunk(&mut self.pending));
             writer.close();
             *body = Body::Tsv {
                 statement: self.statement.clone(),
@@ -281,11 +271,11 @@ impl BatchBuilder {
                 pending: Vec::new(),
                 open: None,
                 opened: None,
-                // A batch plus its largest row must keep its offsets within u32.
+                // The held rows' store (under twice a batch and its largest row) keeps u32 offsets.
                 order: shape
                     .order_by
                     .filter(|_| {
-                        shape.max_batch_bytes + shape.max_packet_statement < MAX_ORDERED_BYTES
+                        2 * (shape.max_batch_bytes + shape.max_packet_statement) < MAX_ORDERED_BYTES
                     })
                     .map(KeyOrder::new),
             }),
@@ -318,6 +308,12 @@ impl BatchBuilder {
     pub fn track(&mut self, topic: &str, partition: i32, after: Option<Position>) {
         debug_assert!(self.is_empty(), "a partition joins between batches");
         self.retired.retain(|&p| p != partition);
+        if let Format::Tsv(TsvRows {
+            order: Some(order), ..
+        }) = &mut self.format
+        {
+            order.track(partition);
+        }
         if self.batch.spans.iter().any(|s| s.partition == partition) {
             return;
         }
@@ -334,18 +330,31 @@ impl BatchBuilder {
     /// being filled.
     pub fn retire(&mut self, partition: i32) {
         self.retired.push(partition);
+        if let Format::Tsv(TsvRows {
+            order: Some(order),
+            pending,
+            ..
+        }) = &mut self.format
+        {
+            // Its rows no longer bound the others': some held may go now.
+            order.retire(partition, pending);
+        }
     }
 
-    /// Adds one converted row.
+    /// Adds one converted row of partition `partition`.
     ///
     /// A row that alone exceeds the largest statement the server accepts is refused as a
     /// `too_large` bad record: written, it would fail the batch on every re-run.
-    pub fn push_row(&mut self, values: &[Value<'_>]) -> std::result::Result<(), BadRecord> {
+    pub fn push_row(
+        &mut self,
+        partition: i32,
+        values: &[Value<'_>],
+    ) -> std::result::Result<(), BadRecord> {
         match &mut self.format {
             Format::Insert(rows) => rows
                 .push(values, &mut self.batch.body)
                 .map_err(|bytes| BadRecord::row_too_large(bytes, rows.max_packet_statement))?,
-            Format::Tsv(rows) => rows.push(values),
+            Format::Tsv(rows) => rows.push(partition, values),
         }
         self.batch.rows += 1;
         Ok(())

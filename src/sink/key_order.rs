@@ -9,30 +9,66 @@
 //! same rows as readers of 4 and 16 partitions deliver them in 2.33 s and 2.81 s (56.6 and
 //! 60.6 MiB): BENCHMARKS.md.
 //!
-//! So a batch streams its rows as they come while their keys ascend (the usual case on one
-//! partition, where the server starts while the batch fills); from the first row out of order
-//! on, the batch holds its rows and sends them sorted when it closes. The sort is stable:
-//! rows with equal keys keep their order, so a duplicate key keeps the same winner (LOAD DATA
-//! keeps the first). The order never decides what is written, only how fast.
+//! Each partition's keys usually ascend on their own, so the batch is a merge of sorted runs:
+//! a row can go to the server once every partition still reading has reached its key (none
+//! of them can bring a smaller one). Rows wait in a small heap only while the partitions read
+//! side by side are apart (`pipeline::lockstep` keeps them within milliseconds), and the
+//! statement streams while the batch fills. A partition whose keys go backwards bounds
+//! nothing: from then on the batch's rows are held and sent sorted when it closes.
+//!
+//! The order is stable: rows with equal keys keep their order of arrival, so a duplicate key
+//! keeps the same winner (LOAD DATA keeps the first). The order never decides what is
+//! written, only how fast.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use crate::records::Value;
 
-/// The largest batch (in bytes of rows, a row over it included) whose rows are put in key
-/// order: their offsets fit `u32`.
+/// The most bytes the held rows' store may reach: its offsets are `u32`. The store stays
+/// under twice a batch (with its largest row); the builder orders only batches within this.
 pub(super) const MAX_ORDERED_BYTES: usize = u32::MAX as usize;
 
-/// Where the table's rows are ordered, and the rows not yet sent with their keys.
+/// Below this the held rows' store is never compacted (nor shrunk between batches).
+const COMPACT_FLOOR: usize = 64 * 1024;
+
+/// A partition of the stream, and how far its keys have come.
+#[derive(Debug)]
+struct Source {
+    partition: i32,
+    /// The highest key it delivered (its rows from now on are expected at or above it).
+    last: Option<u64>,
+    /// Still reading: its next rows bound what may be sent.
+    reading: bool,
+}
+
+/// A row waiting for its turn: ordered by key, then arrival.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Held {
+    key: u64,
+    seq: u64,
+    start: u32,
+    len: u32,
+}
+
+/// Where the table's rows are ordered, the partitions feeding the batch, and the rows not
+/// yet sent.
 #[derive(Debug)]
 pub(super) struct KeyOrder {
     /// The clustered key's position among the mapped columns (a single integer column).
     column: usize,
-    /// The last key seen in this batch (a row without an integer key takes it as its own).
-    last: Option<u64>,
-    /// Since a row came out of order: the batch's remaining rows wait for [`KeyOrder::sorted`].
-    holding: bool,
-    /// The rows of the pending buffer, in arrival order: key, start, length (16 bytes a row;
-    /// the builder orders only batches whose bytes fit `u32`, see [`MAX_ORDERED_BYTES`]).
-    rows: Vec<(u64, u32, u32)>,
+    sources: Vec<Source>,
+    /// The source of the last row (rows come in runs of one partition).
+    current: usize,
+    /// A partition's keys went backwards in this batch: the rest of it waits for its close.
+    unordered: bool,
+    held: BinaryHeap<Reverse<Held>>,
+    /// The held rows' bytes (and some sent ones, until the next compaction).
+    store: Vec<u8>,
+    /// Bytes of the rows held.
+    live: usize,
+    /// Rows held so far, for the order of equal keys.
+    seq: u64,
 }
 
 impl KeyOrder {
@@ -41,72 +77,169 @@ impl KeyOrder {
     pub(super) fn new(column: usize) -> KeyOrder {
         KeyOrder {
             column,
-            last: None,
-            holding: false,
-            rows: Vec::new(),
+            sources: Vec::new(),
+            current: 0,
+            unordered: false,
+            held: BinaryHeap::new(),
+            store: Vec::new(),
+            live: 0,
+            seq: 0,
         }
     }
 
-    /// Notes a row rendered at `start..start + len` of the pending buffer.
-    pub(super) fn push(&mut self, values: &[Value<'_>], start: usize, len: usize) {
+    /// Partition `partition` starts feeding the batches: until its first row, it may bring
+    /// any key.
+    pub(super) fn track(&mut self, partition: i32) {
+        match self.sources.iter_mut().find(|s| s.partition == partition) {
+            Some(source) => source.reading = true,
+            None => self.sources.push(Source {
+                partition,
+                last: None,
+                reading: true,
+            }),
+        }
+    }
+
+    /// Partition `partition` has been read to its end: it bounds nothing any more.
+    pub(super) fn retire(&mut self, partition: i32, pending: &mut Vec<u8>) {
+        if let Some(source) = self.sources.iter_mut().find(|s| s.partition == partition) {
+            source.reading = false;
+        }
+        self.release(pending);
+    }
+
+    /// Orders the row of partition `partition` just rendered at the end of `pending`, from
+    /// `start` on: it stays there when its turn has come (and nothing is held), else it is
+    /// held; rows whose turn came meanwhile follow it into `pending`.
+    pub(super) fn push(
+        &mut self,
+        partition: i32,
+        values: &[Value<'_>],
+        pending: &mut Vec<u8>,
+        start: usize,
+    ) {
+        let source = self.source(partition);
+        let last = self.sources[source].last;
         let key = match values.get(self.column) {
             // Order-preserving in u64: a column is either signed or unsigned throughout.
             Some(Value::Int(i)) => Some((*i as u64) ^ (1 << 63)),
             Some(Value::UInt(u)) => Some(*u),
+            // A row without a key stays behind its partition's row before it.
             _ => None,
-        };
-        if let (Some(key), Some(last)) = (key, self.last) {
-            if key < last {
-                self.holding = true;
-            }
         }
-        let key = key.or(self.last).unwrap_or(0);
-        self.last = Some(key);
+        .or(last)
+        .unwrap_or(0);
+        if last.is_some_and(|last| key < last) {
+            self.unordered = true;
+        }
+        self.sources[source].last = Some(last.map_or(key, |last| last.max(key)));
+        if self.held.is_empty() && self.bound().is_some_and(|bound| key <= bound) {
+            return; // its turn: it goes as it is
+        }
+        let len = pending.len() - start;
+        let at = self.store.len();
+        self.store.extend_from_slice(&pending[start..]);
+        pending.truncate(start);
+        self.live += len;
         let offset = |n: usize| u32::try_from(n).expect("within MAX_ORDERED_BYTES");
-        self.rows.push((key, offset(start), offset(len)));
+        self.held.push(Reverse(Held {
+            key,
+            seq: self.seq,
+            start: offset(at),
+            len: offset(len),
+        }));
+        self.seq += 1;
+        self.release(pending);
     }
 
-    /// Whether the pending rows must wait for the batch's end (they are out of order).
+    /// Whether the batch's rows wait for its close (a partition's keys went backwards).
     pub(super) fn holding(&self) -> bool {
-        self.holding
+        self.unordered
     }
 
-    /// The pending rows were sent as they are (mid-batch).
-    pub(super) fn sent(&mut self) {
-        self.rows.clear();
+    /// Bytes of the rows held.
+    pub(super) fn held_bytes(&self) -> usize {
+        self.live
     }
 
-    /// The batch closed: the next one starts streaming, compared with nothing before it.
-    pub(super) fn reset(&mut self) {
-        self.rows.clear();
-        self.rows.shrink_to(1024);
-        self.last = None;
-        self.holding = false;
+    /// The batch closes: every held row goes into `pending` in key order, `publish` called
+    /// after each (to send `pending` on when it has grown to a piece). The next batch starts
+    /// streaming again; the partitions' keys still bound it.
+    pub(super) fn close(&mut self, pending: &mut Vec<u8>, mut publish: impl FnMut(&mut Vec<u8>)) {
+        while let Some(Reverse(row)) = self.held.pop() {
+            let start = row.start as usize;
+            pending.extend_from_slice(&self.store[start..start + row.len as usize]);
+            publish(pending);
+        }
+        self.live = 0;
+        self.seq = 0;
+        self.unordered = false;
+        self.store.clear();
+        self.store.shrink_to(COMPACT_FLOOR);
+        self.held.shrink_to(1024);
     }
 
-    /// The pending rows `pending` in key order, in pieces of about `chunk` bytes; ready for
-    /// the next batch.
-    pub(super) fn sorted(&mut self, pending: &[u8], chunk: usize) -> Vec<Vec<u8>> {
-        let mut rows = std::mem::take(&mut self.rows);
-        rows.sort_by_key(|&(key, _, _)| key);
-        let mut out = Vec::new();
-        let mut piece = Vec::with_capacity(chunk.min(pending.len()) + 1024);
-        for &(_, start, len) in &rows {
-            let (start, len) = (start as usize, len as usize);
-            piece.extend_from_slice(&pending[start..start + len]);
-            if piece.len() >= chunk {
-                out.push(std::mem::replace(
-                    &mut piece,
-                    Vec::with_capacity(chunk + 1024),
-                ));
+    /// The source of `partition`, added if it was not tracked (a builder tracks every
+    /// partition before its rows).
+    fn source(&mut self, partition: i32) -> usize {
+        if self.sources.get(self.current).map(|s| s.partition) != Some(partition) {
+            self.current = match self.sources.iter().position(|s| s.partition == partition) {
+                Some(i) => i,
+                None => {
+                    self.track(partition);
+                    self.sources.len() - 1
+                }
+            };
+        }
+        self.current
+    }
+
+    /// The highest key every partition still reading has reached: no row at or below it is
+    /// still to come. None while the batch waits for its close, or a partition has not
+    /// delivered its first row yet.
+    fn bound(&self) -> Option<u64> {
+        if self.unordered {
+            return None;
+        }
+        let mut bound = u64::MAX;
+        for source in self.sources.iter().filter(|s| s.reading) {
+            bound = bound.min(source.last?);
+        }
+        Some(bound)
+    }
+
+    /// Moves the held rows whose turn has come into `pending`.
+    fn release(&mut self, pending: &mut Vec<u8>) {
+        let Some(bound) = self.bound() else { return };
+        while let Some(Reverse(row)) = self.held.peek() {
+            if row.key > bound {
+                break;
             }
+            let (start, len) = (row.start as usize, row.len as usize);
+            pending.extend_from_slice(&self.store[start..start + len]);
+            self.live -= len;
+            self.held.pop();
         }
-        if !piece.is_empty() {
-            out.push(piece);
+        if self.held.is_empty() {
+            self.store.clear();
+        } else if self.store.len() >= COMPACT_FLOOR && self.live * 2 <= self.store.len() {
+            self.compact();
         }
-        self.rows = rows;
-        self.reset();
-        out
+    }
+
+    /// Drops the sent rows' bytes from the store: it stays within twice the rows held.
+    fn compact(&mut self) {
+        let mut rows = std::mem::take(&mut self.held).into_vec();
+        let mut store = Vec::with_capacity(self.live * 2 + COMPACT_FLOOR);
+        for Reverse(row) in &mut rows {
+            let start = row.start as usize;
+            let at = store.len();
+            store.extend_from_slice(&self.store[start..start + row.len as usize]);
+            row.start = at as u32;
+        }
+        self.store = store;
+        // Still a heap: only the offsets changed, not the order.
+        self.held = BinaryHeap::from(rows);
     }
 }
 
@@ -114,50 +247,191 @@ impl KeyOrder {
 mod tests {
     use super::*;
 
-    /// Rows `key\n` pushed in `keys` order, then what `sorted` sends.
-    fn order(keys: &[Option<i64>]) -> (bool, String) {
-        let mut order = KeyOrder::new(0);
+    /// Feeds rows `(partition, key)` as `key#i\n`: what went out before the close, the most
+    /// bytes held at once, and everything sent once the batch closed.
+    fn feed(order: &mut KeyOrder, rows: &[(i32, Option<i64>)]) -> (String, usize, String) {
         let mut pending = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
+        let mut most_held = 0;
+        for (i, &(partition, key)) in rows.iter().enumerate() {
             let start = pending.len();
-            let v = key.map_or(Value::Null, Value::Int);
             pending.extend_from_slice(format!("{key:?}#{i}\n").as_bytes());
-            order.push(&[v], start, pending.len() - start);
+            let v = key.map_or(Value::Null, Value::Int);
+            order.push(partition, &[v], &mut pending, start);
+            most_held = most_held.max(order.held_bytes());
         }
-        let holding = order.holding();
-        let sent = order.sorted(&pending, 8).concat();
-        (holding, String::from_utf8(sent).unwrap())
+        let before = String::from_utf8(pending.clone()).unwrap();
+        order.close(&mut pending, |_| {});
+        (before, most_held, String::from_utf8(pending).unwrap())
+    }
+
+    fn keys(sent: &str) -> Vec<i64> {
+        sent.lines()
+            .map(|l| l.trim_start_matches("Some(").split(')').next().unwrap())
+            .map(|k| k.parse().unwrap())
+            .collect()
     }
 
     #[test]
-    fn ascending_rows_are_not_held() {
-        let (holding, _) = order(&[Some(-5), Some(0), Some(0), Some(7)]);
-        assert!(!holding);
+    fn one_partitions_ascending_rows_stream_as_they_come() {
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        let rows: Vec<_> = [-5, 0, 0, 7].into_iter().map(|k| (0, Some(k))).collect();
+        let (before, most_held, sent) = feed(&mut order, &rows);
+        assert_eq!(most_held, 0);
+        assert_eq!(before, sent);
+        assert!(!order.holding());
     }
 
     #[test]
-    fn rows_out_of_order_are_held_and_sent_by_key_equal_keys_in_arrival_order() {
-        let (holding, sent) = order(&[Some(4), Some(8), Some(1), Some(-3), Some(4), Some(5)]);
-        assert!(holding);
+    fn partitions_read_side_by_side_are_merged_while_the_batch_streams() {
+        // Round-robin keys over 4 partitions, read in runs of 3 rows a partition.
+        let mut order = KeyOrder::new(0);
+        for p in 0..4 {
+            order.track(p);
+        }
+        let mut rows = Vec::new();
+        for round in 0..50i64 {
+            for p in 0..4 {
+                for k in 0..3 {
+                    rows.push((p, Some((round * 3 + k) * 4 + i64::from(p))));
+                }
+            }
+        }
+        let (before, most_held, sent) = feed(&mut order, &rows);
+        assert_eq!(keys(&sent), (0..600).collect::<Vec<_>>());
+        assert!(
+            keys(&before).len() > 550,
+            "streams before the close: {}",
+            keys(&before).len()
+        );
+        assert!(most_held < 20 * 12, "held {most_held} bytes");
+        assert!(!order.holding());
+    }
+
+    #[test]
+    fn a_partition_without_a_first_row_holds_the_others_back_until_it_ends() {
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        order.track(1);
+        let mut pending = Vec::new();
+        for key in [3, 1, 2] {
+            let start = pending.len();
+            pending.extend_from_slice(format!("{key}\n").as_bytes());
+            order.push(0, &[Value::Int(key)], &mut pending, start);
+        }
+        assert!(pending.is_empty(), "partition 1 may still bring key 0");
+        assert!(order.holding(), "partition 0 went backwards");
+        order.retire(1, &mut pending);
+        assert!(
+            pending.is_empty(),
+            "held for the close: 0's keys bound nothing"
+        );
+        order.close(&mut pending, |_| {});
+        assert_eq!(pending, b"1\n2\n3\n");
+    }
+
+    #[test]
+    fn a_retired_partition_bounds_nothing() {
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        order.track(1);
+        let mut pending = Vec::new();
+        let start = pending.len();
+        pending.extend_from_slice(b"5\n");
+        order.push(0, &[Value::Int(5)], &mut pending, start);
+        assert!(pending.is_empty());
+        order.retire(1, &mut pending);
+        assert_eq!(pending, b"5\n");
+    }
+
+    #[test]
+    fn keys_going_backwards_hold_the_batch_sorted_equal_keys_in_arrival_order() {
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        let rows: Vec<_> = [4, 8, 1, -3, 4, 5]
+            .into_iter()
+            .map(|k| (0, Some(k)))
+            .collect();
+        let (before, _, sent) = feed(&mut order, &rows);
+        assert_eq!(before, "Some(4)#0\nSome(8)#1\n");
         assert_eq!(
             sent,
-            "Some(-3)#3\nSome(1)#2\nSome(4)#0\nSome(4)#4\nSome(5)#5\nSome(8)#1\n"
+            "Some(4)#0\nSome(8)#1\nSome(-3)#3\nSome(1)#2\nSome(4)#4\nSome(5)#5\n"
         );
+        assert!(!order.holding(), "the next batch streams again");
     }
 
     #[test]
-    fn a_row_without_a_key_stays_behind_the_row_before_it() {
-        let (_, sent) = order(&[Some(9), None, Some(2), None]);
-        assert_eq!(sent, "Some(2)#2\nNone#3\nSome(9)#0\nNone#1\n");
+    fn equal_keys_of_two_partitions_keep_their_arrival_order() {
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        order.track(1);
+        let rows = [(0, Some(2)), (0, Some(4)), (1, Some(4)), (1, Some(5))];
+        let (_, _, sent) = feed(&mut order, &rows);
+        assert_eq!(sent, "Some(2)#0\nSome(4)#1\nSome(4)#2\nSome(5)#3\n");
+    }
+
+    #[test]
+    fn a_row_without_a_key_stays_behind_its_partitions_row_before_it() {
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        order.track(1);
+        let rows = [
+            (0, Some(9)),
+            (0, None),
+            (1, Some(2)),
+            (1, None),
+            (1, Some(10)),
+        ];
+        let (_, _, sent) = feed(&mut order, &rows);
+        assert_eq!(sent, "Some(2)#2\nNone#3\nSome(9)#0\nNone#1\nSome(10)#4\n");
     }
 
     #[test]
     fn unsigned_keys_order_as_numbers() {
         let mut order = KeyOrder::new(0);
-        order.push(&[Value::UInt(u64::MAX)], 0, 1);
-        order.push(&[Value::UInt(1)], 1, 1);
-        assert!(order.holding());
-        assert_eq!(order.sorted(b"ab", 64), vec![b"ba".to_vec()]);
-        assert!(!order.holding(), "the next batch starts streaming again");
+        order.track(0);
+        order.track(1);
+        let mut pending = b"a".to_vec();
+        order.push(0, &[Value::UInt(u64::MAX)], &mut pending, 0);
+        assert!(pending.is_empty());
+        pending.push(b'b');
+        order.push(1, &[Value::UInt(1)], &mut pending, 0);
+        assert_eq!(pending, b"b");
+        order.close(&mut pending, |_| {});
+        assert_eq!(pending, b"ba");
+    }
+
+    #[test]
+    fn the_store_of_held_rows_stays_within_twice_what_is_held() {
+        // Two partitions, one 100 keys ahead of the other: ~100 rows held at any time while
+        // 100,000 pass through.
+        let mut order = KeyOrder::new(0);
+        order.track(0);
+        order.track(1);
+        let mut pending = Vec::new();
+        let mut most_store = 0;
+        for i in 0..50_000i64 {
+            for (p, key) in [(0, 2 * i + 200), (1, 2 * i + 1)] {
+                let start = pending.len();
+                pending.extend_from_slice(format!("{key}\n").as_bytes());
+                order.push(p, &[Value::Int(key)], &mut pending, start);
+                most_store = most_store.max(order.store.len());
+            }
+        }
+        order.retire(1, &mut pending);
+        order.close(&mut pending, |_| {});
+        let sent: Vec<i64> = String::from_utf8(pending)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let mut expected: Vec<i64> = (0..50_000).flat_map(|i| [2 * i + 200, 2 * i + 1]).collect();
+        expected.sort();
+        assert_eq!(sent, expected);
+        assert!(
+            most_store < 2 * COMPACT_FLOOR,
+            "store reached {most_store} bytes"
+        );
     }
 }

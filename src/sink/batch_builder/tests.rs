@@ -60,7 +60,7 @@ fn insert_builder(max_rows: usize, statement_bytes: usize) -> BatchBuilder {
 fn insert_statements_say_what_the_mode_asks() {
     let statement = |mode| {
         let mut b = builder(WriteStrategy::Insert, mode, 10, 1 << 20, 1 << 20);
-        b.push_row(&[Value::Text("x'y")]).unwrap();
+        b.push_row(0, &[Value::Text("x'y")]).unwrap();
         b.consumed(0, Position::new(1, 0, -1), 0);
         match b.take().body {
             Body::Statements(s) => s,
@@ -95,7 +95,7 @@ fn load_data_batches_open_early_and_end_at_their_bytes() {
         b.take_opened().is_none(),
         "nothing to load before the first row"
     );
-    b.push_row(&[Value::Text("tab\there")]).unwrap();
+    b.push_row(0, &[Value::Text("tab\there")]).unwrap();
     b.consumed(0, Position::new(1, 0, -1), 0);
     let opened = b.take_opened().expect("opened by its first row");
     assert!(opened
@@ -106,10 +106,10 @@ fn load_data_batches_open_early_and_end_at_their_bytes() {
         vec![(0, None), (1, Some(Position::new(9, 9, -1)))]
     );
     assert!(!opened.data.is_closed());
-    b.push_row(&[Value::Null]).unwrap();
+    b.push_row(0, &[Value::Null]).unwrap();
     b.consumed(1, Position::new(1, 1, -1), 0);
     assert!(!b.is_full());
-    b.push_row(&[Value::Text(&"x".repeat(64))]).unwrap();
+    b.push_row(0, &[Value::Text(&"x".repeat(64))]).unwrap();
     b.consumed(1, Position::new(1, 2, -1), 0);
     assert!(b.is_full(), "64 bytes of rows fill a 64-byte batch");
     let batch = b.take();
@@ -131,7 +131,7 @@ fn a_staggered_builder_ends_its_first_batch_early_then_full_size() {
     let pos = |e| Position::new(1, e, -1);
     let mut sizes = Vec::new();
     for e in 0..300 {
-        b.push_row(&[Value::Int(e)]).unwrap();
+        b.push_row(0, &[Value::Int(e)]).unwrap();
         b.consumed(0, pos(e), 0);
         if b.is_full() {
             sizes.push(b.take().rows);
@@ -148,7 +148,7 @@ fn partitions_read_side_by_side_share_a_batch_and_each_keep_their_checkpoint() {
     let mut batches = Vec::new();
     // Partition 0 and 1 in turn, then 1 alone.
     for (partition, e) in [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (1, 3)] {
-        b.push_row(&[Value::Int(e)]).unwrap();
+        b.push_row(0, &[Value::Int(e)]).unwrap();
         b.consumed(partition, pos(e), e);
         if b.is_full() {
             batches.push(b.take());
@@ -194,7 +194,7 @@ fn a_batch_ends_at_its_bytes_not_only_at_its_rows() {
     let big = "x".repeat(1 << 20);
     let mut rows = 0;
     while !b.is_full() {
-        b.push_row(&[Value::Text(&big)]).unwrap();
+        b.push_row(0, &[Value::Text(&big)]).unwrap();
         rows += 1;
         assert!(rows <= 10, "the batch held {rows} MiB");
     }
@@ -202,7 +202,7 @@ fn a_batch_ends_at_its_bytes_not_only_at_its_rows() {
     // A row larger than any statement the server accepts (here 4 MiB) is a bad record,
     // and the batch does not count it.
     let huge = "x".repeat(5 << 20);
-    let refused = b.push_row(&[Value::Text(&huge)]).unwrap_err();
+    let refused = b.push_row(0, &[Value::Text(&huge)]).unwrap_err();
     assert_eq!(refused.reason, crate::records::BadReason::TooLarge);
     let batch = b.take();
     assert_eq!(batch.rows, rows);
@@ -253,15 +253,16 @@ fn tsv_of(batch: &Batch) -> String {
 }
 
 #[test]
-fn rows_out_of_key_order_go_to_the_server_sorted_and_the_first_batches_ramp_up() {
+fn keys_going_backwards_are_held_and_sent_sorted_and_the_first_batches_ramp_up() {
     let mut b = keyed_builder(80);
     // Ascending rows stream as they come: nothing held.
     for id in [1, 2, 3] {
-        b.push_row(&[Value::Int(id)]).unwrap();
+        b.push_row(0, &[Value::Int(id)]).unwrap();
     }
     assert!(!b.is_full());
-    // Rows of two partitions read side by side (keys p, p + 2, ...): held, then sorted. Held,
-    // the first batch ends at 1/8 of its rows (10), the next ones at 1/4 and 1/2.
+    // A partition whose keys go backwards (5, 4, 7, 6, ...): the batch's rows from then on
+    // are held, then sorted. Held, the first batch ends at 1/8 of its rows (10), the next ones
+    // at 1/4 and 1/2.
     let mut ids = (4..)
         .step_by(2)
         .zip((5..).step_by(2))
@@ -270,14 +271,42 @@ fn rows_out_of_key_order_go_to_the_server_sorted_and_the_first_batches_ramp_up()
     let mut sent = Vec::new();
     for _ in 0..4 {
         while !b.is_full() {
-            b.push_row(&[Value::Int(ids.next().unwrap())]).unwrap();
+            b.push_row(0, &[Value::Int(ids.next().unwrap())]).unwrap();
         }
         let batch = b.take();
         sizes.push(batch.rows);
         sent.push(tsv_of(&batch));
     }
     assert_eq!(sizes, vec![10, 20, 40, 80]);
-    assert_eq!(sent[0], "1\n2\n3\n4\n5\n6\n7\n8\n9\n11\n");
+    // 5 went before 4 came.
+    assert_eq!(sent[0], "1\n2\n3\n5\n4\n6\n7\n8\n9\n11\n");
     let second: Vec<i64> = sent[1].lines().map(|l| l.parse().unwrap()).collect();
     assert!(second.windows(2).all(|w| w[0] < w[1]), "{second:?}");
+}
+
+#[test]
+fn partitions_read_side_by_side_stream_their_rows_merged_by_key() {
+    let mut b = keyed_builder(100_000);
+    b.track("t-1", 1, None);
+    // Two partitions, round-robin keys (0, 2, 4, ... and 1, 3, 5, ...), read in runs of 500.
+    for run in 0..20i64 {
+        for p in 0..2 {
+            for k in 0..500 {
+                let id = (run * 500 + k) * 2 + i64::from(p);
+                b.push_row(p, &[Value::Int(id)]).unwrap();
+            }
+        }
+    }
+    let Format::Tsv(rows) = &b.format else {
+        panic!("a LOAD DATA builder")
+    };
+    let streamed = rows.open.as_ref().unwrap().1.bytes_so_far().len();
+    assert!(
+        streamed > 20_000 * 5 / 2,
+        "the statement streams while the batch fills: {streamed} bytes"
+    );
+    assert!(!b.is_full());
+    let sent = tsv_of(&b.take());
+    let ids: Vec<i64> = sent.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids, (0..20_000).collect::<Vec<_>>());
 }
