@@ -12,9 +12,9 @@ use pulsar::{
 
 use super::bounds::{entry_end, Bounds};
 use super::denied::{denied, is_denied, namespace_of, role_of};
+use super::entry::from_proto;
 use super::reader::{
-    bounded, close_in_background, from_proto, rand_suffix, retry_or_give_up, source_err,
-    PartitionReader,
+    bounded, close_in_background, rand_suffix, retry_or_give_up, source_err, PartitionReader,
 };
 use super::{Partition, Position};
 use crate::config::{id_for_partition, EndBound, SourceConfig, StartBound};

@@ -9,6 +9,7 @@ mod admin;
 pub mod bounds;
 mod connect;
 mod denied;
+mod entry;
 mod reader;
 
 pub use self::connect::PulsarSource;

@@ -10,22 +10,16 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::{FutureExt, TryStreamExt};
-use pulsar::consumer::{ConsumerOptions, InitialPosition, Message};
+use futures::FutureExt;
+use pulsar::consumer::data::Entry;
+use pulsar::consumer::{ConsumerOptions, InitialPosition};
 use pulsar::message::proto::MessageIdData;
 use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
 
 use super::bounds::{show, Admit, Bounds, StopReason};
+use super::entry::EntryMessages;
 use super::{Partition, Position, ResolvedRange, SourceMessage};
 use crate::error::{Backoff, Error, Result};
-
-pub(super) fn from_proto(id: &MessageIdData) -> Position {
-    Position::new(
-        id.ledger_id as i64,
-        id.entry_id as i64,
-        id.batch_index.unwrap_or(-1),
-    )
-}
 
 /// The id to subscribe from so that the broker redelivers the entry holding `after` (it
 /// steps one entry back when a batch index is given); anything at or before `after` is
@@ -67,6 +61,8 @@ pub struct PartitionReader {
     client: Pulsar<TokioExecutor>,
     partition: Partition,
     consumer: Option<Consumer<Vec<u8>, TokioExecutor>>,
+    /// The rest of the entry being read.
+    entry: Option<EntryMessages>,
     /// Last position handed out (or skipped); replays at or before it are dropped.
     last_seen: Option<Position>,
     /// The range: what it reads, and when it is done.
@@ -123,6 +119,7 @@ impl PartitionReader {
             client,
             partition,
             consumer: None,
+            entry: None,
             last_seen: bounds.start_after,
             bounds,
             done: None,
@@ -194,6 +191,8 @@ impl PartitionReader {
         if let Some(old) = self.consumer.take() {
             close_in_background(old);
         }
+        // The new subscription delivers again whatever the old one left unread.
+        self.entry = None;
         let mut options = ConsumerOptions::default()
             .durable(false)
             .with_initial_position(InitialPosition::Earliest)
@@ -308,32 +307,48 @@ impl PartitionReader {
                 self.connect_with_retry().await?;
                 continue;
             }
-            let Some(msg) = self.receive().await? else {
+            let Some((msg, batch_size)) = self.next_in_entry().await? else {
                 continue; // reconnected, or found the end: look again
             };
-            let position = from_proto(&msg.message_id.id);
-            let publish_time = msg.payload.metadata.publish_time as i64;
-            if !self.admit(position, publish_time, msg.message_id.batch_size) {
+            if !self.admit(msg.position, msg.publish_time, batch_size) {
                 continue;
             }
-            return Ok(Some(source_message(position, publish_time, msg)));
+            return Ok(Some(msg));
         }
     }
 
-    /// Waits for the consumer's next message, at most the idle timeout. `None` when there is
+    /// The next message of the entry being read, else None once the next entry was taken
+    /// (or the reader reconnected, or found its end).
+    async fn next_in_entry(&mut self) -> Result<Option<(SourceMessage, Option<i32>)>> {
+        if let Some(next) = self.entry.as_mut().and_then(EntryMessages::next) {
+            return Ok(Some(next));
+        }
+        self.entry = None;
+        if let Some(entry) = self.receive().await? {
+            match EntryMessages::new(entry) {
+                Ok(messages) => self.entry = Some(messages),
+                Err(e) => self.reconnect(e).await?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits for the consumer's next entry, at most the idle timeout. `None` when there is
     /// none to look at yet: the reader reconnected, or it is done (an idle partition caught up
-    /// with its end). A message that cannot be decompressed ends the run: retrying would
-    /// fail on the same entry.
-    async fn receive(&mut self) -> Result<Option<Message<Vec<u8>>>> {
+    /// with its end). An entry that cannot be decompressed ends the run: retrying would fail
+    /// on the same entry.
+    async fn receive(&mut self) -> Result<Option<Entry>> {
         let consumer = self.consumer.as_mut().expect("connected");
-        // Most messages are already buffered: take them without arming a timer (a timer
-        // per message costs a clock read and a timer-wheel entry).
-        let ready = match consumer.try_next().now_or_never() {
-            Some(result) => Ok(result),
-            None => tokio::time::timeout(self.idle_timeout, consumer.try_next()).await,
+        // Most entries are already buffered: take them without arming a timer (a timer per
+        // entry costs a clock read and a timer-wheel entry).
+        let ready = match consumer.next_entry().now_or_never() {
+            Some(result) => Ok(result.transpose()),
+            None => tokio::time::timeout(self.idle_timeout, consumer.next_entry())
+                .await
+                .map(Option::transpose),
         };
         match ready {
-            Ok(Ok(Some(msg))) => Ok(Some(msg)),
+            Ok(Ok(Some(entry))) => Ok(Some(entry)),
             Ok(Ok(None)) => {
                 self.reconnect("the consumer stream ended".into()).await?;
                 Ok(None)
@@ -400,28 +415,6 @@ impl PartitionReader {
                 deliver // false: before the window
             }
         }
-    }
-}
-
-/// What the pipeline needs of a message: the payload with its position, and its chunking and
-/// size marks, which decide whether it becomes a row or a bad record.
-fn source_message(position: Position, publish_time: i64, msg: Message<Vec<u8>>) -> SourceMessage {
-    let metadata = &msg.payload.metadata;
-    let chunk = metadata
-        .num_chunks_from_msg
-        .filter(|&chunks| chunks > 1)
-        .map(|chunks| (metadata.chunk_id.unwrap_or(0), chunks));
-    let too_large = metadata
-        .properties
-        .iter()
-        .find(|kv| kv.key == pulsar::consumer::TOO_LARGE_PROPERTY)
-        .map(|kv| kv.value.parse().unwrap_or(u64::MAX));
-    SourceMessage {
-        position,
-        publish_time,
-        payload: msg.payload.data,
-        chunk,
-        too_large,
     }
 }
 

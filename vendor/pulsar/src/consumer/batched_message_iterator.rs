@@ -77,6 +77,39 @@ impl Iterator for BatchedMessageIterator {
     }
 }
 
+/// A batch's messages' data in order, without the envelope's metadata copied into each
+/// (pulsar2mysql patch): for a caller that reads the envelope once, from the entry's
+/// [`Payload`]. A message's batch index is its place in this order.
+pub struct BatchedPayloads {
+    messages: std::vec::IntoIter<BatchedMessage>,
+}
+
+impl BatchedPayloads {
+    /// Splits the batched entry `payload`; an error when it is not a batch or its messages
+    /// cannot be decoded.
+    pub fn new(payload: &Payload) -> Result<Self, ConnectionError> {
+        let total_messages = payload.metadata.num_messages_in_batch.ok_or_else(|| {
+            ConnectionError::Decoding("not a batched entry: no num_messages_in_batch".into())
+        })? as u32;
+        let messages = parse_batched_message(total_messages, &payload.data)?;
+        Ok(Self {
+            messages: messages.into_iter(),
+        })
+    }
+}
+
+impl Iterator for BatchedPayloads {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.messages.next().map(|m| m.payload)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.messages.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +179,34 @@ mod tests {
             "per-message flag must win over the batch envelope"
         );
         assert_eq!(expanded[1].1.metadata.partition_key_b64_encoded, Some(true));
+    }
+
+    #[test]
+    fn batched_payloads_are_the_messages_data_in_order() {
+        let mut data = Vec::new();
+        for payload in [&b"a"[..], b"", b"ccc"] {
+            BatchedMessage {
+                metadata: SingleMessageMetadata {
+                    payload_size: payload.len() as i32,
+                    ..Default::default()
+                },
+                payload: payload.to_vec(),
+            }
+            .serialize(&mut data);
+        }
+        let payload = Payload {
+            metadata: Metadata {
+                num_messages_in_batch: Some(3),
+                ..Default::default()
+            },
+            data,
+        };
+        let split: Vec<_> = BatchedPayloads::new(&payload).unwrap().collect();
+        assert_eq!(split, vec![b"a".to_vec(), vec![], b"ccc".to_vec()]);
+        let not_a_batch = Payload {
+            metadata: Metadata::default(),
+            data: Vec::new(),
+        };
+        assert!(BatchedPayloads::new(&not_a_batch).is_err());
     }
 }

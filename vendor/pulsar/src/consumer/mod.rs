@@ -94,6 +94,18 @@ impl<T: DeserializeMessage, Exe: Executor> Consumer<T, Exe> {
         ConsumerBuilder::new(pulsar)
     }
 
+    /// The next whole broker entry (pulsar2mysql patch): a batch arrives as one item, to be
+    /// split with [`batched_message_iterator::BatchedPayloads`], so that its metadata and
+    /// the topic name are not copied into each of its messages. Single-topic consumers only.
+    pub async fn next_entry(&mut self) -> Option<Result<data::Entry, Error>> {
+        match &mut self.inner {
+            InnerConsumer::Single(c) => futures::future::poll_fn(|cx| c.poll_next_entry(cx)).await,
+            InnerConsumer::Multi(_) => Some(Err(Error::Custom(
+                "whole entries are read from a single-topic consumer only".into(),
+            ))),
+        }
+    }
+
     /// test that the connections to the Pulsar brokers are still valid
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     pub async fn check_connection(&mut self) -> Result<(), Error> {

@@ -328,6 +328,39 @@ impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
     }
 }
 
+impl<T: DeserializeMessage, Exe: Executor> TopicConsumer<T, Exe> {
+    /// The next whole entry, for a caller that splits batches itself (pulsar2mysql patch):
+    /// no copy of the entry's metadata and topic per message. What is left of an entry
+    /// partly read as messages comes first.
+    pub(crate) fn poll_next_entry(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Entry, Error>>> {
+        let rest: Vec<_> = std::mem::replace(
+            &mut self.entry,
+            EntryReader::Messages(Vec::new().into_iter()),
+        )
+        .collect();
+        if !rest.is_empty() {
+            self.messages_received += rest.len() as u64;
+            return Poll::Ready(Some(Ok(Entry::Messages(rest))));
+        }
+        match self.messages.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(entry))) => {
+                self.credit.release(entry.len(), entry.bytes());
+                self.last_message_received = Some(Utc::now());
+                self.messages_received += entry.len() as u64;
+                Poll::Ready(Some(Ok(entry)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                error!("we are using in the single-consumer and we got an error, {e}");
+                Poll::Ready(Some(Err(e)))
+            }
+            other => other,
+        }
+    }
+}
+
 impl<T: DeserializeMessage, Exe: Executor> Stream for TopicConsumer<T, Exe> {
     type Item = Result<Message<T>, Error>;
 
