@@ -264,6 +264,22 @@ mod tests {
         (before, most_held, String::from_utf8(pending).unwrap())
     }
 
+    /// A key order over mapped column 0 fed by partitions `0..partitions`.
+    fn tracking(partitions: i32) -> KeyOrder {
+        let mut order = KeyOrder::new(0);
+        for p in 0..partitions {
+            order.track(p);
+        }
+        order
+    }
+
+    /// Renders `key\n` at the end of `pending` and orders it as a row of `partition`.
+    fn push_key(order: &mut KeyOrder, pending: &mut Vec<u8>, partition: i32, key: i64) {
+        let start = pending.len();
+        pending.extend_from_slice(format!("{key}\n").as_bytes());
+        order.push(partition, &[Value::Int(key)], pending, start);
+    }
+
     fn keys(sent: &str) -> Vec<i64> {
         sent.lines()
             .map(|l| l.trim_start_matches("Some(").split(')').next().unwrap())
@@ -273,8 +289,7 @@ mod tests {
 
     #[test]
     fn one_partitions_ascending_rows_stream_as_they_come() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
+        let mut order = tracking(1);
         let rows: Vec<_> = [-5, 0, 0, 7].into_iter().map(|k| (0, Some(k))).collect();
         let (before, most_held, sent) = feed(&mut order, &rows);
         assert_eq!(most_held, 0);
@@ -285,10 +300,7 @@ mod tests {
     #[test]
     fn partitions_read_side_by_side_are_merged_while_the_batch_streams() {
         // Round-robin keys over 4 partitions, read in runs of 3 rows a partition.
-        let mut order = KeyOrder::new(0);
-        for p in 0..4 {
-            order.track(p);
-        }
+        let mut order = tracking(4);
         let mut rows = Vec::new();
         for round in 0..50i64 {
             for p in 0..4 {
@@ -310,14 +322,10 @@ mod tests {
 
     #[test]
     fn a_partition_without_a_first_row_holds_the_others_back_until_it_ends() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
-        order.track(1);
+        let mut order = tracking(2);
         let mut pending = Vec::new();
         for key in [3, 1, 2] {
-            let start = pending.len();
-            pending.extend_from_slice(format!("{key}\n").as_bytes());
-            order.push(0, &[Value::Int(key)], &mut pending, start);
+            push_key(&mut order, &mut pending, 0, key);
         }
         assert!(pending.is_empty(), "partition 1 may still bring key 0");
         assert!(order.holding(), "partition 0 went backwards");
@@ -332,13 +340,9 @@ mod tests {
 
     #[test]
     fn a_retired_partition_bounds_nothing() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
-        order.track(1);
+        let mut order = tracking(2);
         let mut pending = Vec::new();
-        let start = pending.len();
-        pending.extend_from_slice(b"5\n");
-        order.push(0, &[Value::Int(5)], &mut pending, start);
+        push_key(&mut order, &mut pending, 0, 5);
         assert!(pending.is_empty());
         order.retire(1, &mut pending);
         assert_eq!(pending, b"5\n");
@@ -346,8 +350,7 @@ mod tests {
 
     #[test]
     fn keys_going_backwards_hold_the_batch_sorted_equal_keys_in_arrival_order() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
+        let mut order = tracking(1);
         let rows: Vec<_> = [4, 8, 1, -3, 4, 5]
             .into_iter()
             .map(|k| (0, Some(k)))
@@ -363,9 +366,7 @@ mod tests {
 
     #[test]
     fn equal_keys_of_two_partitions_keep_their_arrival_order() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
-        order.track(1);
+        let mut order = tracking(2);
         let rows = [(0, Some(2)), (0, Some(4)), (1, Some(4)), (1, Some(5))];
         let (_, _, sent) = feed(&mut order, &rows);
         assert_eq!(sent, "Some(2)#0\nSome(4)#1\nSome(4)#2\nSome(5)#3\n");
@@ -373,9 +374,7 @@ mod tests {
 
     #[test]
     fn a_row_without_a_key_stays_behind_its_partitions_row_before_it() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
-        order.track(1);
+        let mut order = tracking(2);
         let rows = [
             (0, Some(9)),
             (0, None),
@@ -389,9 +388,7 @@ mod tests {
 
     #[test]
     fn unsigned_keys_order_as_numbers() {
-        let mut order = KeyOrder::new(0);
-        order.track(0);
-        order.track(1);
+        let mut order = tracking(2);
         let mut pending = b"a".to_vec();
         order.push(0, &[Value::UInt(u64::MAX)], &mut pending, 0);
         assert!(pending.is_empty());
@@ -406,16 +403,12 @@ mod tests {
     fn the_store_of_held_rows_stays_within_twice_what_is_held() {
         // Two partitions, one 100 keys ahead of the other: ~100 rows held at any time while
         // 100,000 pass through.
-        let mut order = KeyOrder::new(0);
-        order.track(0);
-        order.track(1);
+        let mut order = tracking(2);
         let mut pending = Vec::new();
         let mut most_store = 0;
         for i in 0..50_000i64 {
             for (p, key) in [(0, 2 * i + 200), (1, 2 * i + 1)] {
-                let start = pending.len();
-                pending.extend_from_slice(format!("{key}\n").as_bytes());
-                order.push(p, &[Value::Int(key)], &mut pending, start);
+                push_key(&mut order, &mut pending, p, key);
                 most_store = most_store.max(order.store.len());
             }
         }
