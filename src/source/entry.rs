@@ -88,7 +88,7 @@ impl EntryMessages {
                 entry: (id.ledger_id as i64, id.entry_id as i64),
                 next_index: 0,
                 marks: Marks::of(&payload.metadata),
-                payloads: BatchedPayloads::new(&payload)
+                payloads: BatchedPayloads::new(payload)
                     .map_err(|e| format!("cannot split a batched entry: {e}"))?,
             },
             Entry::Messages(messages) => Messages::Single(messages.into_iter()),

@@ -1,6 +1,10 @@
 use crate::{
     error::ConnectionError,
-    message::{parse_batched_message, proto::MessageIdData, BatchedMessage, Metadata},
+    message::{
+        parse_batched_message,
+        proto::{MessageIdData, SingleMessageMetadata},
+        BatchedMessage, Metadata,
+    },
     Payload,
 };
 
@@ -79,34 +83,71 @@ impl Iterator for BatchedMessageIterator {
 
 /// A batch's messages' data in order, without the envelope's metadata copied into each
 /// (pulsar2mysql patch): for a caller that reads the envelope once, from the entry's
-/// [`Payload`]. A message's batch index is its place in this order.
+/// [`Payload`]. A message's batch index is its place in this order. The batch is checked
+/// whole when split; each message's metadata is decoded once and dropped, and only the place
+/// of its data kept (no vector of metadata-sized items built and moved per message).
 pub struct BatchedPayloads {
-    messages: std::vec::IntoIter<BatchedMessage>,
+    data: Vec<u8>,
+    places: std::vec::IntoIter<(usize, usize)>,
 }
 
 impl BatchedPayloads {
     /// Splits the batched entry `payload`; an error when it is not a batch or its messages
     /// cannot be decoded.
-    pub fn new(payload: &Payload) -> Result<Self, ConnectionError> {
+    pub fn new(payload: Payload) -> Result<Self, ConnectionError> {
         let total_messages = payload.metadata.num_messages_in_batch.ok_or_else(|| {
             ConnectionError::Decoding("not a batched entry: no num_messages_in_batch".into())
         })? as u32;
-        let messages = parse_batched_message(total_messages, &payload.data)?;
+        let places = payload_places(total_messages, &payload.data)?;
         Ok(Self {
-            messages: messages.into_iter(),
+            data: payload.data,
+            places: places.into_iter(),
         })
     }
+}
+
+/// Where each of a batch's `count` messages has its data in `data` (start, length): the
+/// framing `parse_batched_message` reads (a big-endian u32 metadata size, the
+/// SingleMessageMetadata, then payload_size bytes), checked the same way.
+fn payload_places(count: u32, data: &[u8]) -> Result<Vec<(usize, usize)>, ConnectionError> {
+    let broken =
+        |what: &str| ConnectionError::Decoding(format!("Error decoding batched messages: {what}"));
+    let mut places = Vec::with_capacity((count as usize).min(data.len() / 4));
+    let mut at = 0usize;
+    for _ in 0..count {
+        let size = data
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| broken("a message's metadata size is cut off"))?;
+        at += 4;
+        let metadata = data
+            .get(at..)
+            .and_then(|rest| rest.get(..size))
+            .ok_or_else(|| broken("a message's metadata is cut off"))?;
+        let metadata = <SingleMessageMetadata as prost::Message>::decode(metadata)
+            .map_err(|e| broken(&e.to_string()))?;
+        let len = usize::try_from(metadata.payload_size)
+            .map_err(|_| broken("a message declares a negative size"))?;
+        at += size;
+        if data.len() - at < len {
+            return Err(broken("a message's data is cut off"));
+        }
+        places.push((at, len));
+        at += len;
+    }
+    Ok(places)
 }
 
 impl Iterator for BatchedPayloads {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        self.messages.next().map(|m| m.payload)
+        let (start, len) = self.places.next()?;
+        Some(self.data[start..start + len].to_vec())
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.messages.size_hint()
+        self.places.size_hint()
     }
 }
 
@@ -184,29 +225,44 @@ mod tests {
     #[test]
     fn batched_payloads_are_the_messages_data_in_order() {
         let mut data = Vec::new();
-        for payload in [&b"a"[..], b"", b"ccc"] {
+        for (i, payload) in [&b"a"[..], b"", b"ccc"].into_iter().enumerate() {
             BatchedMessage {
                 metadata: SingleMessageMetadata {
                     payload_size: payload.len() as i32,
+                    partition_key: Some(format!("key-{i}")),
                     ..Default::default()
                 },
                 payload: payload.to_vec(),
             }
             .serialize(&mut data);
         }
-        let payload = Payload {
+        let batch = |data: Vec<u8>| Payload {
             metadata: Metadata {
                 num_messages_in_batch: Some(3),
                 ..Default::default()
             },
             data,
         };
-        let split: Vec<_> = BatchedPayloads::new(&payload).unwrap().collect();
+        let split: Vec<_> = BatchedPayloads::new(batch(data.clone())).unwrap().collect();
         assert_eq!(split, vec![b"a".to_vec(), vec![], b"ccc".to_vec()]);
+        // The same messages as BatchedMessageIterator gives.
+        let id = MessageIdData::default();
+        let theirs: Vec<_> = BatchedMessageIterator::new(id, batch(data.clone()))
+            .unwrap()
+            .map(|(_, p)| p.data)
+            .collect();
+        assert_eq!(split, theirs);
+        // Cut anywhere, the batch is an error, as for BatchedMessageIterator.
+        for cut in 0..data.len() {
+            let cut_data = data[..cut].to_vec();
+            assert!(BatchedPayloads::new(batch(cut_data.clone())).is_err(), "cut at {cut}");
+            let id = MessageIdData::default();
+            assert!(BatchedMessageIterator::new(id, batch(cut_data)).is_err());
+        }
         let not_a_batch = Payload {
             metadata: Metadata::default(),
             data: Vec::new(),
         };
-        assert!(BatchedPayloads::new(&not_a_batch).is_err());
+        assert!(BatchedPayloads::new(not_a_batch).is_err());
     }
 }
