@@ -105,7 +105,7 @@ impl KeyOrder {
         if let Some(source) = self.sources.iter_mut().find(|s| s.partition == partition) {
             source.reading = false;
         }
-        self.release(pending);
+        self.release(self.bound(), pending);
     }
 
     /// Orders the row of partition `partition` just rendered at the end of `pending`, from
@@ -133,7 +133,8 @@ impl KeyOrder {
             self.unordered = true;
         }
         self.sources[source].last = Some(last.map_or(key, |last| last.max(key)));
-        if self.held.is_empty() && self.bound().is_some_and(|bound| key <= bound) {
+        let bound = self.bound();
+        if self.held.is_empty() && bound.is_some_and(|bound| key <= bound) {
             return; // its turn: it goes as it is
         }
         let len = pending.len() - start;
@@ -149,7 +150,7 @@ impl KeyOrder {
             len: offset(len),
         }));
         self.seq += 1;
-        self.release(pending);
+        self.release(bound, pending);
     }
 
     /// Whether the batch's rows wait for its close (a partition's keys went backwards).
@@ -208,9 +209,9 @@ impl KeyOrder {
         Some(bound)
     }
 
-    /// Moves the held rows whose turn has come into `pending`.
-    fn release(&mut self, pending: &mut Vec<u8>) {
-        let Some(bound) = self.bound() else { return };
+    /// Moves the held rows at or below `bound` (see [`KeyOrder::bound`]) into `pending`.
+    fn release(&mut self, bound: Option<u64>, pending: &mut Vec<u8>) {
+        let Some(bound) = bound else { return };
         while let Some(Reverse(row)) = self.held.peek() {
             if row.key > bound {
                 break;
