@@ -850,10 +850,6 @@ fn shown_jdbc(jdbc: &str) -> String {
     }
 }
 
-// --- merging into the options ---------------------------------------------------------------
-
-/// An option counts as given when it is set and not empty (a scheduler templating an unset
-/// setting renders an empty variable).
 fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
     v.as_object()
         .ok_or_else(|| DataflowError::Malformed(format!("{what} is not a JSON object")))

@@ -4,6 +4,8 @@
 
 use super::*;
 
+/// An option counts as given when it is set and not empty (a scheduler templating an unset
+/// setting renders an empty variable).
 fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.trim().is_empty())
 }
