@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
+use super::source::PULSAR_TOKEN_AUTH;
 use super::*;
 use crate::config::Config;
 use crate::error::ExitCode;
