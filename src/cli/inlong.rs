@@ -8,6 +8,10 @@
 //! relation that is not field -> column, ...) is refused with a sentence naming it, never
 //! guessed. A value also given as an option must agree with the dataflow: a disagreement is
 //! an error naming both places, never a silent winner.
+//!
+//! This file walks the document (the stream, its nodes and relations); the `pulsarExtract`
+//! node is read in `source.rs`, the `mysqlLoad` node in `sink.rs`, both with the JSON
+//! accessors of `json.rs`, and `apply.rs` merges the result into the run's options.
 
 use std::io::Read;
 use std::path::PathBuf;
