@@ -252,6 +252,10 @@ async fn read_partition(
     stats.partition_progress(index, |p| p.end_time = end_time);
     let mut read_here = 0u64;
     let mut last_publish = None;
+    // The publish time this reader last had its lockstep turn at: the rest of a broker entry
+    // (its messages share one publish time) goes without asking again. Cleared whenever the
+    // reader waits for the broker, which takes it out of the lockstep.
+    let mut turn_at = None;
     let read = async {
         // A batch closed for this partition to join.
         if !shared.flush().await {
@@ -276,14 +280,24 @@ async fn read_partition(
                 // until the whole buffer is read.
                 tokio::task::yield_now().await;
             }
-            let Some(msg) = next_message(&mut reader, index, shared, &mut cancelled).await? else {
-                break;
+            let msg = match reader.next_ready() {
+                Some(msg) => msg,
+                None => {
+                    let next = next_message(&mut reader, index, shared, &mut cancelled, &mut turn_at);
+                    match next.await? {
+                        Some(msg) => msg,
+                        None => break,
+                    }
+                }
             };
             if let Some(lockstep) = &shared.lockstep {
-                tokio::select! {
-                    biased;
-                    () = lockstep.turn(index, msg.publish_time) => {}
-                    () = cancelled.as_mut() => break,
+                if turn_at != Some(msg.publish_time) {
+                    tokio::select! {
+                        biased;
+                        () = lockstep.turn(index, msg.publish_time) => {}
+                        () = cancelled.as_mut() => break,
+                    }
+                    turn_at = Some(msg.publish_time);
                 }
             }
             if read_here == 0 {
@@ -332,12 +346,14 @@ async fn read_partition(
 
 /// The partition's next message; None at its end, or when the stream stops (a writer that
 /// went away included: its error is the one to report). Buffered messages are taken at once,
-/// without a timer; while it waits, a LOAD DATA batch nobody feeds is closed.
+/// without a timer; while it waits, a LOAD DATA batch nobody feeds is closed, and the reader
+/// leaves the lockstep (`turn_at` cleared: its next message asks for a turn again).
 async fn next_message(
     reader: &mut PartitionReader,
     index: i32,
     shared: &Shared,
     cancelled: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    turn_at: &mut Option<i64>,
 ) -> Result<Option<SourceMessage>> {
     let next = reader.next();
     tokio::pin!(next);
@@ -347,6 +363,7 @@ async fn next_message(
     // Waiting for the broker: the other partitions need not wait for this one.
     if let Some(lockstep) = &shared.lockstep {
         lockstep.idle(index);
+        *turn_at = None;
     }
     loop {
         let starving = shared

@@ -317,6 +317,22 @@ impl PartitionReader {
         }
     }
 
+    /// The next message of the entry in hand, when it needs no waiting: the common case, kept
+    /// out of [`next`](Self::next), whose future (kilobytes: connecting and reconnecting are
+    /// in it) would be built and moved for every message. None: ask `next` (the entry is used
+    /// up, or the range is done).
+    pub fn next_ready(&mut self) -> Option<SourceMessage> {
+        loop {
+            if self.done.is_some() || self.consumer.is_none() {
+                return None;
+            }
+            let (msg, batch_size) = self.entry.as_mut()?.next()?;
+            if self.admit(msg.position, msg.publish_time, batch_size) {
+                return Some(msg);
+            }
+        }
+    }
+
     /// The next message of the entry being read, else None once the next entry was taken
     /// (or the reader reconnected, or found its end).
     async fn next_in_entry(&mut self) -> Result<Option<(SourceMessage, Option<i32>)>> {
