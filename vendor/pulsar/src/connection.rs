@@ -44,7 +44,7 @@ pub(crate) enum Register {
     },
     Consumer {
         consumer_id: u64,
-        resolver: mpsc::UnboundedSender<Message>,
+        resolver: mpsc::UnboundedSender<Box<Message>>,
     },
     RemoveConsumer {
         consumer_id: u64,
@@ -104,7 +104,7 @@ pub(crate) struct Receiver<S: Stream<Item = Result<Message, ConnectionError>>> {
     control_tx: async_channel::Sender<Message>,
     error: SharedError,
     pending_requests: BTreeMap<RequestKey, oneshot::Sender<Message>>,
-    consumers: BTreeMap<u64, mpsc::UnboundedSender<Message>>,
+    consumers: BTreeMap<u64, mpsc::UnboundedSender<Box<Message>>>,
     received_messages: BTreeMap<RequestKey, Message>,
     registrations: Pin<Box<mpsc::UnboundedReceiver<Register>>>,
     shutdown: Pin<Box<oneshot::Receiver<()>>>,
@@ -234,7 +234,7 @@ impl<S: Stream<Item = Result<Message, ConnectionError>>> Future for Receiver<S> 
                                 let _ = self
                                     .consumers
                                     .get_mut(&consumer_id)
-                                    .map(move |consumer| consumer.unbounded_send(msg));
+                                    .map(move |consumer| consumer.unbounded_send(Box::new(msg)));
                             }
                             Some(RequestKey::CloseConsumer {
                                 consumer_id,
@@ -252,7 +252,7 @@ impl<S: Stream<Item = Result<Message, ConnectionError>>> Future for Receiver<S> 
                                     let res = self
                                         .consumers
                                         .get_mut(&consumer_id)
-                                        .map(move |consumer| consumer.unbounded_send(msg));
+                                        .map(move |consumer| consumer.unbounded_send(Box::new(msg)));
 
                                     if !res.as_ref().map(|r| r.is_ok()).unwrap_or(false) {
                                         error!("ConnectionReceiver: error transmitting message to consumer: {:?}", res);
@@ -581,7 +581,7 @@ impl<Exe: Executor> ConnectionSender<Exe> {
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     pub async fn subscribe(
         &self,
-        resolver: mpsc::UnboundedSender<Message>,
+        resolver: mpsc::UnboundedSender<Box<Message>>,
         topic: String,
         subscription: String,
         sub_type: SubType,

@@ -86,7 +86,7 @@ pub async fn retry_subscribe_consumer<Exe: Executor>(
     consumer_name: &Option<String>,
     options: &ConsumerOptions,
     batch_size: u32,
-) -> Result<UnboundedReceiver<Message>, Error> {
+) -> Result<UnboundedReceiver<Box<Message>>, Error> {
     *connection = client.manager.get_connection(&addr).await?;
     let (resolver, messages) = mpsc::unbounded();
     let mut current_retries = 0u32;

@@ -123,7 +123,7 @@ impl QueueCredit {
 }
 
 pub enum EngineEvent<Exe: Executor> {
-    Message(Option<RawMessage>),
+    Message(Option<Box<RawMessage>>),
     EngineMessage(Option<EngineMessage<Exe>>),
 }
 

@@ -42,7 +42,7 @@ pub struct ConsumerEngine<Exe: Executor> {
     name: Option<String>,
     tx: mpsc::UnboundedSender<Result<Entry, Error>>,
     credit: Arc<QueueCredit>,
-    messages_rx: Option<mpsc::UnboundedReceiver<RawMessage>>,
+    messages_rx: Option<mpsc::UnboundedReceiver<Box<RawMessage>>>,
     engine_rx: Option<mpsc::UnboundedReceiver<EngineMessage<Exe>>>,
     event_rx: mpsc::UnboundedReceiver<EngineEvent<Exe>>,
     event_tx: UnboundedSender<EngineEvent<Exe>>,
@@ -69,7 +69,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
         name: Option<String>,
         tx: mpsc::UnboundedSender<Result<Entry, Error>>,
         credit: Arc<QueueCredit>,
-        messages_rx: mpsc::UnboundedReceiver<RawMessage>,
+        messages_rx: mpsc::UnboundedReceiver<Box<RawMessage>>,
         engine_rx: mpsc::UnboundedReceiver<EngineMessage<Exe>>,
         batch_size: u32,
         unacked_message_redelivery_delay: Option<Duration>,
@@ -243,7 +243,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
 
     async fn handle_message_opt(
         &mut self,
-        message_opt: Option<crate::message::Message>,
+        message_opt: Option<Box<crate::message::Message>>,
     ) -> Option<Result<(), Error>> {
         match message_opt {
             None => {
@@ -365,8 +365,8 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
 
     /// Process the message. Returns `true` if there are more messages to process
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
-    async fn process_message(&mut self, message: RawMessage) -> Result<bool, Error> {
-        match message {
+    async fn process_message(&mut self, message: Box<RawMessage>) -> Result<bool, Error> {
+        match *message {
             RawMessage {
                 command:
                     BaseCommand {
