@@ -62,6 +62,9 @@ pub(super) struct KeyOrder {
     current: usize,
     /// A partition's keys went backwards in this batch: the rest of it waits for its close.
     unordered: bool,
+    /// The lowest `last` of the partitions still reading (None while one has no row yet),
+    /// kept as rows come: recomputing it per row costs a pass over every partition.
+    reached: Option<u64>,
     held: BinaryHeap<Reverse<Held>>,
     /// The held rows' bytes (and some sent ones, until the next compaction).
     store: Vec<u8>,
@@ -80,6 +83,7 @@ impl KeyOrder {
             sources: Vec::new(),
             current: 0,
             unordered: false,
+            reached: Some(u64::MAX),
             held: BinaryHeap::new(),
             store: Vec::new(),
             live: 0,
@@ -98,6 +102,7 @@ impl KeyOrder {
                 reading: true,
             }),
         }
+        self.reached = self.lowest_reached();
     }
 
     /// Partition `partition` has been read to its end: it bounds nothing any more.
@@ -105,6 +110,7 @@ impl KeyOrder {
         if let Some(source) = self.sources.iter_mut().find(|s| s.partition == partition) {
             source.reading = false;
         }
+        self.reached = self.lowest_reached();
         self.release(self.bound(), pending);
     }
 
@@ -133,6 +139,10 @@ impl KeyOrder {
             self.unordered = true;
         }
         self.sources[source].last = Some(last.map_or(key, |last| last.max(key)));
+        // Only the partition that was lowest (or had no row yet) can raise the lowest.
+        if last.is_none() || last == self.reached {
+            self.reached = self.lowest_reached();
+        }
         let bound = self.bound();
         if self.held.is_empty() && bound.is_some_and(|bound| key <= bound) {
             return; // its turn: it goes as it is
@@ -199,14 +209,22 @@ impl KeyOrder {
     /// still to come. None while the batch waits for its close, or a partition has not
     /// delivered its first row yet.
     fn bound(&self) -> Option<u64> {
+        debug_assert_eq!(self.reached, self.lowest_reached(), "the kept lowest is current");
         if self.unordered {
-            return None;
+            None
+        } else {
+            self.reached
         }
-        let mut bound = u64::MAX;
+    }
+
+    /// The lowest `last` of the partitions still reading, None while one has no row yet
+    /// (`u64::MAX` when none is reading).
+    fn lowest_reached(&self) -> Option<u64> {
+        let mut lowest = u64::MAX;
         for source in self.sources.iter().filter(|s| s.reading) {
-            bound = bound.min(source.last?);
+            lowest = lowest.min(source.last?);
         }
-        Some(bound)
+        Some(lowest)
     }
 
     /// Moves the held rows at or below `bound` (see [`KeyOrder::bound`]) into `pending`.
