@@ -209,7 +209,11 @@ impl KeyOrder {
     /// still to come. None while the batch waits for its close, or a partition has not
     /// delivered its first row yet.
     fn bound(&self) -> Option<u64> {
-        debug_assert_eq!(self.reached, self.lowest_reached(), "the kept lowest is current");
+        debug_assert_eq!(
+            self.reached,
+            self.lowest_reached(),
+            "the kept lowest is current"
+        );
         if self.unordered {
             None
         } else {
