@@ -85,9 +85,8 @@ mod tests {
     }
     #[test]
     fn flags_win_over_file() {
-        let dir = std::env::temp_dir().join(format!("p2m-cli-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
         std::fs::write(&path, "topic = \"from_file\"\ntable = \"t\"\nwriters = 2\n").unwrap();
         let args = RunArgs {
             config: Some(path),

@@ -195,11 +195,10 @@ mod tests {
     }
     #[test]
     fn an_empty_variable_does_not_hide_its_file_option() {
-        let dir = std::env::temp_dir().join(format!("p2m-cli-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pw = dir.join("pw");
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
         std::fs::write(&pw, "from-file\n").unwrap();
-        let token = dir.join("token");
+        let token = dir.path().join("token");
         std::fs::write(&token, "jwt-from-file\n").unwrap();
         let cfg = RunArgs {
             topic: Some("t".into()),
