@@ -203,7 +203,7 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RAW="$OUT/e2e-$STAMP-$SHAPE-p$PARTITIONS.tsv"
 # The runner's time budget per run (the summary's `timing`; BENCHMARKS.md's "Time budget").
 TIMING="${RAW%.tsv}.timing.tsv"
-printf 'size\tround\tcontender\tpartitions\tpulsar_setup_ms\tmysql_setup_ms\tfirst_record_ms\tfirst_write_ms\treading_done_ms\ttail_ms\tload_input_wait_ms\tcommits\tcommit_ms\tcommit_max_ms\ttotal_ms\n' >"$TIMING"
+printf 'size\tround\tcontender\tpartitions\tpulsar_setup_ms\tmysql_setup_ms\tfirst_record_ms\tfirst_write_ms\treading_done_ms\ttail_ms\tload_input_wait_ms\tcommits\tcommit_ms\tcommit_max_ms\ttotal_ms\tentries_read\n' >"$TIMING"
 printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\tshape\tpartitions\tfirst_row_s\tload1\tmachine_cpu_s\tiowait_s\tretries\n' >"$RAW"
 
 # ---- one measurement ----------------------------------------------------------------------
@@ -281,11 +281,15 @@ measure() {
         python3 - "$summary" "$size" "$round" "$name" "$PARTITIONS" >>"$TIMING" 2>/dev/null <<'PY' || true
 import json, sys
 summary, size, rnd, name, partitions = sys.argv[1:6]
-t = json.loads(summary).get("timing") or {}
+s = json.loads(summary)
+t = s.get("timing") or {}
 keys = ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms", "first_write_ms",
         "reading_done_ms", "tail_ms", "load_input_wait_ms", "commits", "commit_ms",
         "commit_max_ms", "total_ms"]
-print("\t".join([size, rnd, name, partitions] + ["" if t.get(k) is None else str(t[k]) for k in keys]))
+cells = ["" if t.get(k) is None else str(t[k]) for k in keys]
+# Broker entries the records came in (absent before the summary had it).
+cells.append("" if s.get("entries_read") is None else str(s["entries_read"]))
+print("\t".join([size, rnd, name, partitions] + cells))
 PY
     fi
     if [[ "$name" == flink-* ]]; then # rows: what the table holds (checked in full by check_count)

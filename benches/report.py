@@ -151,7 +151,7 @@ class Agg:
 
 TIMING_FIELDS = ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms", "first_write_ms",
                  "reading_done_ms", "tail_ms", "load_input_wait_ms", "commits", "commit_ms",
-                 "total_ms"]
+                 "total_ms", "entries_read"]
 
 
 def load_timing(results):
@@ -210,6 +210,11 @@ def timing_section(timing, w, aggs=None, cores=2):
         dry_read = dry.wall if dry else float("nan")
         target = ld.wall / LOAD_DATA_RATIO
         floor = (run.cpu + run.server + run.broker) / cores
+        entries = m["entries_read"]
+        # The broker's work is per entry: records per entry (the producer's batching) and
+        # the broker's CPU per entry say why it costs what it does.
+        per_entry = ("-" if math.isnan(entries) or entries <= 0 else
+                     f"{n / entries:,.0f} rec, {run.broker / entries * 1e6:,.0f} µs")
         if floor > target:
             bound = f"the cores: {floor:.2f} s of CPU per core > {target:.2f}"
         elif run.server > target:
@@ -220,7 +225,8 @@ def timing_section(timing, w, aggs=None, cores=2):
             f"| {plabel(p)} | {n:,} | {ratio(run.rate, ld.rate):.2f} | {run.wall:.2f} | {ld.wall:.2f} | {bound} | "
             f"**{gap:+.2f}** | {m['first_write_ms'] / 1000:.2f} | {m['load_input_wait_ms'] / 1000:.2f} | "
             f"{m['commit_ms'] / 1000:.2f} | {server_extra:+.2f} ({ld.server:.2f} -> {run.server:.2f}) | "
-            f"{run.broker:.2f} + {run.cpu:.2f} | {m['reading_done_ms'] / 1000:.2f} / {fnum(dry_read, '{:.2f}')} | "
+            f"{run.broker:.2f} + {run.cpu:.2f} | {per_entry} | "
+            f"{m['reading_done_ms'] / 1000:.2f} / {fnum(dry_read, '{:.2f}')} | "
             f"{m['tail_ms'] / 1000:.2f} |")
     if not rows:
         return
@@ -232,15 +238,17 @@ def timing_section(timing, w, aggs=None, cores=2):
       "What the broker and the runner spend is taken from the same two cores: when reading with "
       "them takes longer than the server's own load (reading done, against the dry run's read "
       "alone), the run is read-bound, and the server waits for rows in between statements. "
+      "The broker's work is per entry (per entry: the records in one, from the producer's "
+      "batching, and the broker's CPU for one; `entries_read` in the summary). "
       f"What bounds 0.9 x: the run's wall time cannot go below the CPU the runner, the server and "
       f"the broker spend divided by the machine's {cores} cores, nor below the server's own CPU "
       "(one statement at a time); where either exceeds LOAD DATA's wall / 0.9, the target is out "
       "of reach on this machine until that CPU shrinks.")
     w("")
     w("| partitions | records | run / LOAD DATA | run s | LOAD DATA s | what bounds 0.9 x | difference | first write | "
-      "input wait | COMMITs | server CPU beyond LOAD DATA's | broker + runner CPU | reading done / "
-      "dry run | tail |")
-    w("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "input wait | COMMITs | server CPU beyond LOAD DATA's | broker + runner CPU | per entry | "
+      "reading done / dry run | tail |")
+    w("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         w(r)
     w("")

@@ -17,6 +17,8 @@ use crate::records::BadReason;
 pub struct Stats {
     pub records_read: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Broker entries the records came in (a batch of messages is one entry).
+    pub entries_read: AtomicU64,
     pub rows_converted: AtomicU64,
     pub rows_written: AtomicU64,
     pub duplicates: AtomicU64,
@@ -303,6 +305,9 @@ pub struct Summary {
     pub mapped_columns: Vec<String>,
     pub records_read: u64,
     pub bytes_read: u64,
+    /// Broker entries taken (a batch of messages is one entry): the broker's work is per
+    /// entry, so `records_read / entries_read` is what the producer's batching buys.
+    pub entries_read: u64,
     pub rows_converted: u64,
     pub rows_written: u64,
     pub duplicates_skipped: u64,

@@ -80,6 +80,7 @@ pub async fn run(cfg: &Config, stats: Arc<Stats>, shutdown: CancellationToken) -
         mapped_columns: learned.mapped_columns,
         records_read,
         bytes_read: stats.bytes_read.load(Relaxed),
+        entries_read: stats.entries_read.load(Relaxed),
         rows_converted: stats.rows_converted.load(Relaxed),
         rows_written,
         duplicates_skipped: stats.duplicates.load(Relaxed),

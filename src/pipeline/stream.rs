@@ -252,6 +252,7 @@ async fn read_partition(
     stats.partition_progress(index, |p| p.end_time = end_time);
     let mut read_here = 0u64;
     let mut last_publish = None;
+    let entries_before = reader.entries();
     // The publish time this reader last had its lockstep turn at: the rest of a broker entry
     // (its messages share one publish time) goes without asking again. Cleared whenever the
     // reader waits for the broker, which takes it out of the lockstep.
@@ -283,7 +284,8 @@ async fn read_partition(
             let msg = match reader.next_ready() {
                 Some(msg) => msg,
                 None => {
-                    let next = next_message(&mut reader, index, shared, &mut cancelled, &mut turn_at);
+                    let next =
+                        next_message(&mut reader, index, shared, &mut cancelled, &mut turn_at);
                     match next.await? {
                         Some(msg) => msg,
                         None => break,
@@ -337,6 +339,9 @@ async fn read_partition(
         lockstep.idle(index);
     }
     stats.timing.mark(Mark::ReadingDone, Instant::now());
+    stats
+        .entries_read
+        .fetch_add(reader.entries() - entries_before, Relaxed);
     stats.partition_progress(index, |p| {
         p.records_read = read_here;
         p.last_publish_time = last_publish;

@@ -63,6 +63,8 @@ pub struct PartitionReader {
     consumer: Option<Consumer<Vec<u8>, TokioExecutor>>,
     /// The rest of the entry being read.
     entry: Option<EntryMessages>,
+    /// Entries taken from the broker so far (a batch of messages is one entry).
+    entries: u64,
     /// Last position handed out (or skipped); replays at or before it are dropped.
     last_seen: Option<Position>,
     /// The range: what it reads, and when it is done.
@@ -120,6 +122,7 @@ impl PartitionReader {
             partition,
             consumer: None,
             entry: None,
+            entries: 0,
             last_seen: bounds.start_after,
             bounds,
             done: None,
@@ -317,6 +320,12 @@ impl PartitionReader {
         }
     }
 
+    /// Entries taken from the broker so far: the broker's cost is per entry, so records per
+    /// entry (the producer's batching) explains what reading costs it.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
     /// The next message of the entry in hand, when it needs no waiting: the common case, kept
     /// out of [`next`](Self::next), whose future (kilobytes: connecting and reconnecting are
     /// in it) would be built and moved for every message. None: ask `next` (the entry is used
@@ -341,6 +350,7 @@ impl PartitionReader {
         }
         self.entry = None;
         if let Some(entry) = self.receive().await? {
+            self.entries += 1;
             match EntryMessages::new(entry) {
                 Ok(messages) => self.entry = Some(messages),
                 Err(e) => self.reconnect(e).await?,

@@ -13,6 +13,8 @@ async fn seed_scenario_moves_10000_records_exactly_and_rerun_writes_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.outcome(), "success");
     assert_eq!(run.u("records_read"), 10_000);
+    // One message per entry: the broker's work per record at its highest.
+    assert_eq!(run.u("entries_read"), 10_000);
     assert_eq!(run.u("rows_written"), 10_000);
     assert_eq!(run.u("bad_records"), 0);
     assert_time_budget_adds_up(&run);
@@ -67,6 +69,7 @@ async fn dry_run_reads_and_converts_but_writes_nothing() {
     let run = run_binary(&args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.u("records_read"), 1000);
+    assert_eq!(run.u("entries_read"), 10, "batches of 100 are 10 entries");
     assert_eq!(run.u("rows_converted"), 1000);
     assert_eq!(run.u("rows_written"), 0);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);

@@ -23,6 +23,7 @@ fn summary(exit_code: i32, outcome: &str) -> Summary {
         timing: Default::default(),
         records_read: 0,
         bytes_read: 0,
+        entries_read: 0,
         rows_converted: 0,
         rows_written: 0,
         duplicates_skipped: 0,
