@@ -11,9 +11,10 @@
 //!
 //! Each partition's keys usually ascend on their own, so the batch is a merge of sorted runs:
 //! a row can go to the server once every partition still reading has reached its key (none
-//! of them can bring a smaller one). Rows wait in a small heap only while the partitions read
-//! side by side are apart (`pipeline::lockstep` keeps them within milliseconds), and the
-//! statement streams while the batch fills. A partition whose keys go backwards bounds
+//! of them can bring a smaller one). Rows wait, in their partition's queue, only while the
+//! partitions read side by side are apart (`pipeline::lockstep` keeps them within
+//! milliseconds); a heap of the queues' first rows (one per partition, not one per row)
+//! merges them, and the statement streams while the batch fills. A partition whose keys go backwards bounds
 //! nothing: from then on the batch's rows are held and sent sorted when it closes.
 //!
 //! The order is stable: rows with equal keys keep their order of arrival, so a duplicate key
@@ -21,7 +22,7 @@
 //! written, only how fast.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::records::Value;
 
@@ -40,10 +41,12 @@ struct Source {
     last: Option<u64>,
     /// Still reading: its next rows bound what may be sent.
     reading: bool,
+    /// Its rows held, in the order they came (ascending keys while the batch is in order).
+    held: VecDeque<Held>,
 }
 
 /// A row waiting for its turn: ordered by key, then arrival.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Held {
     key: u64,
     seq: u64,
@@ -65,7 +68,10 @@ pub(super) struct KeyOrder {
     /// The lowest `last` of the partitions still reading (None while one has no row yet),
     /// kept as rows come: recomputing it per row costs a pass over every partition.
     reached: Option<u64>,
-    held: BinaryHeap<Reverse<Held>>,
+    /// The first held row of each partition holding any: (key, arrival, source).
+    heads: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    /// Once the batch is out of order: every held row, sorted at its close.
+    unsorted: Vec<Held>,
     /// The held rows' bytes (and some sent ones, until the next compaction).
     store: Vec<u8>,
     /// Bytes of the rows held.
@@ -84,7 +90,8 @@ impl KeyOrder {
             current: 0,
             unordered: false,
             reached: Some(u64::MAX),
-            held: BinaryHeap::new(),
+            heads: BinaryHeap::new(),
+            unsorted: Vec::new(),
             store: Vec::new(),
             live: 0,
             seq: 0,
@@ -100,6 +107,7 @@ impl KeyOrder {
                 partition,
                 last: None,
                 reading: true,
+                held: VecDeque::new(),
             }),
         }
         self.reached = self.lowest_reached();
@@ -135,8 +143,13 @@ impl KeyOrder {
         }
         .or(last)
         .unwrap_or(0);
-        if last.is_some_and(|last| key < last) {
+        if last.is_some_and(|last| key < last) && !self.unordered {
             self.unordered = true;
+            // Merged no more: everything held waits for the close, sorted then.
+            self.heads.clear();
+            for source in &mut self.sources {
+                self.unsorted.extend(source.held.drain(..));
+            }
         }
         self.sources[source].last = Some(last.map_or(key, |last| last.max(key)));
         // Only the partition that was lowest (or had no row yet) can raise the lowest.
@@ -144,7 +157,7 @@ impl KeyOrder {
             self.reached = self.lowest_reached();
         }
         let bound = self.bound();
-        if self.held.is_empty() && bound.is_some_and(|bound| key <= bound) {
+        if self.live == 0 && bound.is_some_and(|bound| key <= bound) {
             return; // its turn: it goes as it is
         }
         let len = pending.len() - start;
@@ -153,13 +166,22 @@ impl KeyOrder {
         pending.truncate(start);
         self.live += len;
         let offset = |n: usize| u32::try_from(n).expect("within MAX_ORDERED_BYTES");
-        self.held.push(Reverse(Held {
+        let row = Held {
             key,
             seq: self.seq,
             start: offset(at),
             len: offset(len),
-        }));
+        };
         self.seq += 1;
+        if self.unordered {
+            self.unsorted.push(row);
+            return;
+        }
+        let queue = &mut self.sources[source].held;
+        if queue.is_empty() {
+            self.heads.push(Reverse((row.key, row.seq, source)));
+        }
+        queue.push_back(row);
         self.release(bound, pending);
     }
 
@@ -177,17 +199,29 @@ impl KeyOrder {
     /// after each (to send `pending` on when it has grown to a piece). The next batch starts
     /// streaming again; the partitions' keys still bound it.
     pub(super) fn close(&mut self, pending: &mut Vec<u8>, mut publish: impl FnMut(&mut Vec<u8>)) {
-        while let Some(Reverse(row)) = self.held.pop() {
+        let mut unsorted = std::mem::take(&mut self.unsorted);
+        // (key, arrival) is unique: the unstable sort keeps equal keys in arrival order.
+        unsorted.sort_unstable();
+        for row in unsorted.drain(..) {
             let start = row.start as usize;
             pending.extend_from_slice(&self.store[start..start + row.len as usize]);
             publish(pending);
+        }
+        unsorted.shrink_to(1024);
+        self.unsorted = unsorted;
+        while let Some(row) = self.next_held(u64::MAX) {
+            let start = row.start as usize;
+            pending.extend_from_slice(&self.store[start..start + row.len as usize]);
+            publish(pending);
+        }
+        for source in &mut self.sources {
+            source.held.shrink_to(256);
         }
         self.live = 0;
         self.seq = 0;
         self.unordered = false;
         self.store.clear();
         self.store.shrink_to(COMPACT_FLOOR);
-        self.held.shrink_to(1024);
     }
 
     /// The source of `partition`, added if it was not tracked (a builder tracks every
@@ -234,35 +268,47 @@ impl KeyOrder {
     /// Moves the held rows at or below `bound` (see [`KeyOrder::bound`]) into `pending`.
     fn release(&mut self, bound: Option<u64>, pending: &mut Vec<u8>) {
         let Some(bound) = bound else { return };
-        while let Some(Reverse(row)) = self.held.peek() {
-            if row.key > bound {
-                break;
-            }
+        while let Some(row) = self.next_held(bound) {
             let (start, len) = (row.start as usize, row.len as usize);
             pending.extend_from_slice(&self.store[start..start + len]);
             self.live -= len;
-            self.held.pop();
         }
-        if self.held.is_empty() {
+        if self.live == 0 {
             self.store.clear();
         } else if self.store.len() >= COMPACT_FLOOR && self.live * 2 <= self.store.len() {
             self.compact();
         }
     }
 
+    /// Takes the held row first in key order if its key is at or below `bound`: the first
+    /// of the partitions' first rows (each partition's held rows ascend).
+    fn next_held(&mut self, bound: u64) -> Option<Held> {
+        let &Reverse((key, _, source)) = self.heads.peek()?;
+        if key > bound {
+            return None;
+        }
+        self.heads.pop();
+        let queue = &mut self.sources[source].held;
+        let row = queue
+            .pop_front()
+            .expect("a head names a partition's first held row");
+        if let Some(next) = queue.front() {
+            self.heads.push(Reverse((next.key, next.seq, source)));
+        }
+        Some(row)
+    }
+
     /// Drops the sent rows' bytes from the store: it stays within twice the rows held.
     fn compact(&mut self) {
-        let mut rows = std::mem::take(&mut self.held).into_vec();
         let mut store = Vec::with_capacity(self.live * 2 + COMPACT_FLOOR);
-        for Reverse(row) in &mut rows {
+        let queues = self.sources.iter_mut().flat_map(|s| s.held.iter_mut());
+        for row in queues.chain(self.unsorted.iter_mut()) {
             let start = row.start as usize;
             let at = store.len();
             store.extend_from_slice(&self.store[start..start + row.len as usize]);
             row.start = at as u32;
         }
         self.store = store;
-        // Still a heap: only the offsets changed, not the order.
-        self.held = BinaryHeap::from(rows);
     }
 }
 
