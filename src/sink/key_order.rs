@@ -14,8 +14,9 @@
 //! of them can bring a smaller one). Rows wait, in their partition's queue, only while the
 //! partitions read side by side are apart (`pipeline::lockstep` keeps them within
 //! milliseconds); a heap of the queues' first rows (one per partition, not one per row)
-//! merges them, and the statement streams while the batch fills. A partition whose keys go backwards bounds
-//! nothing: from then on the batch's rows are held and sent sorted when it closes.
+//! merges them, and the statement streams while the batch fills. A partition whose keys go
+//! backwards bounds nothing: from then on the batch's rows are held and sent sorted when it
+//! closes.
 //!
 //! The order is stable: rows with equal keys keep their order of arrival, so a duplicate key
 //! keeps the same winner (LOAD DATA keeps the first). The order never decides what is
@@ -46,7 +47,7 @@ struct Source {
 }
 
 /// A row waiting for its turn: ordered by key, then arrival.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Held {
     key: u64,
     seq: u64,
@@ -203,15 +204,13 @@ impl KeyOrder {
         // (key, arrival) is unique: the unstable sort keeps equal keys in arrival order.
         unsorted.sort_unstable();
         for row in unsorted.drain(..) {
-            let start = row.start as usize;
-            pending.extend_from_slice(&self.store[start..start + row.len as usize]);
+            pending.extend_from_slice(self.bytes(&row));
             publish(pending);
         }
         unsorted.shrink_to(1024);
         self.unsorted = unsorted;
         while let Some(row) = self.next_held(u64::MAX) {
-            let start = row.start as usize;
-            pending.extend_from_slice(&self.store[start..start + row.len as usize]);
+            pending.extend_from_slice(self.bytes(&row));
             publish(pending);
         }
         for source in &mut self.sources {
@@ -269,15 +268,20 @@ impl KeyOrder {
     fn release(&mut self, bound: Option<u64>, pending: &mut Vec<u8>) {
         let Some(bound) = bound else { return };
         while let Some(row) = self.next_held(bound) {
-            let (start, len) = (row.start as usize, row.len as usize);
-            pending.extend_from_slice(&self.store[start..start + len]);
-            self.live -= len;
+            pending.extend_from_slice(self.bytes(&row));
+            self.live -= row.len as usize;
         }
         if self.live == 0 {
             self.store.clear();
         } else if self.store.len() >= COMPACT_FLOOR && self.live * 2 <= self.store.len() {
             self.compact();
         }
+    }
+
+    /// A held row's rendered bytes.
+    fn bytes(&self, row: &Held) -> &[u8] {
+        let start = row.start as usize;
+        &self.store[start..start + row.len as usize]
     }
 
     /// Takes the held row first in key order if its key is at or below `bound`: the first
@@ -303,8 +307,8 @@ impl KeyOrder {
         let mut store = Vec::with_capacity(self.live * 2 + COMPACT_FLOOR);
         let queues = self.sources.iter_mut().flat_map(|s| s.held.iter_mut());
         for row in queues.chain(self.unsorted.iter_mut()) {
-            let start = row.start as usize;
             let at = store.len();
+            let start = row.start as usize;
             store.extend_from_slice(&self.store[start..start + row.len as usize]);
             row.start = at as u32;
         }
