@@ -255,7 +255,7 @@ async fn read_partition(
     let entries_before = reader.entries();
     // The publish time this reader last had its lockstep turn at: the rest of a broker entry
     // (its messages share one publish time) goes without asking again. Cleared whenever the
-    // reader waits for the broker, which takes it out of the lockstep.
+    // reader waits for the broker, which ends its hold on the others soon.
     let mut turn_at = None;
     let read = async {
         // A batch closed for this partition to join.
@@ -336,7 +336,7 @@ async fn read_partition(
     };
     let result = read.await;
     if let Some(lockstep) = &shared.lockstep {
-        lockstep.idle(index);
+        lockstep.done(index);
     }
     stats.timing.mark(Mark::ReadingDone, Instant::now());
     stats
@@ -352,7 +352,8 @@ async fn read_partition(
 /// The partition's next message; None at its end, or when the stream stops (a writer that
 /// went away included: its error is the one to report). Buffered messages are taken at once,
 /// without a timer; while it waits, a LOAD DATA batch nobody feeds is closed, and the reader
-/// leaves the lockstep (`turn_at` cleared: its next message asks for a turn again).
+/// holds the lockstep only a while (`turn_at` cleared: its next message asks for a turn
+/// again).
 async fn next_message(
     reader: &mut PartitionReader,
     index: i32,
@@ -365,9 +366,9 @@ async fn next_message(
     if let Some(next) = next.as_mut().now_or_never() {
         return next;
     }
-    // Waiting for the broker: the other partitions need not wait for this one.
+    // Waiting for the broker: the other partitions wait for this one only a while.
     if let Some(lockstep) = &shared.lockstep {
-        lockstep.idle(index);
+        lockstep.waiting(index);
         *turn_at = None;
     }
     loop {

@@ -200,6 +200,15 @@ impl KeyOrder {
     /// after each (to send `pending` on when it has grown to a piece). The next batch starts
     /// streaming again; the partitions' keys still bound it.
     pub(super) fn close(&mut self, pending: &mut Vec<u8>, mut publish: impl FnMut(&mut Vec<u8>)) {
+        // Rows held at the close land between the next batch's: many of them mean the
+        // partitions' readers were apart (see `pipeline::lockstep`).
+        tracing::debug!(
+            held_rows =
+                self.unsorted.len() + self.sources.iter().map(|s| s.held.len()).sum::<usize>(),
+            held_bytes = self.live,
+            unordered = self.unordered,
+            "a key-ordered batch closes"
+        );
         let mut unsorted = std::mem::take(&mut self.unsorted);
         // (key, arrival) is unique: the unstable sort keeps equal keys in arrival order.
         unsorted.sort_unstable();
