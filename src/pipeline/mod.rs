@@ -2,7 +2,7 @@
 //!
 //! The readers of the first partitions open first, so every end bound is taken when the run
 //! starts. Partitions are then spread over write streams (one connection each; one unless
-//! `--writers` says), each stream reading up to 16 partitions side by side, kept together in
+//! `--writers` says), each stream reading up to 64 partitions side by side, kept together in
 //! publish time (`lockstep`), into one writer task (`stream`): reading+converting and
 //! writing overlap through a bounded channel, which keeps memory flat whatever the size of
 //! the range. A stream's partitions fill one batch together, which commits with the
@@ -35,9 +35,12 @@ mod stream;
 
 use stream::{run_stream, Writer};
 
-/// Most partitions read at once in a run (each holds a receiver queue and a batch being
-/// filled).
-const READERS_AT_ONCE: usize = 16;
+/// Most partitions read at once in a run (they share one read-ahead in bytes). A producer
+/// spreads keys over every partition, so partitions read in turns, rather than side by side,
+/// fill the table in several sparse passes over the key range, each splitting the pages the
+/// ones before left: 64 partitions read 16 at a time loaded 1e7 seed rows into a 1,079 MiB
+/// table, read all at once into 412 MiB (BENCHMARKS.md, `benches/NOTES.md`).
+const READERS_AT_ONCE: usize = 64;
 
 /// How often the job lock's connection is asked whether it still holds the lock (which also
 /// keeps it from idling out).
@@ -199,8 +202,9 @@ async fn run_inner(
 /// are known, so the broker's first delivery overlaps the MySQL setup; a partition with a
 /// checkpoint is moved to it afterwards ([`PartitionReader::resume_after`]).
 async fn open_readers(cfg: &SourceConfig, at_once: usize) -> Result<Vec<PartitionReader>> {
-    let source = PulsarSource::connect(cfg).await?;
+    let mut source = PulsarSource::connect(cfg).await?;
     let partitions = source.partitions().await?;
+    source.read_at_once(partitions.len().min(at_once));
     // The first `at_once` partitions are read at once: they subscribe now, so the broker's
     // first delivery overlaps the MySQL setup. The others subscribe when their turn comes, so
     // no receiver queue fills for a partition that waits (memory follows the partitions being

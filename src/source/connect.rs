@@ -15,6 +15,7 @@ use super::denied::{denied, is_denied, namespace_of, role_of};
 use super::entry::from_proto;
 use super::reader::{
     bounded, close_in_background, rand_suffix, retry_or_give_up, source_err, PartitionReader,
+    ReadAhead,
 };
 use super::{Partition, Position};
 use crate::config::{id_for_partition, EndBound, SourceConfig, StartBound};
@@ -28,6 +29,8 @@ use refusal::{diagnose_connect_failure, refusal_streak, ConnectRefusal, REFUSAL_
 pub struct PulsarSource {
     client: Pulsar<TokioExecutor>,
     cfg: SourceConfig,
+    /// Each reader's share of the read-ahead (see [`PulsarSource::read_at_once`]).
+    read_ahead: ReadAhead,
 }
 
 /// A URL of another scheme is a configuration error before any attempt: retrying cannot fix it.
@@ -95,6 +98,12 @@ fn with_token(
 }
 
 impl PulsarSource {
+    /// `readers` partitions will be read at once: each reader opened from now on buffers its
+    /// share of the read-ahead, so memory does not grow with the partitions.
+    pub fn read_at_once(&mut self, readers: usize) {
+        self.read_ahead = ReadAhead::shared_by(readers);
+    }
+
     /// The role the broker sees this client as, for a refusal's message.
     fn role(&self) -> String {
         role_of(self.cfg.auth_token.as_deref())
@@ -116,6 +125,7 @@ impl PulsarSource {
                     return Ok(PulsarSource {
                         client,
                         cfg: cfg.clone(),
+                        read_ahead: ReadAhead::shared_by(1),
                     })
                 }
                 Err(e) => e,
@@ -343,6 +353,7 @@ impl PulsarSource {
             self.cfg.retry_budget,
             self.role().into(),
         );
+        reader.read_ahead = self.read_ahead;
         if now {
             reader.connect_with_retry().await?;
         }

@@ -59,7 +59,8 @@ fn the_receiver_queue_holds_its_bound_in_bytes() {
     use pulsar::consumer::data::QueueCredit;
 
     const MIB: usize = 1024 * 1024;
-    let credit = QueueCredit::new(READ_AHEAD_MESSAGES, Some(READ_AHEAD_BYTES));
+    let alone = ReadAhead::shared_by(1);
+    let credit = QueueCredit::new(alone.messages, Some(alone.bytes));
     assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
     // 1 MiB of room left: one more entry may overshoot...
     assert_eq!(credit.acquire(1, 3 * MIB).now_or_never(), Some(true));
@@ -87,4 +88,22 @@ fn skipped_and_replayed_messages_are_progress() {
     assert!(!is_progress(&Admit::Replay, at, &mut credited));
     let further = Some(Position::new(4, 9, -1));
     assert!(is_progress(&Admit::Replay, further, &mut credited));
+}
+
+/// Partitions read at once share one read-ahead: reading 64 of them side by side must not
+/// buffer 64 times what one does.
+#[test]
+fn the_read_ahead_is_shared_by_the_partitions_read_at_once() {
+    const MIB: u64 = 1024 * 1024;
+    let share = |readers| {
+        let r = ReadAhead::shared_by(readers);
+        (r.messages, r.bytes)
+    };
+    assert_eq!(share(1), (2_000, 4 * MIB));
+    assert_eq!(share(8), (2_000, 4 * MIB));
+    assert_eq!(share(16), (1_000, 4 * MIB));
+    assert_eq!(share(32), (500, 2 * MIB));
+    assert_eq!(share(64), (250, MIB));
+    assert_eq!(share(1_000), (250, MIB), "a floor: tiny reads would crawl");
+    assert_eq!(share(0), (2_000, 4 * MIB));
 }
