@@ -80,7 +80,7 @@ pub struct MysqlTls {
     pub key: Option<std::path::PathBuf>,
 }
 
-/// `--writers`' default: one write stream, fed by every partition read (up to 16 side by
+/// `--writers`' default: one write stream, fed by every partition read (up to 64 side by
 /// side), one batch at a time carrying all their checkpoints. Measured side by side against
 /// two and four under `innodb_autoinc_lock_mode` 1 and 2 (benches/autoinc.sh, BENCHMARKS.md):
 /// as fast within noise under 1, 1.3-1.5 x faster under 2, where parallel statements contend

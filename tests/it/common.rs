@@ -182,6 +182,18 @@ pub fn create_partitioned(topic: &str, partitions: u32) {
     must_succeed(&mut cmd, "create partitioned topic");
 }
 
+/// Deletes a partitioned topic a test is done with: a broker loads every topic it keeps when
+/// it starts, and the wide ones of these tests would pile up on a developer's broker.
+pub fn delete_partitioned(topic: &str) {
+    let path = topic.trim_start_matches("persistent://");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-f", "-X", "DELETE"]).arg(format!(
+        "{}/admin/v2/persistent/{path}/partitions?force=true",
+        admin_url()
+    ));
+    must_succeed(&mut cmd, "delete partitioned topic");
+}
+
 /// Runs a helper command and fails the test, with its stderr, unless it succeeds.
 pub fn must_succeed(cmd: &mut Command, what: &str) {
     let out = cmd

@@ -175,6 +175,7 @@ async fn partitions_joining_a_stream_between_batches_are_read_exactly_once() {
         70
     );
     assert_exact(&db, 21_000).await;
+    delete_partitioned(&topic);
 }
 
 /// A producer spreads keys over every partition: partitions read in turns would fill the
@@ -196,4 +197,5 @@ async fn up_to_64_partitions_are_read_side_by_side_in_one_batch() {
     assert_eq!(run.u("rows_written"), 12_800);
     assert_eq!(run.u("batches"), 1, "{}", run.summary);
     assert_exact(&db, 12_800).await;
+    delete_partitioned(&topic);
 }

@@ -55,11 +55,18 @@ fn unsupported(doc: &Value) -> String {
 /// The document in a file, as `--inlong-dataflow FILE` reads it.
 fn file(doc: &Value) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("p2m-inlong-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.json", N.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path.display().to_string()
+    thread_local! {
+        /// The test's documents: each test runs on a thread of its own, and the directory
+        /// goes when the thread ends.
+        static DIR: tempfile::TempDir = tempfile::tempdir().unwrap();
+    }
+    DIR.with(|dir| {
+        let path = dir
+            .path()
+            .join(format!("{}.json", N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path.display().to_string()
+    })
 }
 
 fn args(doc: &Value) -> RunArgs {
