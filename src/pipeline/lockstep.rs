@@ -106,6 +106,8 @@ impl Lockstep {
             let woken = std::future::poll_fn(|cx| {
                 match self.check(partition, publish_time, &mut noted, Some(cx.waker())) {
                     Turn::Go => Poll::Ready(()),
+                    // A reader began waiting for the broker: its hold's end is a new deadline.
+                    Turn::Wait(now) if now != deadline => Poll::Ready(()),
                     Turn::Wait(_) => Poll::Pending,
                 }
             });
@@ -126,6 +128,13 @@ impl Lockstep {
         state.heard_from(partition);
         if let Some(head) = state.heads.iter_mut().find(|h| h.partition == partition) {
             head.waiting_until = Some(now + WAIT_HOLD);
+        }
+        // Whoever waits for its turn now waits at most until the hold ends: they look again
+        // to take that deadline.
+        for head in &mut state.heads {
+            if let Some(waker) = head.waker.take() {
+                waker.wake();
+            }
         }
     }
 
@@ -310,6 +319,24 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(50), ahead)
             .await
             .expect("within the slack of the oldest again")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reader_already_waiting_when_the_oldest_goes_to_the_broker_waits_only_the_hold() {
+        let l = Arc::new(Lockstep::new(0));
+        assert!(goes(&l, 0, 1_000).await);
+        let ahead = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(1, 1_500).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!ahead.is_finished(), "partition 0 holds an older message");
+        // Partition 0's next message never comes (a broker that stopped answering).
+        l.waiting(0);
+        tokio::time::timeout(WAIT_HOLD * 5, ahead)
+            .await
+            .expect("the hold ends for a reader that was waiting before it began")
             .unwrap();
     }
 
