@@ -47,28 +47,35 @@ pub(super) fn source_err(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// What the partitions read at once buffer ahead of the pipeline together, and about the
-/// most they have asked the broker for but not yet received, each an equal share: in
-/// messages (the receiver queue; Flow permits), and in bytes, the bound that holds when
-/// messages are large (2,000 messages of 5 MiB would be 10 GiB). Seed-sized and 1 KiB
-/// messages stay bounded by the messages; see RELIABILITY.md.
+/// most they have asked the broker for but not yet received, each an equal share within
+/// the bounds below: in messages (the receiver queue; Flow permits), and in bytes, the bound
+/// that holds when messages are large (2,000 messages of 5 MiB would be 10 GiB) or entries
+/// small (each entry counts its data plus `pulsar::consumer::ENTRY_OVERHEAD`, about 1.2 KB:
+/// an unbatched record of 20 bytes is not free). Seed-sized batched records are bounded by
+/// the messages; see RELIABILITY.md.
 const READ_AHEAD_SHARED: ReadAhead = ReadAhead {
     messages: 16_000,
-    bytes: 64 * 1024 * 1024,
+    bytes: 24 * 1024 * 1024,
 };
 
-/// A reader's share when it reads alone or with a few others. In messages, the whole entries
-/// a queue holds cost more than their payloads (64 partitions of the seed's entries of 8
-/// records: peak RSS 72 MiB with 500 messages each, 50-54 MiB with 250, equally fast).
+/// A reader's share when it reads alone or with a few others. More is not faster on a
+/// machine the broker shares with the server: larger reads take the server's CPU in bursts
+/// (16 partitions, 4,000 messages each: input waits fell from 0.7-1.0 to 0.1 s, the server's
+/// run-queue wait rose from 0.2-0.3 to 0.35-0.65 s, the run took longer; benches/NOTES.md,
+/// "Fifth session").
 const READ_AHEAD_MOST: ReadAhead = ReadAhead {
     messages: 2_000,
     bytes: 4 * 1024 * 1024,
 };
 
-/// A reader's share however many partitions are read at once: less, and the broker's reads
-/// get too small to keep up.
+/// A reader's share however many partitions are read at once. The broker reads for a
+/// consumer no more entries at a time than its permits cover: at 250 messages, 64
+/// partitions of 8-record entries were read ~15 entries a time and reading alone took 2.5 s
+/// for 1e6 records, 1.7-2.1 s at 1,000-2,000. Affordable since an entry waiting for its queue
+/// costs ~600 bytes instead of ~5 KB (vendor patch 0015).
 const READ_AHEAD_LEAST: ReadAhead = ReadAhead {
-    messages: 250,
-    bytes: 1024 * 1024,
+    messages: 1_000,
+    bytes: 256 * 1024,
 };
 
 /// How far a partition's reader reads ahead of the pipeline.

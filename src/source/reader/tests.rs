@@ -99,11 +99,16 @@ fn the_read_ahead_is_shared_by_the_partitions_read_at_once() {
         let r = ReadAhead::shared_by(readers);
         (r.messages, r.bytes)
     };
+    const KIB: u64 = 1024;
     assert_eq!(share(1), (2_000, 4 * MIB));
-    assert_eq!(share(8), (2_000, 4 * MIB));
-    assert_eq!(share(16), (1_000, 4 * MIB));
-    assert_eq!(share(32), (500, 2 * MIB));
-    assert_eq!(share(64), (250, MIB));
-    assert_eq!(share(1_000), (250, MIB), "a floor: tiny reads would crawl");
+    assert_eq!(share(8), (2_000, 3 * MIB));
+    assert_eq!(share(16), (1_000, 1_536 * KIB));
+    assert_eq!(share(32), (1_000, 768 * KIB));
+    assert_eq!(share(64), (1_000, 384 * KIB));
+    assert_eq!(
+        share(1_000),
+        (1_000, 256 * KIB),
+        "a floor: tiny reads would crawl"
+    );
     assert_eq!(share(0), (2_000, 4 * MIB));
 }

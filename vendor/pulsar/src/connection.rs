@@ -37,6 +37,36 @@ use crate::{
     Certificate,
 };
 
+/// What the connection routes to a consumer (pulsar2mysql patch, see vendor/README.md).
+///
+/// A consumer's messages are the broker's CommandMessage frames: only that command and its
+/// payload travel, about 600 bytes, not the whole `Message` (4.8 KB: `BaseCommand` holds every
+/// command inline). Frames wait in this channel while the consumer's queue is full, up to the
+/// Flow permits given (a receiver queue's worth of entries), so their size is what a large
+/// receiver queue costs in memory. Any other command (end of topic, active consumer change,
+/// close consumer) travels whole.
+#[derive(Debug)]
+pub enum ConsumerFrame {
+    Message(proto::CommandMessage, Option<crate::Payload>),
+    Other(Box<Message>),
+}
+
+impl ConsumerFrame {
+    fn new(mut msg: Message) -> Self {
+        match msg.command.message.take() {
+            Some(message) => ConsumerFrame::Message(message, msg.payload),
+            None => ConsumerFrame::Other(Box::new(msg)),
+        }
+    }
+
+    pub(crate) fn payload(&self) -> Option<&crate::Payload> {
+        match self {
+            ConsumerFrame::Message(_, payload) => payload.as_ref(),
+            ConsumerFrame::Other(msg) => msg.payload.as_ref(),
+        }
+    }
+}
+
 pub(crate) enum Register {
     Request {
         key: RequestKey,
@@ -44,7 +74,7 @@ pub(crate) enum Register {
     },
     Consumer {
         consumer_id: u64,
-        resolver: mpsc::UnboundedSender<Box<Message>>,
+        resolver: mpsc::UnboundedSender<ConsumerFrame>,
     },
     RemoveConsumer {
         consumer_id: u64,
@@ -104,7 +134,7 @@ pub(crate) struct Receiver<S: Stream<Item = Result<Message, ConnectionError>>> {
     control_tx: async_channel::Sender<Message>,
     error: SharedError,
     pending_requests: BTreeMap<RequestKey, oneshot::Sender<Message>>,
-    consumers: BTreeMap<u64, mpsc::UnboundedSender<Box<Message>>>,
+    consumers: BTreeMap<u64, mpsc::UnboundedSender<ConsumerFrame>>,
     received_messages: BTreeMap<RequestKey, Message>,
     registrations: Pin<Box<mpsc::UnboundedReceiver<Register>>>,
     shutdown: Pin<Box<oneshot::Receiver<()>>>,
@@ -231,10 +261,9 @@ impl<S: Stream<Item = Result<Message, ConnectionError>>> Future for Receiver<S> 
                                 }
                             }
                             Some(RequestKey::Consumer { consumer_id }) => {
-                                let _ = self
-                                    .consumers
-                                    .get_mut(&consumer_id)
-                                    .map(move |consumer| consumer.unbounded_send(Box::new(msg)));
+                                let _ = self.consumers.get_mut(&consumer_id).map(move |consumer| {
+                                    consumer.unbounded_send(ConsumerFrame::new(msg))
+                                });
                             }
                             Some(RequestKey::CloseConsumer {
                                 consumer_id,
@@ -249,10 +278,10 @@ impl<S: Stream<Item = Result<Message, ConnectionError>>> Future for Receiver<S> 
                                     // We don't care if the receiver has dropped their future
                                     let _ = resolver.send(msg);
                                 } else {
-                                    let res = self
-                                        .consumers
-                                        .get_mut(&consumer_id)
-                                        .map(move |consumer| consumer.unbounded_send(Box::new(msg)));
+                                    let res =
+                                        self.consumers.get_mut(&consumer_id).map(move |consumer| {
+                                            consumer.unbounded_send(ConsumerFrame::new(msg))
+                                        });
 
                                     if !res.as_ref().map(|r| r.is_ok()).unwrap_or(false) {
                                         error!("ConnectionReceiver: error transmitting message to consumer: {:?}", res);
@@ -581,7 +610,7 @@ impl<Exe: Executor> ConnectionSender<Exe> {
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     pub async fn subscribe(
         &self,
-        resolver: mpsc::UnboundedSender<Box<Message>>,
+        resolver: mpsc::UnboundedSender<ConsumerFrame>,
         topic: String,
         subscription: String,
         sub_type: SubType,
@@ -1938,6 +1967,59 @@ pub(crate) mod messages {
                 ..Default::default()
             },
             payload: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod consumer_frame_tests {
+    use super::ConsumerFrame;
+    use crate::message::{
+        proto::{self, base_command::Type},
+        BaseCommand, Message,
+    };
+
+    #[test]
+    fn a_consumers_message_travels_without_the_base_command() {
+        assert!(std::mem::size_of::<ConsumerFrame>() * 4 < std::mem::size_of::<Message>());
+        let message = Message {
+            command: BaseCommand {
+                r#type: Type::Message as i32,
+                message: Some(proto::CommandMessage {
+                    consumer_id: 7,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            payload: Some(crate::Payload {
+                metadata: Default::default(),
+                data: b"0|msg-0".to_vec(),
+            }),
+        };
+        match ConsumerFrame::new(message) {
+            ConsumerFrame::Message(command, Some(payload)) => {
+                assert_eq!(command.consumer_id, 7);
+                assert_eq!(payload.data, b"0|msg-0");
+            }
+            other => panic!("routed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn any_other_command_travels_whole() {
+        let message = Message {
+            command: BaseCommand {
+                r#type: Type::ReachedEndOfTopic as i32,
+                reached_end_of_topic: Some(proto::CommandReachedEndOfTopic { consumer_id: 7 }),
+                ..Default::default()
+            },
+            payload: None,
+        };
+        match ConsumerFrame::new(message) {
+            ConsumerFrame::Other(message) => {
+                assert!(message.command.reached_end_of_topic.is_some())
+            }
+            other => panic!("routed as {other:?}"),
         }
     }
 }

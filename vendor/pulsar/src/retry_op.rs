@@ -5,7 +5,6 @@ use futures::channel::mpsc::{self, UnboundedReceiver};
 use crate::{
     connection::Connection,
     error::{ConnectionError, ConsumerError},
-    message::Message,
     proto, BrokerAddress, ConsumerOptions, Error, Executor, ProducerOptions, Pulsar, SubType,
 };
 
@@ -86,7 +85,7 @@ pub async fn retry_subscribe_consumer<Exe: Executor>(
     consumer_name: &Option<String>,
     options: &ConsumerOptions,
     batch_size: u32,
-) -> Result<UnboundedReceiver<Box<Message>>, Error> {
+) -> Result<UnboundedReceiver<crate::connection::ConsumerFrame>, Error> {
     *connection = client.manager.get_connection(&addr).await?;
     let (resolver, messages) = mpsc::unbounded();
     let mut current_retries = 0u32;

@@ -12,11 +12,7 @@ use futures::{
     task::AtomicWaker,
 };
 
-use crate::{
-    connection::Connection,
-    message::{proto::MessageIdData, Message as RawMessage},
-    Error, Executor, Payload,
-};
+use crate::{connection::Connection, message::proto::MessageIdData, Error, Executor, Payload};
 
 /// One broker entry, as the engine hands it to the consumer (pulsar2mysql patch).
 pub enum Entry {
@@ -39,14 +35,28 @@ impl Entry {
         }
     }
 
-    /// How many bytes of message data it holds, for the receiver queue's bound in bytes.
+    /// How many bytes it holds in memory, for the receiver queue's bound in bytes: its
+    /// messages' data and what holding the entry costs beyond them ([`ENTRY_OVERHEAD`]).
     pub fn bytes(&self) -> usize {
-        match self {
-            Entry::Messages(messages) => messages.iter().map(|(_, p)| p.data.len()).sum(),
-            Entry::Batch(_, payload) => payload.data.len(),
-        }
+        ENTRY_OVERHEAD
+            + match self {
+                Entry::Messages(messages) => messages
+                    .iter()
+                    .map(|(_, p)| p.data.len() + std::mem::size_of::<(MessageIdData, Payload)>())
+                    .sum(),
+                Entry::Batch(_, payload) => payload.data.len(),
+            }
     }
 }
+
+/// What one entry costs in memory beyond its data (pulsar2mysql patch): its frame while it
+/// waits for room in the consumer's queue, then its item in that queue, each in a channel
+/// node. The byte bound counts it, with the data, in the queue and in the Flow permits: an
+/// entry of a few bytes (an unbatched message) costs over a kilobyte, so a bound in payload
+/// bytes alone let a queue of small entries hold many times its bound.
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<crate::connection::ConsumerFrame>()
+    + std::mem::size_of::<Result<Entry, Error>>()
+    + 2 * std::mem::size_of::<usize>();
 
 pub type MessageIdDataReceiver = mpsc::UnboundedReceiver<Result<Entry, Error>>;
 
@@ -123,7 +133,7 @@ impl QueueCredit {
 }
 
 pub enum EngineEvent<Exe: Executor> {
-    Message(Option<Box<RawMessage>>),
+    Message(Option<crate::connection::ConsumerFrame>),
     EngineMessage(Option<EngineMessage<Exe>>),
 }
 
@@ -147,4 +157,26 @@ pub struct DeadLetterPolicy {
     pub max_redeliver_count: usize,
     /// Name of the dead topic where the failing messages will be sent.
     pub dead_letter_topic: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, ENTRY_OVERHEAD};
+    use crate::message::proto::MessageIdData;
+
+    #[test]
+    fn an_entry_counts_what_it_holds_in_memory_not_its_data_alone() {
+        assert!((600..2048).contains(&ENTRY_OVERHEAD), "{ENTRY_OVERHEAD}");
+        let payload = crate::Payload {
+            metadata: Default::default(),
+            data: b"0|msg-0".to_vec(),
+        };
+        let batch = Entry::Batch(MessageIdData::default(), payload.clone());
+        assert_eq!(batch.bytes(), ENTRY_OVERHEAD + 7);
+        let split = Entry::Messages(vec![
+            (MessageIdData::default(), payload.clone()),
+            (MessageIdData::default(), payload),
+        ]);
+        assert!(split.bytes() > ENTRY_OVERHEAD + 2 * 7 + 2 * 448);
+    }
 }

@@ -11,10 +11,10 @@ use futures::{
 };
 
 use crate::{
-    connection::Connection,
+    connection::{Connection, ConsumerFrame},
     consumer::{
         batched_message_iterator::BatchedMessageIterator,
-        data::{DeadLetterPolicy, EngineEvent, EngineMessage, Entry, QueueCredit},
+        data::{DeadLetterPolicy, EngineEvent, EngineMessage, Entry, QueueCredit, ENTRY_OVERHEAD},
         options::ConsumerOptions,
     },
     error::{ConnectionError, ConsumerError},
@@ -42,14 +42,15 @@ pub struct ConsumerEngine<Exe: Executor> {
     name: Option<String>,
     tx: mpsc::UnboundedSender<Result<Entry, Error>>,
     credit: Arc<QueueCredit>,
-    messages_rx: Option<mpsc::UnboundedReceiver<Box<RawMessage>>>,
+    messages_rx: Option<mpsc::UnboundedReceiver<ConsumerFrame>>,
     engine_rx: Option<mpsc::UnboundedReceiver<EngineMessage<Exe>>>,
     event_rx: mpsc::UnboundedReceiver<EngineEvent<Exe>>,
     event_tx: UnboundedSender<EngineEvent<Exe>>,
     batch_size: u32,
     remaining_messages: i64,
-    /// pulsar2mysql patch: bytes per message on the wire, a maximum that decays slowly; with
-    /// `options.receiver_queue_bytes` it sizes the Flow permits (see `flow_target`).
+    /// pulsar2mysql patch: bytes per message in memory (its share of the entry's data and of
+    /// `ENTRY_OVERHEAD`), a maximum that decays slowly; with `options.receiver_queue_bytes`
+    /// it sizes the Flow permits (see `flow_target`).
     bytes_per_message: Option<u64>,
     unacked_message_redelivery_delay: Option<Duration>,
     unacked_messages: HashMap<MessageIdData, Instant>,
@@ -69,7 +70,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
         name: Option<String>,
         tx: mpsc::UnboundedSender<Result<Entry, Error>>,
         credit: Arc<QueueCredit>,
-        messages_rx: mpsc::UnboundedReceiver<Box<RawMessage>>,
+        messages_rx: mpsc::UnboundedReceiver<ConsumerFrame>,
         engine_rx: mpsc::UnboundedReceiver<EngineMessage<Exe>>,
         batch_size: u32,
         unacked_message_redelivery_delay: Option<Duration>,
@@ -243,7 +244,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
 
     async fn handle_message_opt(
         &mut self,
-        message_opt: Option<Box<crate::message::Message>>,
+        message_opt: Option<ConsumerFrame>,
     ) -> Option<Result<(), Error>> {
         match message_opt {
             None => {
@@ -252,8 +253,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
             }
             Some(message) => {
                 let messages = message
-                    .payload
-                    .as_ref()
+                    .payload()
                     .and_then(|payload| {
                         debug!(
                             "Consumer: received message payload, num_messages_in_batch = {:?}",
@@ -263,8 +263,11 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                     })
                     .unwrap_or(1);
                 self.remaining_messages -= messages as i64;
-                if let Some(payload) = message.payload.as_ref() {
-                    self.observe_size(payload.data.len(), messages.max(1) as usize);
+                if let Some(payload) = message.payload() {
+                    self.observe_size(
+                        payload.data.len() + ENTRY_OVERHEAD,
+                        messages.max(1) as usize,
+                    );
                 }
 
                 match self.process_message(message).await {
@@ -365,7 +368,21 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
 
     /// Process the message. Returns `true` if there are more messages to process
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
-    async fn process_message(&mut self, message: Box<RawMessage>) -> Result<bool, Error> {
+    async fn process_message(&mut self, frame: ConsumerFrame) -> Result<bool, Error> {
+        let message = match frame {
+            ConsumerFrame::Message(message, Some(payload)) => {
+                self.process_payload(message, payload).await?;
+                return Ok(true);
+            }
+            ConsumerFrame::Message(_, None) => {
+                error!(
+                    "Consumer {} received message without payload",
+                    self.debug_format()
+                );
+                return Ok(true);
+            }
+            ConsumerFrame::Other(message) => message,
+        };
         match *message {
             RawMessage {
                 command:
@@ -723,13 +740,20 @@ fn decompress(
     use std::io::Read;
     // Reads at most `limit + 1` bytes: one more than allowed tells "too large" apart.
     #[allow(dead_code)]
-    fn bounded(mut reader: impl Read, limit: usize) -> Result<Result<Vec<u8>, usize>, ConsumerError> {
+    fn bounded(
+        mut reader: impl Read,
+        limit: usize,
+    ) -> Result<Result<Vec<u8>, usize>, ConsumerError> {
         let mut out = Vec::new();
         (&mut reader)
             .take(limit as u64 + 1)
             .read_to_end(&mut out)
             .map_err(ConsumerError::Io)?;
-        Ok(if out.len() > limit { Err(out.len()) } else { Ok(out) })
+        Ok(if out.len() > limit {
+            Err(out.len())
+        } else {
+            Ok(out)
+        })
     }
     let disabled = |codec: &str| {
         ConsumerError::Io(std::io::Error::other(format!(
