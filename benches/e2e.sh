@@ -152,6 +152,16 @@ cpu_ticks() { # utime + stime of process $1, in clock ticks
     fi
 }
 
+runq_ms() { # time the threads of process $1 waited for a CPU while runnable, in ms (schedstat)
+    # Threads that exit during a sample take their wait with them; MariaDB keeps a
+    # connection's thread in its cache after the disconnect, so the sample's thread is seen.
+    if [[ -n "$1" && -d /proc/$1/task ]]; then
+        cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f\n", s / 1e6}'
+    else
+        echo 0
+    fi
+}
+
 # ---- binaries: built once, copied so that a concurrent build cannot swap them mid-run -----
 WORK="$(mktemp -d /tmp/p2m-bench.XXXXXX)"
 TOPICS=()
@@ -204,7 +214,7 @@ RAW="$OUT/e2e-$STAMP-$SHAPE-p$PARTITIONS.tsv"
 # The runner's time budget per run (the summary's `timing`; BENCHMARKS.md's "Time budget").
 TIMING="${RAW%.tsv}.timing.tsv"
 printf 'size\tround\tcontender\tpartitions\tpulsar_setup_ms\tmysql_setup_ms\tfirst_record_ms\tfirst_write_ms\treading_done_ms\ttail_ms\tload_input_wait_ms\tcommits\tcommit_ms\tcommit_max_ms\ttotal_ms\tentries_read\n' >"$TIMING"
-printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\tshape\tpartitions\tfirst_row_s\tload1\tmachine_cpu_s\tiowait_s\tretries\n' >"$RAW"
+printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\tshape\tpartitions\tfirst_row_s\tload1\tmachine_cpu_s\tiowait_s\tretries\tserver_runq_s\n' >"$RAW"
 
 # ---- one measurement ----------------------------------------------------------------------
 # measure SIZE ROUND NAME EXPECTED_ROWS -- command...   (stdin of the command: $MEASURE_STDIN)
@@ -231,6 +241,8 @@ measure() {
         grep -q ready "$WORK/first.$$" || log "  warning: the first-row sidecar is not ready: $(tail -1 "$WORK/first.err.$$")"
     fi
     before="$(cpu_ticks "$SERVER_PID")"
+    local runq_before runq_after
+    runq_before="$(runq_ms "$SERVER_PID")"
     broker_before="$(cpu_ticks "$BROKER_PID")"
     local mach_before mach_after
     mach_before="$(machine_ticks)"
@@ -242,6 +254,7 @@ measure() {
     local t1="$EPOCHREALTIME"
     set -e
     after="$(cpu_ticks "$SERVER_PID")"
+    runq_after="$(runq_ms "$SERVER_PID")"
     broker_after="$(cpu_ticks "$BROKER_PID")"
     mach_after="$(machine_ticks)"
     local machine_s iowait_s
@@ -307,10 +320,12 @@ PY
     elif [[ "$rows" != "$expected" ]]; then
         outcome="rows=$rows!=$expected"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
+    local runq_s
+    runq_s="$(awk -v a="$runq_before" -v b="$runq_after" 'BEGIN{printf "%.2f", (b-a)/1000}')"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
         "$user" "$sys" "$rss" "$server_s" "$duration" "$outcome" "$broker_s" "$SHAPE" "$PARTITIONS" \
-        "$first_row" "$load1" "$machine_s" "$iowait_s" "$retries" >>"$RAW"
-    log "  $(printf '%-28s' "$name") wall ${wall}s  $(awk -v n="$rows" -v w="$wall" 'BEGIN{if(w>0)printf "%9.0f", n/w}') rows/s  first row ${first_row:--}s${retries:+  retries $retries}  rss ${rss} KiB  server cpu ${server_s}s  broker cpu ${broker_s}s  $outcome"
+        "$first_row" "$load1" "$machine_s" "$iowait_s" "$retries" "$runq_s" >>"$RAW"
+    log "  $(printf '%-28s' "$name") wall ${wall}s  $(awk -v n="$rows" -v w="$wall" 'BEGIN{if(w>0)printf "%9.0f", n/w}') rows/s  first row ${first_row:--}s${retries:+  retries $retries}  rss ${rss} KiB  server cpu ${server_s}s (waited ${runq_s}s for a core)  broker cpu ${broker_s}s  $outcome"
 }
 
 fresh_table() {

@@ -106,6 +106,8 @@ def load(results):
                     "machine": float(r["machine_cpu_s"]) if r.get("machine_cpu_s") else float("nan"),
                     "iowait": float(r["iowait_s"]) if r.get("iowait_s") else float("nan"),
                     "retries": float(r["retries"]) if r.get("retries") else float("nan"),
+                    # the server's threads runnable but waiting for a core (schedstat)
+                    "server_runq": float(r["server_runq_s"]) if r.get("server_runq_s") else float("nan"),
                     "table": "",
                 }
                 samples.append(s)
@@ -133,6 +135,7 @@ class Agg:
         self.load1 = med([s["load1"] for s in ok])
         self.machine = med([s["machine"] for s in ok])
         self.iowait = med([s["iowait"] for s in ok])
+        self.server_runq = med([s["server_runq"] for s in ok])
         self.retries = [int(s["retries"]) for s in ok if not math.isnan(s["retries"])]
         # CPU of every other process on the machine (other people's work, the sidecar)
         self.others = med([s["machine"] - s["cpu"] - s["server"] - s["broker"] for s in ok])
@@ -219,12 +222,16 @@ def timing_section(timing, w, aggs=None, cores=2):
             bound = f"the cores: {floor:.2f} s of CPU per core > {target:.2f}"
         elif run.server > target:
             bound = f"the server's CPU: {run.server:.2f} s > {target:.2f}"
+        elif not math.isnan(run.server_runq) and run.server + run.server_runq > target:
+            bound = (f"the server's CPU {run.server:.2f} s + its wait for a core "
+                     f"{run.server_runq:.2f} s > {target:.2f}")
         else:
             bound = f"waits (CPU fits in {max(floor, run.server):.2f} s)"
         rows.append(
             f"| {plabel(p)} | {n:,} | {ratio(run.rate, ld.rate):.2f} | {run.wall:.2f} | {ld.wall:.2f} | {bound} | "
             f"**{gap:+.2f}** | {m['first_write_ms'] / 1000:.2f} | {m['load_input_wait_ms'] / 1000:.2f} | "
             f"{m['commit_ms'] / 1000:.2f} | {server_extra:+.2f} ({ld.server:.2f} -> {run.server:.2f}) | "
+            f"{fnum(run.server_runq, '{:.2f}')} ({fnum(ld.server_runq, '{:.2f}')}) | "
             f"{run.broker:.2f} + {run.cpu:.2f} | {per_entry} | "
             f"{m['reading_done_ms'] / 1000:.2f} / {fnum(dry_read, '{:.2f}')} | "
             f"{m['tail_ms'] / 1000:.2f} |")
@@ -234,7 +241,10 @@ def timing_section(timing, w, aggs=None, cores=2):
       "its start-up like LOAD DATA's). The server is the one core that LOAD DATA keeps busy; the "
       "runner's time beyond it is: the start before the first byte reaches the server (first write), "
       "the server waiting inside an open statement for rows (input wait), COMMITs, and the server "
-      "doing more work than for its own LOAD DATA (server CPU beyond LOAD DATA's, the same rows). "
+      "doing more work than for its own LOAD DATA (server CPU beyond LOAD DATA's, the same rows), "
+      "and the server waiting for a core while it has work (server run-queue wait, from the "
+      "kernel's schedstat of its threads; LOAD DATA's in brackets): on a machine it shares with "
+      "the broker and the runner, their threads take the cores the server needs. "
       "What the broker and the runner spend is taken from the same two cores: when reading with "
       "them takes longer than the server's own load (reading done, against the dry run's read "
       "alone), the run is read-bound, and the server waits for rows in between statements. "
@@ -246,9 +256,9 @@ def timing_section(timing, w, aggs=None, cores=2):
       "of reach on this machine until that CPU shrinks.")
     w("")
     w("| partitions | records | run / LOAD DATA | run s | LOAD DATA s | what bounds 0.9 x | difference | first write | "
-      "input wait | COMMITs | server CPU beyond LOAD DATA's | broker + runner CPU | per entry | "
+      "input wait | COMMITs | server CPU beyond LOAD DATA's | server run-queue wait | broker + runner CPU | per entry | "
       "reading done / dry run | tail |")
-    w("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         w(r)
     w("")
@@ -300,6 +310,8 @@ def limit_of(a, base, cores):
         util = a.machine / (a.wall * cores)
         parts += (f"; the whole machine {a.machine:.2f} CPU s = {util:.0%} of the {cores} cores, "
                   f"{max(a.others, 0):.2f} of them other processes; I/O wait {a.iowait:.2f} s")
+        if not math.isnan(a.server_runq):
+            parts += f"; the server waited {a.server_runq:.2f} s for a core while it had work"
     else:  # older raw results: only this run's processes, and the load average
         util = own / (a.wall * cores)
         parts += f", {util:.0%} of the {cores} cores"
@@ -320,6 +332,11 @@ def limit_of(a, base, cores):
         verdict = f"**machine CPU**: the {cores} cores were saturated ({who})"
     elif not math.isnan(a.iowait) and a.iowait > 0.25 * a.wall * cores:
         verdict = "**disk**: the cores waited on I/O for a large part of the run"
+    elif (not math.isnan(a.server_runq) and a.server_runq >= 0.1 * a.wall
+          and (a.server + a.server_runq) / a.wall >= 0.8):
+        verdict = (f"**server CPU, shared**: the server had work for {(a.server + a.server_runq) / a.wall:.0%} "
+                   f"of the run and waited {a.server_runq:.2f} s of it for a core that the broker or the "
+                   f"runner held")
     elif top[1] / a.wall >= 0.75:
         verdict = f"**{top[0]} CPU**: it keeps about one core busy ({top[1] / a.wall:.0%} of one core over the run)"
     elif base is not None and not math.isnan(base.server) and a.server > 1.15 * base.server:
@@ -725,7 +742,8 @@ def main():
       "included), timed with bash's microsecond clock; client CPU and peak RSS from GNU time; MariaDB "
       "server and Pulsar broker CPU from `/proc` over the same interval, and the whole machine's busy CPU "
       "seconds and I/O wait from `/proc/stat` (\"others\" = the machine's CPU minus client, server and "
-      "broker: other people's work on this shared VM, and the first-row sidecar). Medians over the rounds; "
+      "broker: other people's work on this shared VM, and the first-row sidecar); the server's run-queue "
+      "wait (its threads runnable but waiting for a core) from `/proc/<pid>/task/*/schedstat`. Medians over the rounds; "
       "ratios are of medians from the same block. After every writing contender the table must hold "
       "exactly the N records (count, distinct ids, min/max id; the seed's names; for the other shapes "
       "a CRC32 checksum of every column equal to the first contender's): anything else is a failed "
