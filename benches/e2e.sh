@@ -152,14 +152,19 @@ cpu_ticks() { # utime + stime of process $1, in clock ticks
     fi
 }
 
-runq_ms() { # time the threads of process $1 waited for a CPU while runnable, in ms (schedstat)
-    # Threads that exit during a sample take their wait with them; MariaDB keeps a
-    # connection's thread in its cache after the disconnect, so the sample's thread is seen.
+runq_snapshot() { # "tid wait_ns" per thread of process $1: the time each waited for a CPU while runnable
     if [[ -n "$1" && -d /proc/$1/task ]]; then
-        cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f\n", s / 1e6}'
-    else
-        echo 0
+        for t in /proc/"$1"/task/*; do
+            read -r _ wait _ <"$t/schedstat" 2>/dev/null && echo "${t##*/} $wait"
+        done
     fi
+    return 0
+}
+runq_s() { # seconds waited between two snapshots: threads in both, and threads started between
+    # (a thread that exits meanwhile takes its wait with it; MariaDB keeps a connection's thread
+    # in its cache after the disconnect, so the sample's thread is seen)
+    awk 'NR == FNR {before[$1] = $2; next} {w += $2 - ($1 in before ? before[$1] : 0)}
+         END {printf "%.2f", w / 1e9}' <(echo "$1") <(echo "$2")
 }
 
 # ---- binaries: built once, copied so that a concurrent build cannot swap them mid-run -----
@@ -242,7 +247,7 @@ measure() {
     fi
     before="$(cpu_ticks "$SERVER_PID")"
     local runq_before runq_after
-    runq_before="$(runq_ms "$SERVER_PID")"
+    runq_before="$(runq_snapshot "$SERVER_PID")"
     broker_before="$(cpu_ticks "$BROKER_PID")"
     local mach_before mach_after
     mach_before="$(machine_ticks)"
@@ -254,7 +259,7 @@ measure() {
     local t1="$EPOCHREALTIME"
     set -e
     after="$(cpu_ticks "$SERVER_PID")"
-    runq_after="$(runq_ms "$SERVER_PID")"
+    runq_after="$(runq_snapshot "$SERVER_PID")"
     broker_after="$(cpu_ticks "$BROKER_PID")"
     mach_after="$(machine_ticks)"
     local machine_s iowait_s
@@ -321,7 +326,7 @@ PY
         outcome="rows=$rows!=$expected"
     fi
     local runq_s
-    runq_s="$(awk -v a="$runq_before" -v b="$runq_after" 'BEGIN{printf "%.2f", (b-a)/1000}')"
+    runq_s="$(runq_s "$runq_before" "$runq_after")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$name" "$wall" "$rows" \
         "$user" "$sys" "$rss" "$server_s" "$duration" "$outcome" "$broker_s" "$SHAPE" "$PARTITIONS" \
         "$first_row" "$load1" "$machine_s" "$iowait_s" "$retries" "$runq_s" >>"$RAW"

@@ -243,8 +243,9 @@ def timing_section(timing, w, aggs=None, cores=2):
       "the server waiting inside an open statement for rows (input wait), COMMITs, and the server "
       "doing more work than for its own LOAD DATA (server CPU beyond LOAD DATA's, the same rows), "
       "and the server waiting for a core while it has work (server run-queue wait, from the "
-      "kernel's schedstat of its threads; LOAD DATA's in brackets): on a machine it shares with "
-      "the broker and the runner, their threads take the cores the server needs. "
+      "kernel's schedstat of its threads; LOAD DATA's in brackets): on cores shared with the "
+      "broker and the runner, a server woken by new rows may find both cores busy (the broker and "
+      "the runner at nice 19 did not remove it; benches/NOTES.md). "
       "What the broker and the runner spend is taken from the same two cores: when reading with "
       "them takes longer than the server's own load (reading done, against the dry run's read "
       "alone), the run is read-bound, and the server waits for rows in between statements. "
@@ -311,7 +312,7 @@ def limit_of(a, base, cores):
         parts += (f"; the whole machine {a.machine:.2f} CPU s = {util:.0%} of the {cores} cores, "
                   f"{max(a.others, 0):.2f} of them other processes; I/O wait {a.iowait:.2f} s")
         if not math.isnan(a.server_runq):
-            parts += f"; the server waited {a.server_runq:.2f} s for a core while it had work"
+            parts += f"; the server's threads waited {a.server_runq:.2f} s for a core while runnable"
     else:  # older raw results: only this run's processes, and the load average
         util = own / (a.wall * cores)
         parts += f", {util:.0%} of the {cores} cores"
@@ -334,9 +335,9 @@ def limit_of(a, base, cores):
         verdict = "**disk**: the cores waited on I/O for a large part of the run"
     elif (not math.isnan(a.server_runq) and a.server_runq >= 0.1 * a.wall
           and (a.server + a.server_runq) / a.wall >= 0.8):
-        verdict = (f"**server CPU, shared**: the server had work for {(a.server + a.server_runq) / a.wall:.0%} "
-                   f"of the run and waited {a.server_runq:.2f} s of it for a core that the broker or the "
-                   f"runner held")
+        verdict = (f"**server CPU, shared**: the server's threads ran {a.server:.2f} s and waited "
+                   f"{a.server_runq:.2f} s for a core, busy with the broker, the runner or other work "
+                   f"(summed over its threads), of a {a.wall:.2f} s run")
     elif top[1] / a.wall >= 0.75:
         verdict = f"**{top[0]} CPU**: it keeps about one core busy ({top[1] / a.wall:.0%} of one core over the run)"
     elif base is not None and not math.isnan(base.server) and a.server > 1.15 * base.server:
