@@ -381,6 +381,7 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                 );
                 return Ok(true);
             }
+            // Never a CommandMessage: ConsumerFrame::new takes those out.
             ConsumerFrame::Other(message) => message,
         };
         match *message {
@@ -407,27 +408,6 @@ impl<Exe: Executor> ConsumerEngine<Exe> {
                     "Active consumer change for {} - Active: {:?}",
                     self.debug_format(),
                     active_consumer_change.is_active
-                );
-            }
-            RawMessage {
-                command:
-                    BaseCommand {
-                        message: Some(message),
-                        ..
-                    },
-                payload: Some(payload),
-            } => {
-                self.process_payload(message, payload).await?;
-            }
-            RawMessage {
-                command: BaseCommand {
-                    message: Some(_), ..
-                },
-                payload: None,
-            } => {
-                error!(
-                    "Consumer {} received message without payload",
-                    self.debug_format()
                 );
             }
             RawMessage {
@@ -740,20 +720,13 @@ fn decompress(
     use std::io::Read;
     // Reads at most `limit + 1` bytes: one more than allowed tells "too large" apart.
     #[allow(dead_code)]
-    fn bounded(
-        mut reader: impl Read,
-        limit: usize,
-    ) -> Result<Result<Vec<u8>, usize>, ConsumerError> {
+    fn bounded(mut reader: impl Read, limit: usize) -> Result<Result<Vec<u8>, usize>, ConsumerError> {
         let mut out = Vec::new();
         (&mut reader)
             .take(limit as u64 + 1)
             .read_to_end(&mut out)
             .map_err(ConsumerError::Io)?;
-        Ok(if out.len() > limit {
-            Err(out.len())
-        } else {
-            Ok(out)
-        })
+        Ok(if out.len() > limit { Err(out.len()) } else { Ok(out) })
     }
     let disabled = |codec: &str| {
         ConsumerError::Io(std::io::Error::other(format!(
