@@ -101,14 +101,14 @@ impl Shape {
                     ((i * 7919) % 4_000_000_000) as i64 - 2_000_000_000,
                     i * 1_000_003
                 );
-                match null(i % 10 == 0) {
+                match null(i.is_multiple_of(10)) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
                         let _ = write!(out, "{}|", (i * 31) % 4_000_000_000);
                     }
                 }
                 let _ = write!(out, "{}.{:02}|", i % 10_000_000, i % 100);
-                match null(i % 7 == 0) {
+                match null(i.is_multiple_of(7)) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
                         let _ = write!(out, "{}.{:06}|", i % 1_000_000, (i * 37) % 1_000_000);
@@ -119,7 +119,7 @@ impl Shape {
                     (1 + i % 12, 1 + (i / 12) % 28, i % 24, i % 60, (i / 60) % 60);
                 let _ = write!(out, "{}-{mo:02}-{d:02}|", 2000 + i % 30);
                 let _ = write!(out, "2024-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}|");
-                match null(i % 5 == 0) {
+                match null(i.is_multiple_of(5)) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
                         let _ = write!(
@@ -131,14 +131,14 @@ impl Shape {
                 }
                 let _ = write!(out, "C{:07}|", i % 10_000_000);
                 let _ = write!(out, "customer name {i} of the benchmark|");
-                match null(i % 3 == 0) {
+                match null(i.is_multiple_of(3)) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
                         let _ = write!(out, "user.{i}@example.com|");
                     }
                 }
                 let _ = write!(out, "{}|", CITIES[(i % 8) as usize]);
-                match null(i % 4 == 0) {
+                match null(i.is_multiple_of(4)) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
                         let from = (i % 97) as usize;
@@ -146,7 +146,7 @@ impl Shape {
                     }
                 }
                 let _ = write!(out, "{}|", i % 2);
-                match null(i % 6 == 0) {
+                match null(i.is_multiple_of(6)) {
                     Some(()) => out.push_str("\\N|"),
                     None => {
                         let _ = write!(out, "{}|", i % 1000);
