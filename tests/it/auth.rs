@@ -507,3 +507,35 @@ async fn a_role_without_consume_gets_exit_2_naming_the_permission() {
     assert_token_not_shown("no consume", &run, &token);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sink_table").await, 0);
 }
+
+/// Every connection to the broker sends at once (TCP_NODELAY), plain and over TLS. With
+/// Nagle's algorithm on, a TLS handshake's last records wait for the broker's delayed ACK:
+/// 40-60 ms more to open a run's readers over pulsar+ssl (vendor patch 0017).
+#[tokio::test]
+async fn every_pulsar_connection_sends_without_waiting_for_acks() {
+    for (url, ca) in [(pulsar_url(), None), (tls_url(), Some(ca_file()))] {
+        let port = port_of(&url, 6650);
+        let before: Vec<String> = sockets_to(port).into_iter().map(|(_, s)| s).collect();
+        let mut builder = pulsar::Pulsar::builder(url.clone(), pulsar::TokioExecutor);
+        if let Some(ca) = &ca {
+            builder = builder.with_certificate_chain(std::fs::read(ca).unwrap());
+        }
+        let client: pulsar::Pulsar<pulsar::TokioExecutor> = builder.build().await.unwrap();
+        use pulsar::proto::command_get_topics_of_namespace::Mode;
+        client
+            .get_topics_of_namespace("public/default".into(), Mode::Persistent)
+            .await
+            .unwrap();
+        let checked = nodelay_of_new_sockets(port, &before, 1, Duration::from_secs(10)).await;
+        drop(client);
+        assert!(
+            !checked.is_empty(),
+            "{url}: no connection to the broker seen"
+        );
+        let waiting: Vec<_> = checked.iter().filter(|(_, on)| !on).collect();
+        assert!(
+            waiting.is_empty(),
+            "{url}: connections with Nagle's algorithm on: {waiting:?} of {checked:?}"
+        );
+    }
+}

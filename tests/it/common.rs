@@ -443,3 +443,88 @@ pub fn curl(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string(),
     )
 }
+
+/// The TCP sockets of this process connected to `port`, by `/proc/self/fd` number.
+pub fn sockets_to(port: u16) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy().into_owned();
+        if !link.starts_with("socket:") {
+            continue;
+        }
+        // SAFETY: getpeername writes at most `len` bytes into a zeroed sockaddr_storage.
+        let peer_port = unsafe {
+            let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            if libc::getpeername(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+                continue;
+            }
+            match addr.ss_family as i32 {
+                libc::AF_INET => {
+                    u16::from_be((*(&addr as *const _ as *const libc::sockaddr_in)).sin_port)
+                }
+                libc::AF_INET6 => {
+                    u16::from_be((*(&addr as *const _ as *const libc::sockaddr_in6)).sin6_port)
+                }
+                _ => continue,
+            }
+        };
+        if peer_port == port {
+            found.push((fd, link));
+        }
+    }
+    found
+}
+
+/// Whether Nagle's algorithm is off on `fd`; None when it is no TCP socket (any more).
+pub fn nodelay(fd: i32) -> Option<bool> {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int into `on`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &mut on as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(on != 0)
+}
+
+/// The sockets to `port` not in `before`, each with whether Nagle's algorithm is off: polled
+/// until `at_least` are there or `within` has passed (some connect in the background).
+pub async fn nodelay_of_new_sockets(
+    port: u16,
+    before: &[String],
+    at_least: usize,
+    within: Duration,
+) -> Vec<(String, bool)> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let found: Vec<(String, bool)> = sockets_to(port)
+            .into_iter()
+            .filter(|(_, s)| !before.contains(s))
+            .filter_map(|(fd, s)| nodelay(fd).map(|on| (s, on)))
+            .collect();
+        if found.len() >= at_least || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The port of a `scheme://host:port/...` URL, or `default`.
+pub fn port_of(url: &str, default: u16) -> u16 {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port())
+        .unwrap_or(default)
+}

@@ -100,71 +100,13 @@ async fn require_secure_transport_serves_both_paths_and_check_tries_the_load_dat
     assert_ne!(refused.code, 0, "{}", refused.stderr);
 }
 
-/// The TCP sockets of this process connected to `port`, by `/proc/self/fd` number.
-fn sockets_to(port: u16) -> Vec<(i32, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(link) = std::fs::read_link(entry.path()) else {
-            continue;
-        };
-        let link = link.to_string_lossy().into_owned();
-        if !link.starts_with("socket:") {
-            continue;
-        }
-        // SAFETY: getpeername writes at most `len` bytes into a zeroed sockaddr_storage.
-        let peer_port = unsafe {
-            let mut addr: libc::sockaddr_storage = std::mem::zeroed();
-            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            if libc::getpeername(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
-                continue;
-            }
-            match addr.ss_family as i32 {
-                libc::AF_INET => {
-                    u16::from_be((*(&addr as *const _ as *const libc::sockaddr_in)).sin_port)
-                }
-                libc::AF_INET6 => {
-                    u16::from_be((*(&addr as *const _ as *const libc::sockaddr_in6)).sin6_port)
-                }
-                _ => continue,
-            }
-        };
-        if peer_port == port {
-            found.push((fd, link));
-        }
-    }
-    found
-}
-
-/// Whether Nagle's algorithm is off on `fd`; None when it is no TCP socket (any more).
-fn nodelay(fd: i32) -> Option<bool> {
-    let mut on: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes one c_int into `on`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &mut on as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(on != 0)
-}
-
 /// Every MySQL connection a run opens sends at once (TCP_NODELAY). With Nagle's algorithm on,
 /// a TLS handshake's last records wait for the server's delayed ACK: ~40 ms per connection
 /// on the run's critical path (sqlx 0.9.0 stopped setting it, launchbadge/sqlx#4335).
 #[tokio::test]
 async fn every_mysql_connection_sends_without_waiting_for_acks() {
     let db = TestDb::new("nodelay").await;
-    let port = url::Url::parse(&db.url)
-        .ok()
-        .and_then(|u| u.port())
-        .unwrap_or(3306);
+    let port = port_of(&db.url, 3306);
     let before: Vec<String> = sockets_to(port).into_iter().map(|(_, s)| s).collect();
     let cfg = pulsar2mysql::config::SinkConfig {
         url: db.url.clone(),
@@ -183,19 +125,7 @@ async fn every_mysql_connection_sends_without_waiting_for_acks() {
         .await
         .unwrap();
     // The control connection at once, the LOAD DATA one warming up in the background.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut checked = Vec::new();
-    loop {
-        checked = sockets_to(port)
-            .into_iter()
-            .filter(|(_, s)| !before.contains(s))
-            .filter_map(|(fd, s)| nodelay(fd).map(|on| (s, on)))
-            .collect::<Vec<_>>();
-        if checked.len() >= 2 || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let checked = nodelay_of_new_sockets(port, &before, 2, Duration::from_secs(10)).await;
     sink.close().await;
     assert!(checked.len() >= 2, "the sink opened {checked:?}");
     let waiting: Vec<_> = checked.iter().filter(|(_, on)| !on).collect();

@@ -1092,6 +1092,7 @@ impl<Exe: Executor> Connection<Exe> {
             ExecutorKind::Tokio => {
                 if tls {
                     let stream = tokio::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
 
                     let mut builder = native_tls::TlsConnector::builder();
                     for certificate in certificate_chain {
@@ -1119,9 +1120,9 @@ impl<Exe: Executor> Connection<Exe> {
                     )
                     .await
                 } else {
-                    let stream = tokio::net::TcpStream::connect(&address)
-                        .await
-                        .map(|stream| tokio_util::codec::Framed::new(stream, Codec))?;
+                    let stream = tokio::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
+                    let stream = tokio_util::codec::Framed::new(stream, Codec);
 
                     Connection::connect(
                         connection_id,
@@ -1145,6 +1146,7 @@ impl<Exe: Executor> Connection<Exe> {
             ExecutorKind::Tokio => {
                 if tls {
                     let stream = tokio::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
                     let mut root_store = rustls::RootCertStore::empty();
 
                     root_store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -1176,9 +1178,9 @@ impl<Exe: Executor> Connection<Exe> {
                     )
                     .await
                 } else {
-                    let stream = tokio::net::TcpStream::connect(&address)
-                        .await
-                        .map(|stream| tokio_util::codec::Framed::new(stream, Codec))?;
+                    let stream = tokio::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
+                    let stream = tokio_util::codec::Framed::new(stream, Codec);
 
                     Connection::connect(
                         connection_id,
@@ -1204,6 +1206,7 @@ impl<Exe: Executor> Connection<Exe> {
             ExecutorKind::AsyncStd => {
                 if tls {
                     let stream = async_std::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
                     let mut connector = async_native_tls::TlsConnector::new();
                     for certificate in certificate_chain {
                         connector = connector.add_root_certificate(certificate.clone());
@@ -1228,9 +1231,9 @@ impl<Exe: Executor> Connection<Exe> {
                     )
                     .await
                 } else {
-                    let stream = async_std::net::TcpStream::connect(&address)
-                        .await
-                        .map(|stream| asynchronous_codec::Framed::new(stream, Codec))?;
+                    let stream = async_std::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
+                    let stream = asynchronous_codec::Framed::new(stream, Codec);
 
                     Connection::connect(
                         connection_id,
@@ -1255,6 +1258,7 @@ impl<Exe: Executor> Connection<Exe> {
             ExecutorKind::AsyncStd => {
                 if tls {
                     let stream = async_std::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
                     let mut root_store = rustls::RootCertStore::empty();
 
                     root_store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -1286,9 +1290,9 @@ impl<Exe: Executor> Connection<Exe> {
                     )
                     .await
                 } else {
-                    let stream = async_std::net::TcpStream::connect(&address)
-                        .await
-                        .map(|stream| asynchronous_codec::Framed::new(stream, Codec))?;
+                    let stream = async_std::net::TcpStream::connect(&address).await?;
+                    stream.set_nodelay(true)?;
+                    let stream = asynchronous_codec::Framed::new(stream, Codec);
 
                     Connection::connect(
                         connection_id,
