@@ -218,7 +218,7 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RAW="$OUT/e2e-$STAMP-$SHAPE-p$PARTITIONS.tsv"
 # The runner's time budget per run (the summary's `timing`; BENCHMARKS.md's "Time budget").
 TIMING="${RAW%.tsv}.timing.tsv"
-printf 'size\tround\tcontender\tpartitions\tpulsar_setup_ms\tmysql_setup_ms\tfirst_record_ms\tfirst_write_ms\treading_done_ms\ttail_ms\tload_input_wait_ms\tcommits\tcommit_ms\tcommit_max_ms\ttotal_ms\tentries_read\n' >"$TIMING"
+printf 'size\tround\tcontender\tpartitions\tpulsar_setup_ms\tmysql_setup_ms\tfirst_record_ms\tfirst_write_ms\treading_done_ms\ttail_ms\tload_input_wait_ms\tcommits\tcommit_ms\tcommit_max_ms\ttotal_ms\tentries_read\tlockstep_held_ms\n' >"$TIMING"
 printf 'size\tround\tcontender\twall_s\trows\tclient_user_s\tclient_sys_s\tmax_rss_kib\tserver_cpu_s\trun_duration_ms\toutcome\tbroker_cpu_s\tshape\tpartitions\tfirst_row_s\tload1\tmachine_cpu_s\tiowait_s\tretries\tserver_runq_s\n' >"$RAW"
 
 # ---- one measurement ----------------------------------------------------------------------
@@ -307,6 +307,8 @@ keys = ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms", "first_write_ms"
 cells = ["" if t.get(k) is None else str(t[k]) for k in keys]
 # Broker entries the records came in (absent before the summary had it).
 cells.append("" if s.get("entries_read") is None else str(s["entries_read"]))
+# Readers held back in step by a partition the broker had not served (absent before).
+cells.append("" if t.get("lockstep_held_ms") is None else str(t["lockstep_held_ms"]))
 print("\t".join([size, rnd, name, partitions] + cells))
 PY
     fi

@@ -154,7 +154,7 @@ class Agg:
 
 TIMING_FIELDS = ["pulsar_setup_ms", "mysql_setup_ms", "first_record_ms", "first_write_ms",
                  "reading_done_ms", "tail_ms", "load_input_wait_ms", "commits", "commit_ms",
-                 "total_ms", "entries_read"]
+                 "total_ms", "entries_read", "lockstep_held_ms"]
 
 
 def load_timing(results):
@@ -186,11 +186,13 @@ def timing_section(timing, w, aggs=None, cores=2):
     w("From each run's own summary (`timing`, ms since the run started; medians over the rounds). "
       "Setup: the Pulsar and MySQL sides, side by side; tail: from the last record read to the "
       "end (the last batch's load and COMMIT); input wait: LOAD DATA statements open on the "
-      "server waiting for rows, summed over batches.")
+      "server waiting for rows, summed over batches; held in step: wall time the readers of a "
+      "partitioned topic, holding rows, waited for a partition the broker had not served yet "
+      "(the lockstep's hold, summed over write streams; `-`: not measured by that build).")
     w("")
     w("| partitions | records | contender | Pulsar setup | MySQL setup | first record | first "
-      "write | reading done | tail | input wait | COMMITs (ms, count) | total |")
-    w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "write | reading done | tail | input wait | held in step | COMMITs (ms, count) | total |")
+    w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in runs:
         f = timing[key]
         m = {k: med(v) for k, v in f.items()}
@@ -198,7 +200,7 @@ def timing_section(timing, w, aggs=None, cores=2):
         w(f"| {plabel(key[0])} | {key[1]:,} | `{key[2]}` | {cell('pulsar_setup_ms')} | "
           f"{cell('mysql_setup_ms')} | {cell('first_record_ms')} | {cell('first_write_ms')} | "
           f"{cell('reading_done_ms')} | {cell('tail_ms')} | {cell('load_input_wait_ms')} | "
-          f"{cell('commit_ms')} ({fnum(m['commits'], '{:.0f}')}) | {cell('total_ms')} |")
+          f"{cell('lockstep_held_ms')} | {cell('commit_ms')} ({fnum(m['commits'], '{:.0f}')}) | {cell('total_ms')} |")
     w("")
     if aggs is None:
         return
@@ -229,7 +231,8 @@ def timing_section(timing, w, aggs=None, cores=2):
             bound = f"waits (CPU fits in {max(floor, run.server):.2f} s)"
         rows.append(
             f"| {plabel(p)} | {n:,} | {ratio(run.rate, ld.rate):.2f} | {run.wall:.2f} | {ld.wall:.2f} | {bound} | "
-            f"**{gap:+.2f}** | {m['first_write_ms'] / 1000:.2f} | {m['load_input_wait_ms'] / 1000:.2f} | "
+            f"**{gap:+.2f}** | {m['first_write_ms'] / 1000:.2f} | {m['load_input_wait_ms'] / 1000:.2f} "
+            f"({fnum(m['lockstep_held_ms'] / 1000, '{:.2f}')}) | "
             f"{m['commit_ms'] / 1000:.2f} | {server_extra:+.2f} ({ld.server:.2f} -> {run.server:.2f}) | "
             f"{fnum(run.server_runq, '{:.2f}')} ({fnum(ld.server_runq, '{:.2f}')}) | "
             f"{run.broker:.2f} + {run.cpu:.2f} | {per_entry} | "
@@ -240,7 +243,9 @@ def timing_section(timing, w, aggs=None, cores=2):
     w("**Where the difference to LOAD DATA goes** (seconds, medians; the runner's wall time includes "
       "its start-up like LOAD DATA's). The server is the one core that LOAD DATA keeps busy; the "
       "runner's time beyond it is: the start before the first byte reaches the server (first write), "
-      "the server waiting inside an open statement for rows (input wait), COMMITs, and the server "
+      "the server waiting inside an open statement for rows (input wait; in brackets, the wall "
+      "time the readers, holding rows, were held back in step by a partition the broker had not "
+      "served yet: the lockstep's share of it), COMMITs, and the server "
       "doing more work than for its own LOAD DATA (server CPU beyond LOAD DATA's, the same rows), "
       "and the server waiting for a core while it has work (server run-queue wait, from the "
       "kernel's schedstat of its threads; LOAD DATA's in brackets): on cores shared with the "

@@ -48,6 +48,7 @@ pub struct Timing {
     first_write: AtomicU64,
     reading_done: AtomicU64,
     load_input_wait: AtomicU64,
+    lockstep_held: AtomicU64,
     commit: AtomicU64,
     commit_max: AtomicU64,
     commits: AtomicU64,
@@ -63,6 +64,7 @@ impl Default for Timing {
             first_write: AtomicU64::new(0),
             reading_done: AtomicU64::new(0),
             load_input_wait: AtomicU64::new(0),
+            lockstep_held: AtomicU64::new(0),
             commit: AtomicU64::new(0),
             commit_max: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -121,6 +123,13 @@ impl Timing {
         self.commits.fetch_add(1, Relaxed);
     }
 
+    /// Records how long a write stream's readers were held back, in lockstep, by a partition
+    /// the broker had not served yet: the part of the input waits reading in step costs.
+    pub fn lockstep_held(&self, held: Duration) {
+        self.lockstep_held
+            .fetch_add(held.as_micros() as u64, Relaxed);
+    }
+
     /// The budget as reported, the run having ended now.
     pub fn report(&self) -> TimingReport {
         let at = |a: &AtomicU64| match a.load(Relaxed) {
@@ -137,6 +146,7 @@ impl Timing {
             reading_done_ms: at(&self.reading_done),
             tail_ms: (done > 0).then(|| ms(total.saturating_sub(done - 1))),
             load_input_wait_ms: ms(self.load_input_wait.load(Relaxed)),
+            lockstep_held_ms: ms(self.lockstep_held.load(Relaxed)),
             commits: self.commits.load(Relaxed),
             commit_ms: ms(self.commit.load(Relaxed)),
             commit_max_ms: ms(self.commit_max.load(Relaxed)),
@@ -166,6 +176,10 @@ pub struct TimingReport {
     pub tail_ms: Option<f64>,
     /// Summed over batches: LOAD DATA statements open on the server, waiting for rows.
     pub load_input_wait_ms: f64,
+    /// Summed over write streams: wall time their readers, holding rows, waited for a
+    /// partition the broker had not served yet (the lockstep's hold, at most 250 ms at a
+    /// time), so that input waits from reading in step tell apart from a slow broker.
+    pub lockstep_held_ms: f64,
     pub commits: u64,
     /// Summed over batches, and the longest.
     pub commit_ms: f64,

@@ -54,6 +54,10 @@ struct State {
     starting: usize,
     /// Partitions heard from (held a message, or waited for the broker).
     heard: Vec<i32>,
+    /// Since when readers holding messages have waited for a partition the broker has not
+    /// served yet (its hold), if they do now; and for how long they did before.
+    held_since: Option<Instant>,
+    held: Duration,
 }
 
 /// One reader holding a message, or waiting for the broker's next one.
@@ -88,6 +92,8 @@ impl Lockstep {
                 heads: Vec::new(),
                 starting,
                 heard: Vec::new(),
+                held_since: None,
+                held: Duration::ZERO,
             }),
             start_by: Instant::now() + START_GRACE,
         }
@@ -136,6 +142,7 @@ impl Lockstep {
                 waker.wake();
             }
         }
+        state.account(now);
     }
 
     /// Partition `partition` is done: it holds nobody back.
@@ -146,6 +153,16 @@ impl Lockstep {
         state.heads.retain(|h| h.partition != partition);
         state.heard_from(partition);
         wake_those_due(&mut state.heads, before, now);
+        state.account(now);
+    }
+
+    /// How long readers holding messages waited for a partition the broker had not served
+    /// yet (wall time, within its holds): the part of the stream's input waits the lockstep
+    /// adds, for the run's time budget.
+    pub(super) fn held(&self) -> Duration {
+        let state = self.state.lock().expect("lockstep lock");
+        let now = Instant::now();
+        state.held + state.held_since.map_or(Duration::ZERO, |since| now - since)
     }
 
     fn check(
@@ -199,11 +216,32 @@ impl Lockstep {
             Turn::Go => None,
             Turn::Wait(_) => waker.cloned(),
         };
+        state.account(now);
         turn
     }
 }
 
 impl State {
+    /// Starts or ends the count of [`Lockstep::held`]: some reader waits for its turn, and
+    /// the oldest message bounding it is that of a partition waiting for the broker.
+    fn account(&mut self, now: Instant) {
+        let held = self.heads.iter().any(|h| h.waker.is_some())
+            && self
+                .heads
+                .iter()
+                .filter(|h| h.holds(now))
+                .min_by_key(|h| h.publish_time)
+                .is_some_and(|h| h.waiting_until.is_some());
+        match (held, self.held_since) {
+            (true, None) => self.held_since = Some(now),
+            (false, Some(since)) => {
+                self.held += now - since;
+                self.held_since = None;
+            }
+            _ => {}
+        }
+    }
+
     /// A partition of the first wave held its first message, or went idle.
     fn heard_from(&mut self, partition: i32) {
         if self.starting == 0 || self.heard.contains(&partition) {
@@ -384,5 +422,55 @@ mod tests {
             .await
             .expect("within the slack of the oldest")
             .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_readers_are_held_by_a_partition_the_broker_has_not_served_is_counted() {
+        let l = Arc::new(Lockstep::new(0));
+        assert!(goes(&l, 0, 1_000).await);
+        assert_eq!(l.held(), Duration::ZERO, "nobody waited");
+        l.waiting(0);
+        let ahead = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(1, 1_500).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let so_far = l.held();
+        assert!(
+            so_far >= Duration::from_millis(99) && so_far <= Duration::from_millis(101),
+            "partition 1 has waited for partition 0's next message for 100 ms: {so_far:?}"
+        );
+        assert!(goes(&l, 0, 1_495).await, "partition 0's next message comes");
+        ahead.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let held = l.held();
+        assert!(
+            held <= Duration::from_millis(101),
+            "the hold ended: {held:?}"
+        );
+        // Waiting behind a reader that holds a message is the stream moving, not a hold.
+        let behind = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(1, 1_700).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!behind.is_finished());
+        assert_eq!(l.held(), held, "partition 0 holds a message and reads on");
+        assert!(goes(&l, 0, 1_695).await);
+        behind.await.unwrap();
+        // A hold that runs out ends the count with it.
+        l.waiting(0);
+        let ahead = tokio::spawn({
+            let l = l.clone();
+            async move { l.turn(1, 1_900).await }
+        });
+        tokio::time::sleep(WAIT_HOLD * 2).await;
+        ahead.await.unwrap();
+        let total = l.held() - held;
+        assert!(
+            total >= WAIT_HOLD - Duration::from_millis(1)
+                && total <= WAIT_HOLD + Duration::from_millis(5),
+            "held for the hold, not longer: {total:?}"
+        );
     }
 }

@@ -189,6 +189,9 @@ pub(super) async fn run_stream(
     if !failed {
         shared.close_batch().await;
     }
+    if let Some(lockstep) = &shared.lockstep {
+        stats.timing.lockstep_held(lockstep.held());
+    }
     // Closing the channel ends the writer after the last batch.
     drop(shared);
     let write_result = write.await.unwrap_or_else(|e| {
