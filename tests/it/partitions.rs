@@ -121,6 +121,14 @@ async fn partitions_read_side_by_side_share_one_batch_and_its_checkpoints() {
     assert_eq!(run.u("rows_written"), 8000);
     // One batch for the four partitions (it was one per partition at least).
     assert_eq!(run.u("batches"), 1, "{}", run.summary);
+    // Reading in step says how long it held the stream back (the time budget's share of it).
+    assert!(
+        run.summary["timing"]["lockstep_held_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms >= 0.0),
+        "{}",
+        run.summary
+    );
     assert_eq!(
         db.scalar(
             "SELECT COUNT(*) FROM p2m_checkpoint WHERE ledger_id >= 0 AND partition_index \
