@@ -224,14 +224,17 @@ impl Lockstep {
 impl State {
     /// Starts or ends the count of [`Lockstep::held`]: some reader waits for its turn, and
     /// the oldest message bounding it is that of a partition waiting for the broker.
+    /// One pass over the heads: it runs at every turn.
     fn account(&mut self, now: Instant) {
-        let held = self.heads.iter().any(|h| h.waker.is_some())
-            && self
-                .heads
-                .iter()
-                .filter(|h| h.holds(now))
-                .min_by_key(|h| h.publish_time)
-                .is_some_and(|h| h.waiting_until.is_some());
+        let mut someone_waits = false;
+        let mut bounding: Option<&Head> = None;
+        for head in &self.heads {
+            someone_waits |= head.waker.is_some();
+            if head.holds(now) && bounding.is_none_or(|b| head.publish_time < b.publish_time) {
+                bounding = Some(head);
+            }
+        }
+        let held = someone_waits && bounding.is_some_and(|h| h.waiting_until.is_some());
         match (held, self.held_since) {
             (true, None) => self.held_since = Some(now),
             (false, Some(since)) => {
